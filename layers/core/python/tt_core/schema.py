@@ -22,3 +22,17 @@ API_STAGE_NAME = "api"
 API_VERSION_PATH = "v1"
 # Paths under /api/v1 that answer without an API key.
 PUBLIC_PATHS = ("version", "openapi.json", "docs")
+
+# API Gateway's own responses, templated into the product's error envelope on AWS and reproduced by
+# the local stack: response type → (HTTP status, product code, message).
+GATEWAY_ERRORS: dict[str, tuple[int, str, str]] = {
+    "UNAUTHORIZED": (401, "unauthorized", "Missing or invalid API key: send 'Authorization: Bearer tt_…'."),
+    "ACCESS_DENIED": (403, "forbidden", "API key has been revoked."),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "Route not found"),
+    "RESOURCE_NOT_FOUND": (404, "not_found", "Route not found"),
+    "REQUEST_TOO_LARGE": (413, "payload_too_large", "Request body exceeds the size limit."),
+    "THROTTLED": (429, "rate_limited", "Too many requests: retry after the Retry-After delay."),
+    "QUOTA_EXCEEDED": (429, "rate_limited", "Too many requests: retry after the Retry-After delay."),
+    "AUTHORIZER_FAILURE": (500, "internal_error", "Internal error (request $context.requestId)"),
+    "DEFAULT_5XX": (500, "internal_error", "Internal error (request $context.requestId)"),
+}

@@ -18,7 +18,6 @@ ENV_MODE = "TT_MODE"
 ENV_STAGE = "TT_STAGE"
 ENV_DEFAULT_BASE_MODEL = "TT_DEFAULT_BASE_MODEL"
 ENV_MAX_ACTIVE_RUNS = "TT_MAX_ACTIVE_RUNS"
-ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 
 
 class Settings(BaseModel):
@@ -32,7 +31,6 @@ class Settings(BaseModel):
     stage: str = "dev"
     default_base_model: str = AWS_DEFAULT_BASE_MODEL
     max_active_runs: int = Field(default=2, ge=1)
-    endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +42,5 @@ class Settings(BaseModel):
             "stage": env.get(ENV_STAGE),
             "default_base_model": env.get(ENV_DEFAULT_BASE_MODEL),
             "max_active_runs": env.get(ENV_MAX_ACTIVE_RUNS),
-            "endpoint_url": env.get(ENV_ENDPOINT_URL),
         }
         return cls.model_validate({k: v for k, v in values.items() if v})

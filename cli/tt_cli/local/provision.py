@@ -1,0 +1,102 @@
+"""Creates the template's tables and buckets in moto and resolves each function's environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tt_core.settings import ENV_BUCKET_NAME, ENV_TABLE_NAME
+
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v.get("Properties", {}) for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def physical_name(logical_id: str) -> str:
+    """A stable local name: S3 wants lower case and at most 63 characters."""
+    return f"tt-local-{logical_id.lower()}"[:63]
+
+
+def resolve(value: Any, template: dict[str, Any]) -> Any:
+    """CloudFormation intrinsics → local values (names for Ref, fake ARNs for GetAtt)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+                    "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "TunedTensor"}.get(
+                argument, physical_name(argument)
+            )
+        if function == "Fn::GetAtt":
+            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            kind = template["Resources"][logical_id]["Type"].split("::")[1].lower()
+            return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{physical_name(logical_id)}"
+        if function == "Fn::Join":
+            separator, parts = argument
+            return separator.join(str(resolve(part, template)) for part in parts)
+    if isinstance(value, dict):
+        return {k: resolve(v, template) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, template) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    environment: dict[str, str]
+
+
+def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
+    """Every Lambda function of the stack, by logical id, with its environment resolved."""
+    found = {}
+    for logical_id, props in _resources(template, "AWS::Lambda::Function").items():
+        variables = props.get("Environment", {}).get("Variables", {})
+        environment = {k: str(resolve(v, template)) for k, v in variables.items()}
+        found[logical_id] = FunctionSpec(logical_id, props["Handler"], environment)
+    return found
+
+
+def function_by_handler(template: dict[str, Any], handler: str) -> FunctionSpec:
+    return next(spec for spec in functions(template).values() if spec.handler == handler)
+
+
+def _create_table(client: Any, name: str, props: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = [
+            {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+            for index in props["GlobalSecondaryIndexes"]
+        ]
+    client.create_table(**kwargs)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+
+
+def provision_storage(template: dict[str, Any], session: Any) -> dict[str, str]:
+    """Creates what does not exist yet; returns the data table and bucket names the API uses."""
+    dynamodb, s3 = session.client("dynamodb", region_name=REGION), session.client("s3", region_name=REGION)
+    existing_tables = set(dynamodb.list_tables()["TableNames"])
+    for logical_id, props in _resources(template, "AWS::DynamoDB::Table").items():
+        if physical_name(logical_id) not in existing_tables:
+            _create_table(dynamodb, physical_name(logical_id), props)
+    existing_buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for logical_id, props in _resources(template, "AWS::S3::Bucket").items():
+        name = physical_name(logical_id)
+        if name not in existing_buckets:
+            s3.create_bucket(Bucket=name)
+        if "CorsConfiguration" in props:
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": props["CorsConfiguration"]["CorsRules"]})
+    api = function_by_handler(template, "functions.api.handler.lambda_handler")
+    return {"table": api.environment[ENV_TABLE_NAME], "bucket": api.environment[ENV_BUCKET_NAME]}

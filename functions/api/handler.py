@@ -1,0 +1,111 @@
+"""The API function: the Powertools REST resolver with one router per resource."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.api.http import JSON, respond
+from functions.api.routers import api_keys, behavior_specs, meta
+from tt_core.envelope import dumps, error_envelope
+from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
+from tt_core.observability import logger
+from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH
+from tt_core.validation import details_from_errors
+
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+BASE_PATH = f"/{API_STAGE_NAME}/{API_VERSION_PATH}"
+
+# On AWS the event path is /v1/… (the stage is not part of it); behind a custom domain or the local
+# stack it may carry /api/v1/…. Routes are written relative to both.
+app = APIGatewayRestResolver(enable_validation=True, strip_prefixes=[BASE_PATH, f"/{API_VERSION_PATH}"])
+app.include_router(behavior_specs.router)
+app.include_router(api_keys.router)
+app.include_router(meta.router)
+OPENAPI = {
+    "title": "Tuned Tensor API",
+    "version": "v1",
+    "description": "Turn a behaviour spec into a fine-tuned small language model.",
+    "servers": [Server(url=BASE_PATH)],
+    "security_schemes": {"apiKey": HTTPBearer(description="Authorization: Bearer tt_…")},
+    "security": [{"apiKey": []}],
+}
+app.enable_swagger(path="/docs", **OPENAPI)
+
+
+def _error(error: TtError) -> Response[Any]:
+    return respond(error.http_status, error_envelope(error), error.headers)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[Any]:
+    return Response(status_code=200, content_type=JSON, body=app.get_openapi_json_schema(**OPENAPI))
+
+
+@app.exception_handler(TtError)
+def handle_product_error(error: TtError) -> Response[Any]:
+    return _error(error)
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(error: RequestValidationError) -> Response[Any]:
+    return _error(InvalidRequestError.for_fields(details_from_errors(error.errors(), drop_prefix=1)))
+
+
+@app.not_found
+def handle_unknown_route(_: RouteNotFoundError) -> Response[Any]:
+    return _error(NotFoundError("Route not found"))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response[Any]:
+    logger.exception("Unhandled error")
+    return _error(InternalError(f"Internal error (request {_request_id()})"))
+
+
+def _request_id() -> str:
+    return str((app.current_event.request_context.request_id if app.current_event else None) or "unknown")
+
+
+def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
+    """Body rules of PRODUCT.md §2.1 that hold before routing: size cap, empty POST body is {}."""
+    body = event.get("body")
+    if body and event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", errors="replace")
+    if body and len(body.encode()) > MAX_REQUEST_BYTES:
+        return PayloadTooLargeError("Request body exceeds the 6 MB limit.")
+    method = event.get("httpMethod", "GET")
+    if method in ("POST", "PUT", "PATCH") and not (body or "").strip():
+        body = "{}"
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    if body is not None:
+        # Bodies are JSON whatever Content-Type a client sent (curl -d defaults to a form type).
+        headers["Content-Type"], multi["Content-Type"] = JSON, [JSON]
+    return {**event, "body": body, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId") or getattr(context, "aws_request_id", "")
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if authorizer.get("account_id"):
+        logger.append_keys(account_id=authorizer["account_id"])
+    normalised = _normalise(event)
+    if isinstance(normalised, TtError):
+        result = {
+            "statusCode": normalised.http_status,
+            "body": dumps(error_envelope(normalised)),
+            "isBase64Encoded": False,
+            "multiValueHeaders": {"Content-Type": [JSON]},
+        }
+    else:
+        result = app.resolve(normalised, context)
+    result.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id]
+    return result

@@ -1,0 +1,44 @@
+"""OpenAPI response documentation shared by the routers (bodies are built by hand, not validated twice)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from tt_core.models.common import Envelope, ErrorEnvelope, ListEnvelope
+
+_ERRORS = {
+    400: "Invalid body, query or header (`validation_error`).",
+    401: "Missing, malformed or unknown API key (`unauthorized`).",
+    403: "The API key has been revoked (`forbidden`).",
+    404: "Not found, or owned by another account (`not_found`).",
+    409: "Conflict (see the error code).",
+    429: "Rate limited (`rate_limited`).",
+    500: "Internal error (`internal_error`).",
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+
+
+def documented(
+    status: int,
+    model: type[BaseModel] | None,
+    summary: str,
+    *,
+    paged: bool = False,
+    public: bool = False,
+    errors: tuple[int, ...] = (400, 401, 403, 404, 409, 429, 500),
+) -> dict[str, Any]:
+    """Route decorator arguments: summary plus the success and error responses."""
+    responses: dict[int, Any] = {}
+    if model is None:
+        responses[status] = {"description": "No content."}
+    else:
+        envelope = ListEnvelope[model] if paged else Envelope[model]  # type: ignore[valid-type]
+        responses[status] = {"description": "Success.", "content": {"application/json": {"model": envelope}}}
+    for code in (500,) if public else errors:
+        responses[code] = _error(_ERRORS[code])
+    return {"summary": summary, "responses": responses}

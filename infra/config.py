@@ -1,0 +1,113 @@
+"""StageConfig: every setting that differs between deployments, read once from the CDK context."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tt_core.schema import AWS_DEFAULT_BASE_MODEL
+
+DEV_STAGE = "dev"
+DEFAULT_REGION = "us-east-1"
+
+# CloudWatch Logs accepts only these retention periods (days → the CDK enum member).
+_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+}
+
+# Defaults that differ for a stage other than dev; anything given in the context still wins.
+_NON_DEV_DEFAULTS: dict[str, Any] = {"log_retention_days": 365}
+
+
+class StageConfig(BaseModel):
+    """One deployment's settings. Stage differences live here and nowhere else in infra/."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: str = Field(default=DEV_STAGE, pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    # Only used to pick region-specific image URIs (the trainer image); the stack itself stays
+    # environment-agnostic so that synth never needs an account.
+    region: str = Field(default=DEFAULT_REGION, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    log_retention_days: int = 30
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    api_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    # API Gateway gives up on a REST integration after 29 s: a longer Lambda timeout buys nothing.
+    api_timeout_seconds: int = Field(default=29, ge=1, le=29)
+    authorizer_memory_mb: int = Field(default=512, ge=128, le=10240)
+    authorizer_timeout_seconds: int = Field(default=10, ge=1, le=29)
+    # 0 = no caching: a revoked key is refused on its very next request (PRODUCT.md §4) instead of
+    # working until a cached Allow expires. Raising it trades that promise for fewer authorizer calls.
+    authorizer_cache_ttl_seconds: int = Field(default=0, ge=0, le=3600)
+
+    # The deployment's request-rate limit (PRODUCT.md §16): 50 requests/s, burst 100.
+    throttle_rate_limit: float = Field(default=50, gt=0)
+    throttle_burst_limit: int = Field(default=100, ge=1)
+
+    default_base_model: str = AWS_DEFAULT_BASE_MODEL
+    max_active_runs: int = Field(default=2, ge=1)
+
+    # Alarms: a sum over `alarm_period_minutes` at or above the threshold raises the alarm.
+    alarm_period_minutes: int = Field(default=5, ge=1, le=60)
+    alarm_api_5xx_threshold: int = Field(default=5, ge=1)
+    alarm_rate_limited_threshold: int = Field(default=100, ge=1)
+    alarm_lambda_errors_threshold: int = Field(default=5, ge=1)
+    # Subscribed to the alarm topic when set; without it the alarms still show in the console.
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, days: int) -> int:
+        if days not in _RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION_DAYS)}")
+        return days
+
+    @property
+    def protect_data(self) -> bool:
+        """Every stage but dev keeps its data: deletion protection on, RETAIN on delete."""
+        return self.stage != DEV_STAGE
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        return RemovalPolicy.RETAIN if self.protect_data else RemovalPolicy.DESTROY
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION_DAYS[self.log_retention_days]
+
+    @classmethod
+    def from_context(
+        cls,
+        get_context: Callable[[str], Any],
+        environ: Mapping[str, str] | None = None,
+    ) -> StageConfig:
+        """Read `-c stage=prod`, `-c region=…` and any other field name given as a context key."""
+        env = os.environ if environ is None else environ
+        values = {name: get_context(name) for name in cls.model_fields}
+        values = {name: value for name, value in values.items() if value is not None}
+        stage = str(values.get("stage", DEV_STAGE))
+        defaults = {} if stage == DEV_STAGE else _NON_DEV_DEFAULTS
+        if "region" not in values and env.get("CDK_DEFAULT_REGION"):
+            values["region"] = env["CDK_DEFAULT_REGION"]
+        return cls.model_validate({**defaults, **values})

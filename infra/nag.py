@@ -1,0 +1,30 @@
+"""cdk-nag helpers: register the AwsSolutions checks and acknowledge findings where they arise."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+
+def add_checks(scope: IConstruct) -> None:
+    """cdk-nag 3 is a policy-validation plugin: any unacknowledged finding fails `synth`."""
+    Validations.of(scope).add_plugins(AwsSolutionsChecks(scope, verbose=True))
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one finding on `scope` and everything below it, with the reason it is accepted."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def arn_finding(resource: IConstruct, suffix: str) -> str:
+    """The IAM5 finding id of a wildcard under a resource's ARN, e.g. `<Table1234.Arn>/index/*`.
+
+    Computed from the resource's logical id so that renaming a construct cannot leave a stale or
+    missing acknowledgment behind.
+    """
+    cfn = resource if isinstance(resource, CfnResource) else resource.node.default_child
+    assert isinstance(cfn, CfnResource), f"{resource.node.path} has no CloudFormation resource"
+    stack = Stack.of(cfn)
+    logical_id = stack.resolve(stack.get_logical_id(cfn))
+    return f"Resource::<{logical_id}.Arn>{suffix}"

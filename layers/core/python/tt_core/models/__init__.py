@@ -1,0 +1,1 @@
+"""Pydantic models per resource: the API contract and the stored shapes."""

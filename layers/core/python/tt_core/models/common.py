@@ -1,0 +1,101 @@
+"""Shared model pieces: timestamps, request bases, pagination."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+T = TypeVar("T")
+
+# Fields a client may send back from an object it received; they are ignored (PRODUCT.md §2.1).
+READ_ONLY_FIELDS = frozenset({"id", "created_at", "updated_at"})
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and Z: 2026-03-06T08:27:33.492Z."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of format_timestamp; raises ValueError on anything else ISO-8601 cannot read."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused, read-only fields are accepted and dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        own = cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if key in own or not (key in READ_ONLY_FIELDS or str(key).startswith("_"))
+        }
+
+
+class PageQuery(BaseModel):
+    """`page` ≥ 1 and `per_page` 1–100 (PRODUCT.md §2.3)."""
+
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=20, ge=1, le=100)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+class ListMeta(BaseModel):
+    page: int
+    per_page: int
+    total: int
+
+
+def normalize_id(value: str) -> str | None:
+    """The lower-case form of a UUID path id, or None when it is not a UUID (which reads as 404)."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        return None
+
+
+class Envelope(BaseModel, Generic[T]):
+    """`{"data": …}` as documented in the OpenAPI description."""
+
+    data: T
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    data: list[T]
+    meta: ListMeta
+
+
+class ErrorDetailBody(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetailBody] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,79 @@
+"""Ports: the Protocols services depend on. Adapters implement them; tests/fakes.py fakes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from tt_core.models.api_keys import Account, ApiKeyRecord
+from tt_core.models.behavior_specs import BehaviorSpecRecord
+from tt_core.models.common import PageQuery
+from tt_core.models.idempotency import IdempotencyRecord
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str: ...
+
+
+class ObjectStore(Protocol):
+    def put_bytes(self, key: str, body: bytes, content_type: str = ...) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class AccountRepository(Protocol):
+    def create_account(self, account: Account) -> None: ...
+
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def add_key(self, key: ApiKeyRecord) -> None: ...
+
+    def find_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    def get_key(self, account_id: str, key_id: str) -> ApiKeyRecord | None: ...
+
+    def list_keys(self, account_id: str, page: PageQuery) -> tuple[list[ApiKeyRecord], int]: ...
+
+    def revoke_key(self, account_id: str, key_id: str, at: datetime) -> None:
+        """Raises LastActiveKeyError when it is the account's only active key."""
+        ...
+
+    def touch_key(self, account_id: str, key_id: str, at: datetime, not_since: datetime) -> None:
+        """Sets last_used_at unless it is already later than `not_since`."""
+        ...
+
+
+class SpecRepository(Protocol):
+    def create(self, spec: BehaviorSpecRecord) -> None: ...
+
+    def get(self, account_id: str, spec_id: str) -> BehaviorSpecRecord | None: ...
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[BehaviorSpecRecord], int]: ...
+
+    def replace(self, spec: BehaviorSpecRecord, expected_version: int) -> bool:
+        """Stores `spec` if the stored version is still `expected_version`; False if it moved on."""
+        ...
+
+    def delete(self, account_id: str, spec_id: str) -> bool: ...
+
+
+class IdempotencyRepository(Protocol):
+    def begin(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Stores an in-progress record, or returns the live record already holding the key."""
+        ...
+
+    def complete(self, record: IdempotencyRecord, status: int, body: Any) -> None: ...
+
+    def release(self, record: IdempotencyRecord) -> None: ...
+
+
+class SpecDeletionHook(Protocol):
+    """Called when a spec is deleted so each resource can cascade (runs, their datasets, …)."""
+
+    def spec_deleted(self, account_id: str, spec_id: str) -> None: ...

@@ -1,0 +1,1 @@
+"""Use cases. Each service depends only on ports handed to its constructor."""

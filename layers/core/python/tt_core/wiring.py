@@ -1,0 +1,71 @@
+"""The composition root: cached factories that build services from settings and adapters.
+
+Nothing here runs at import time; tests call reset() between cases.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from tt_core.adapters.dynamodb import (
+    DocumentPacker,
+    DynamoAccountRepository,
+    DynamoIdempotencyRepository,
+    DynamoSpecRepository,
+    DynamoTable,
+)
+from tt_core.adapters.s3 import S3ObjectStore
+from tt_core.adapters.system import SystemClock, UuidGenerator
+from tt_core.services.api_keys import ApiKeyService
+from tt_core.services.behavior_specs import SpecService
+from tt_core.services.idempotency import IdempotencyService
+from tt_core.settings import Settings
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def _client(service: str) -> Any:
+    import boto3  # imported on first use: keeps the handler's cold import small
+
+    return boto3.session.Session().client(service)
+
+
+@cache
+def _table() -> DynamoTable:
+    return DynamoTable(_client("dynamodb"), settings().table_name)
+
+
+@cache
+def _packer() -> DocumentPacker:
+    return DocumentPacker(S3ObjectStore(_client("s3"), settings().bucket_name))
+
+
+@cache
+def api_key_service() -> ApiKeyService:
+    return ApiKeyService(DynamoAccountRepository(_table()), SystemClock(), UuidGenerator())
+
+
+@cache
+def spec_service() -> SpecService:
+    return SpecService(
+        DynamoSpecRepository(_table(), _packer()),
+        SystemClock(),
+        UuidGenerator(),
+        default_base_model=settings().default_base_model,
+    )
+
+
+@cache
+def idempotency_service() -> IdempotencyService:
+    return IdempotencyService(DynamoIdempotencyRepository(_table(), _packer()), SystemClock())
+
+
+def reset() -> None:
+    """Forget every cached object, e.g. after a test changed the environment."""
+    for factory in (settings, _client, _table, _packer, api_key_service, spec_service, idempotency_service):
+        factory.cache_clear()

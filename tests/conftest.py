@@ -1,0 +1,49 @@
+"""Shared fixtures: moto-backed AWS, the table and bucket the stack defines, an in-process gateway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Tests never reach AWS: dummy credentials before anything builds a client.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    HF_HUB_OFFLINE="1",
+    POWERTOOLS_METRICS_NAMESPACE="TunedTensorTests",
+    POWERTOOLS_DEV="false",
+)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto in-process with the stack's table and bucket; the wiring reads their names from env."""
+    from moto import mock_aws
+
+    from tests.storage import create_storage
+    from tt_core import wiring
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        names = create_storage()
+        monkeypatch.setenv("TT_TABLE_NAME", names["table"])
+        monkeypatch.setenv("TT_BUCKET_NAME", names["bucket"])
+        monkeypatch.setenv("TT_MODE", "local")
+        monkeypatch.setenv("TT_DEFAULT_BASE_MODEL", "tunedtensor/tiny-chat")
+        wiring.reset()
+        yield names
+        wiring.reset()
+
+
+@pytest.fixture
+def gateway(aws: dict[str, Any]) -> Any:
+    from functions.api.handler import lambda_handler as api
+    from functions.authorizer.handler import lambda_handler as authorizer
+    from tt_cli.local.gateway import LocalGateway
+
+    return LocalGateway(api, authorizer)

@@ -1,0 +1,21 @@
+"""Creates the stack's table and bucket in moto, from the synthesized template (the one source)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+
+
+@cache
+def _template() -> dict[str, Any]:
+    from tt_cli.local.template import load_template
+
+    return load_template()
+
+
+def create_storage() -> dict[str, str]:
+    from tt_cli.local.provision import provision_storage
+
+    return provision_storage(_template(), boto3.session.Session())

@@ -1,0 +1,446 @@
+"""Training and eval rows: reading chat JSONL, assistant-only labels, long rows, packing and padding."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from tt_trainer.errors import DataError
+
+IGNORE_INDEX = -100
+ROLES = ("system", "user", "assistant")
+_GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    """One training conversation; where names the file and line for error messages."""
+
+    messages: list[Message]
+    where: str
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One eval row: the prompt messages (ending with the user input) and the reference answer."""
+
+    id: str
+    messages: list[Message]
+    expected: str
+    split: str | None
+    where: str
+
+    @property
+    def input(self) -> str:
+        return self.messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class TokenizedRow:
+    input_ids: list[int]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class DataReport:
+    """What happened to the training rows; reported on stdout, in progress.json and training-metrics.json."""
+
+    rows: int = 0
+    kept: int = 0
+    truncated: int = 0
+    skipped: int = 0
+    tokens: int = 0
+    label_tokens: int = 0
+    longest: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _jsonl_files(channel: Path, name: str) -> list[Path]:
+    if channel.is_file():
+        return [channel]
+    files = sorted(p for p in channel.rglob("*.jsonl") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"The {name} channel is empty: it holds no .jsonl file.")
+    return files
+
+
+def _read_jsonl(channel: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in _jsonl_files(channel, name):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise DataError(f"The {name} channel's {path.name} is not UTF-8 text.") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"The {name} channel is not valid JSONL: {where} is not JSON ({exc}).") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"The {name} channel is not valid chat JSONL: {where} is not a JSON object.")
+            yield where, obj
+
+
+def _messages(obj: dict[str, Any], where: str, name: str) -> list[Message]:
+    messages = obj.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise DataError(f"The {name} channel's {where} has no \"messages\" list.")
+    clean: list[Message] = []
+    for i, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            raise DataError(f"The {name} channel's {where}: message {i} is not an object.")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise DataError(
+                f"The {name} channel's {where}: message {i} has role {role!r}; expected system, user or assistant."
+            )
+        if not isinstance(content, str):
+            raise DataError(f"The {name} channel's {where}: message {i} has no text content.")
+        clean.append({"role": role, "content": content})
+    return clean
+
+
+def load_train_rows(channel: Path) -> list[ChatRow]:
+    """Read chat JSONL: one {"messages": [...]} per line, each with at least one assistant turn."""
+    rows = []
+    for where, obj in _read_jsonl(channel, "train"):
+        messages = _messages(obj, where, "train")
+        if not any(m["role"] == "assistant" for m in messages):
+            raise DataError(
+                f"The train channel's {where} has no assistant message, so there is nothing to learn from it. "
+                "Every training row needs at least one assistant turn."
+            )
+        rows.append(ChatRow(messages=messages, where=where))
+    if not rows:
+        raise DataError("The train channel is empty: its .jsonl files hold no rows.")
+    return rows
+
+
+def load_eval_rows(channel: Path) -> list[EvalRow]:
+    """Read eval JSONL: messages ending with the user input, plus "expected" (or a final assistant turn)."""
+    rows = []
+    seen: set[str] = set()
+    for index, (where, obj) in enumerate(_read_jsonl(channel, "eval"), start=1):
+        messages = _messages(obj, where, "eval")
+        expected = obj.get("expected")
+        if expected is None and messages[-1]["role"] == "assistant":
+            expected, messages = messages[-1]["content"], messages[:-1]
+        if not isinstance(expected, str):
+            raise DataError(
+                f"The eval channel's {where} has no expected answer: give \"expected\" or end with an assistant turn."
+            )
+        if not messages or messages[-1]["role"] != "user":
+            raise DataError(f"The eval channel's {where}: the prompt must end with a user message.")
+        row_id = str(obj.get("id", index))
+        if row_id in seen:
+            raise DataError(f"The eval channel's {where} repeats the id {row_id!r}.")
+        seen.add(row_id)
+        split = obj.get("split")
+        rows.append(
+            EvalRow(id=row_id, messages=messages, expected=expected, split=str(split) if split else None, where=where)
+        )
+    if not rows:
+        raise DataError("The eval channel is empty: its .jsonl files hold no rows.")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- tokenizing
+
+
+class ChatEncoder:
+    """Renders conversations with the model's chat template and finds the assistant tokens."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        if not getattr(tokenizer, "chat_template", None):
+            raise DataError("The base model's tokenizer has no chat template, so chat rows cannot be rendered.")
+        self.tokenizer = tokenizer
+        self.uses_generation_markers = bool(_GENERATION_MARKER.search(str(tokenizer.chat_template)))
+
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
+        if not messages:
+            return ""
+        text = self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+        return str(text)
+
+    def encode(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+        """Token ids of the whole conversation and a 0/1 mask of the assistant tokens (end-of-turn included)."""
+        if self.uses_generation_markers:
+            out = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            )
+            return list(out["input_ids"]), list(out["assistant_masks"])
+        return self._encode_by_spans(messages)
+
+    def _encode_by_spans(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+        # Templates without {% generation %} markers (most hub models): an assistant turn is what rendering it
+        # adds after the generation prompt of the turns before it, located by character offsets.
+        text = self.render(messages)
+        spans = []
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            prefix = self.render(messages[:i], add_generation_prompt=True)
+            upto = self.render(messages[: i + 1])
+            if not (upto.startswith(prefix) and text.startswith(upto)):
+                raise DataError(
+                    "The base model's chat template renders a conversation differently from its prefixes, so the "
+                    "assistant tokens cannot be located. Use a chat template with {% generation %} markers."
+                )
+            # Whitespace after the end-of-turn token is formatting the model never has to produce.
+            spans.append((len(prefix), len(upto.rstrip())))
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        mask = [int(any(lo <= start < hi for lo, hi in spans)) for start, _ in enc["offset_mapping"]]
+        return list(enc["input_ids"]), mask
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        out = self.tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, add_generation_prompt=True)
+        return list(out["input_ids"])
+
+    def content_ids(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def _to_row(ids: list[int], mask: list[int], where: str) -> TokenizedRow:
+    labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(ids, mask, strict=True)]
+    # Nothing predicts the first token; in a packed sequence its label would be learnt from the previous row.
+    if labels:
+        labels[0] = IGNORE_INDEX
+    if all(label == IGNORE_INDEX for label in labels):
+        raise DataError(f"The train channel's {where} has no assistant tokens after applying the chat template.")
+    return TokenizedRow(input_ids=ids, labels=labels)
+
+
+def _last_index(messages: Sequence[Message], role: str, before: int | None = None) -> int | None:
+    stop = len(messages) if before is None else before
+    for i in range(stop - 1, -1, -1):
+        if messages[i]["role"] == role:
+            return i
+    return None
+
+
+def _cut_to_fit(encoder: ChatEncoder, messages: list[Message], max_len: int) -> tuple[list[int], list[int]] | None:
+    """Cut the end of the user input, then the end of the answer, until the row fits; None if it cannot."""
+    answer = _last_index(messages, "assistant")
+    user = _last_index(messages, "user", before=answer)
+    msgs = [dict(m) for m in messages]
+    for target in (user, answer):
+        if target is None:
+            continue
+        # Decoding a cut can re-tokenize slightly longer (byte-level merges), hence a few rounds.
+        for _ in range(16):
+            ids, mask = encoder.encode(msgs)
+            over = len(ids) - max_len
+            if over <= 0:
+                return ids, mask
+            content = encoder.content_ids(msgs[target]["content"])
+            if not content:
+                break
+            keep = max(0, min(len(content) - over, len(content) - 1))
+            msgs[target]["content"] = encoder.decode(content[:keep]) if keep else ""
+    ids, mask = encoder.encode(msgs)
+    return (ids, mask) if len(ids) <= max_len else None
+
+
+def tokenize_rows(
+    rows: Sequence[ChatRow],
+    encoder: ChatEncoder,
+    *,
+    max_seq_length: int,
+    long_examples: Literal["error", "truncate", "skip"],
+) -> tuple[list[TokenizedRow], DataReport]:
+    """Tokenize with the chat template and apply the long-row policy (PRODUCT.md §9.5)."""
+    report = DataReport(rows=len(rows))
+    kept: list[TokenizedRow] = []
+    too_long: list[str] = []
+    for row in rows:
+        ids, mask = encoder.encode(row.messages)
+        if len(ids) > max_seq_length:
+            if long_examples == "error":
+                too_long.append(f"{row.where} ({len(ids)} tokens)")
+                continue
+            if long_examples == "skip":
+                report.skipped += 1
+                continue
+            cut = _cut_to_fit(encoder, row.messages, max_seq_length)
+            if cut is None:  # even an empty input and answer do not fit: the system prompt alone is too long
+                report.skipped += 1
+                continue
+            ids, mask = cut
+            report.truncated += 1
+        kept.append(_to_row(ids, mask, row.where))
+    if too_long:
+        raise DataError(
+            f"{len(too_long)} training row(s) are longer than max_seq_length ({max_seq_length} tokens): "
+            f"{', '.join(too_long[:5])}{', …' if len(too_long) > 5 else ''}. "
+            "Shorten them, raise max_seq_length, or set long_examples to truncate or skip."
+        )
+    if not kept:
+        raise DataError(
+            f"No training row fits max_seq_length ({max_seq_length} tokens): all {len(rows)} were skipped. "
+            "Raise max_seq_length or shorten the rows."
+        )
+    report.kept = len(kept)
+    report.tokens = sum(len(r) for r in kept)
+    report.label_tokens = sum(sum(1 for x in r.labels if x != IGNORE_INDEX) for r in kept)
+    report.longest = max(len(r) for r in kept)
+    return kept, report
+
+
+def eval_prompt(encoder: ChatEncoder, row: EvalRow, max_prompt_tokens: int) -> tuple[list[int], bool]:
+    """Prompt ids for generation; the user input is cut from its end to fit max_prompt_tokens."""
+    ids = encoder.prompt_ids(row.messages)
+    if len(ids) <= max_prompt_tokens:
+        return ids, False
+    msgs = [dict(m) for m in row.messages]
+    for _ in range(16):
+        content = encoder.content_ids(msgs[-1]["content"])
+        over = len(ids) - max_prompt_tokens
+        if over <= 0 or not content:
+            break
+        keep = max(0, min(len(content) - over, len(content) - 1))
+        msgs[-1]["content"] = encoder.decode(content[:keep]) if keep else ""
+        ids = encoder.prompt_ids(msgs)
+    return ids, True
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+@dataclass
+class MicroBatch:
+    """One forward pass. attention_mask is None for packed batches: position_ids that restart at 0 tell
+    transformers where each row begins, and it builds a block-diagonal causal mask (no cross-row attention)."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    position_ids: torch.Tensor
+    attention_mask: torch.Tensor | None
+    tokens: int  # real tokens (what tokens/s counts)
+    label_tokens: int = field(default=0)
+
+    @property
+    def positions(self) -> int:
+        return int(self.input_ids.numel())
+
+    def to(self, device: torch.device) -> MicroBatch:
+        return MicroBatch(
+            input_ids=self.input_ids.to(device),
+            labels=self.labels.to(device),
+            position_ids=self.position_ids.to(device),
+            attention_mask=None if self.attention_mask is None else self.attention_mask.to(device),
+            tokens=self.tokens,
+            label_tokens=self.label_tokens,
+        )
+
+
+def pack_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: indices grouped into bins whose lengths sum to at most capacity."""
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda k: (-lengths[k], k)):
+        for b, free in enumerate(room):
+            if lengths[i] <= free:
+                bins[b].append(i)
+                room[b] -= lengths[i]
+                break
+        else:
+            bins.append([i])
+            room.append(capacity - lengths[i])
+    return bins
+
+
+def _count_labels(labels: torch.Tensor) -> int:
+    return int((labels != IGNORE_INDEX).sum())
+
+
+def padded_batch(rows: Sequence[TokenizedRow], pad_id: int) -> MicroBatch:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row)
+        ids[i, :n] = torch.tensor(row.input_ids)
+        labels[i, :n] = torch.tensor(row.labels)
+        attention[i, :n] = 1
+    positions = torch.arange(width).expand(len(rows), -1).clone()
+    return MicroBatch(
+        input_ids=ids,
+        labels=labels,
+        position_ids=positions,
+        attention_mask=attention,
+        tokens=sum(len(r) for r in rows),
+        label_tokens=_count_labels(labels),
+    )
+
+
+def packed_batch(bins: Sequence[Sequence[TokenizedRow]], pad_id: int) -> MicroBatch:
+    width = max(sum(len(r) for r in b) for b in bins)
+    ids = torch.full((len(bins), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(bins), width), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros((len(bins), width), dtype=torch.long)
+    for i, packed in enumerate(bins):
+        at = 0
+        for row in packed:
+            n = len(row)
+            ids[i, at : at + n] = torch.tensor(row.input_ids)
+            labels[i, at : at + n] = torch.tensor(row.labels)
+            positions[i, at : at + n] = torch.arange(n)
+            at += n
+        # The padding tail restarts at 0 too: it becomes a segment of its own that no row attends to.
+        positions[i, at:] = torch.arange(width - at)
+    return MicroBatch(
+        input_ids=ids,
+        labels=labels,
+        position_ids=positions,
+        attention_mask=None,
+        tokens=sum(len(r) for b in bins for r in b),
+        label_tokens=_count_labels(labels),
+    )
+
+
+def micro_batches(
+    rows: Sequence[TokenizedRow],
+    *,
+    packing: bool,
+    micro_batch_size: int,
+    pack_capacity: int,
+    pad_id: int,
+) -> list[MicroBatch]:
+    """Split one optimizer step's rows into forward passes of at most micro_batch_size sequences.
+
+    Padded: rows in order, micro_batch_size rows per pass, each padded to the longest. Packed: rows packed into
+    sequences of at most pack_capacity tokens, micro_batch_size sequences per pass."""
+    if not packing:
+        return [padded_batch(rows[i : i + micro_batch_size], pad_id) for i in range(0, len(rows), micro_batch_size)]
+    bins = [[rows[i] for i in b] for b in pack_bins([len(r) for r in rows], pack_capacity)]
+    return [packed_batch(bins[i : i + micro_batch_size], pad_id) for i in range(0, len(bins), micro_batch_size)]
+
+
+def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
+    """The row order of an epoch: a seeded shuffle, identical on resume."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return [int(i) for i in torch.randperm(n_rows, generator=generator)]

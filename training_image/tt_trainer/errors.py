@@ -1,0 +1,32 @@
+"""The trainer's errors: each carries a one-paragraph reason for the failure file."""
+
+from __future__ import annotations
+
+
+class TrainerError(Exception):
+    """A failure with a reason fit for people: no stack trace, no paths of the training machine."""
+
+    exit_code = 1
+
+
+class ConfigError(TrainerError):
+    """Hyperparameters or paths are invalid."""
+
+
+class DataError(TrainerError):
+    """A channel is empty, malformed, or its rows cannot be trained on."""
+
+
+class BaseModelError(TrainerError):
+    """The base model cannot be found or loaded."""
+
+
+class ParentModelError(TrainerError):
+    """The parent adapter cannot be found, loaded or continued."""
+
+
+class TrainingStoppedError(TrainerError):
+    """SIGTERM arrived: a checkpoint was written and the job stops so that it can be resumed."""
+
+    # 128 + SIGTERM, what a shell reports for a process ended by the signal.
+    exit_code = 143
