@@ -8,8 +8,13 @@ from constructs import IConstruct
 
 
 def add_checks(scope: IConstruct) -> None:
-    """cdk-nag 3 is a policy-validation plugin: any unacknowledged finding fails `synth`."""
-    Validations.of(scope).add_plugins(AwsSolutionsChecks(scope, verbose=True))
+    """cdk-nag 3 is a policy-validation plugin: any unacknowledged finding fails `synth`.
+
+    Acknowledgments are also written into each resource's template Metadata (`cdk_nag`), so the
+    reason for every accepted finding travels with the template that gets deployed.
+    """
+    checks = AwsSolutionsChecks(scope, verbose=True, write_suppressions_to_cloud_formation=True)
+    Validations.of(scope).add_plugins(checks)
 
 
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:

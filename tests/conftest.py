@@ -47,3 +47,34 @@ def gateway(aws: dict[str, Any]) -> Any:
     from tt_cli.local.gateway import LocalGateway
 
     return LocalGateway(api, authorizer)
+
+
+@pytest.fixture
+def client(gateway: Any) -> Any:
+    from tests.api_client import new_account
+
+    return new_account(gateway, "acme")
+
+
+@pytest.fixture
+def other_client(gateway: Any) -> Any:
+    from tests.api_client import new_account
+
+    return new_account(gateway, "globex")
+
+
+SEED_SPEC = {
+    "name": "Customer Support Bot",
+    "system_prompt": "You are a helpful support agent...",
+    "guidelines": ["Be concise"],
+    "constraints": ["Never promise refunds"],
+    "examples": [{"input": "How do I cancel?", "output": "Go to Settings > Billing..."}],
+    "base_model": "meta-llama/Llama-3.2-3B-Instruct",
+}
+
+
+@pytest.fixture
+def spec_body() -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(SEED_SPEC)

@@ -8,9 +8,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.api import openapi
 from functions.api.http import JSON, respond
 from functions.api.routers import api_keys, behavior_specs, meta
 from tt_core.envelope import dumps, error_envelope
@@ -28,15 +28,6 @@ app = APIGatewayRestResolver(enable_validation=True, strip_prefixes=[BASE_PATH, 
 app.include_router(behavior_specs.router)
 app.include_router(api_keys.router)
 app.include_router(meta.router)
-OPENAPI = {
-    "title": "Tuned Tensor API",
-    "version": "v1",
-    "description": "Turn a behaviour spec into a fine-tuned small language model.",
-    "servers": [Server(url=BASE_PATH)],
-    "security_schemes": {"apiKey": HTTPBearer(description="Authorization: Bearer tt_…")},
-    "security": [{"apiKey": []}],
-}
-app.enable_swagger(path="/docs", **OPENAPI)
 
 
 def _error(error: TtError) -> Response[Any]:
@@ -44,8 +35,13 @@ def _error(error: TtError) -> Response[Any]:
 
 
 @app.get("/openapi.json", include_in_schema=False)
-def openapi_document() -> Response[Any]:
-    return Response(status_code=200, content_type=JSON, body=app.get_openapi_json_schema(**OPENAPI))
+def openapi_json() -> Response[Any]:
+    return Response(status_code=200, content_type=JSON, body=openapi.openapi_document(app, BASE_PATH))
+
+
+@app.get("/docs", include_in_schema=False)
+def swagger_ui() -> Response[Any]:
+    return Response(status_code=200, content_type="text/html", body=openapi.swagger_page(app, BASE_PATH))
 
 
 @app.exception_handler(TtError)

@@ -84,6 +84,12 @@ def _create_table(client: Any, name: str, props: dict[str, Any]) -> None:
         )
 
 
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's CORS rule names → the S3 API's."""
+    renamed = {"ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds", "Id": "ID"}
+    return {renamed.get(k, k): v for k, v in rule.items()}
+
+
 def provision_storage(template: dict[str, Any], session: Any) -> dict[str, str]:
     """Creates what does not exist yet; returns the data table and bucket names the API uses."""
     dynamodb, s3 = session.client("dynamodb", region_name=REGION), session.client("s3", region_name=REGION)
@@ -97,6 +103,7 @@ def provision_storage(template: dict[str, Any], session: Any) -> dict[str, str]:
         if name not in existing_buckets:
             s3.create_bucket(Bucket=name)
         if "CorsConfiguration" in props:
-            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": props["CorsConfiguration"]["CorsRules"]})
+            rules = [_cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
     api = function_by_handler(template, "functions.api.handler.lambda_handler")
     return {"table": api.environment[ENV_TABLE_NAME], "bucket": api.environment[ENV_BUCKET_NAME]}

@@ -58,6 +58,10 @@ class ApiKeyService:
         if record.revoked_at is None:
             self._accounts.revoke_key(account_id, key_id, self._clock.now())
 
+    def find_key(self, secret: str) -> ApiKeyRecord | None:
+        """The stored record of a key the caller holds in full (the local stack's saved key)."""
+        return self._accounts.find_key_by_hash(hash_api_key(secret))
+
     def authenticate(self, authorization: str | None) -> Principal:
         key = key_from_authorization(authorization)
         if key is None:

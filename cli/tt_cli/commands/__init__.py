@@ -1,0 +1,1 @@
+"""The `tt` command groups; each module's register(subparsers) adds its parsers (func=handler(ctx))."""

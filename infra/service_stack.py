@@ -1,0 +1,89 @@
+"""ServiceStack: composes the constructs of Tuned Tensor, grants access between them, tags them."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra import nag
+from infra.config import StageConfig
+from infra.constructs.data_store import DataStore
+from infra.constructs.lambda_defaults import functions_code, service_environment
+from infra.constructs.observability import Observability
+from infra.constructs.public_api import PublicApi
+from infra.constructs.shared_layers import SharedLayers
+from tt_core.schema import ACCOUNTS_PREFIX
+
+STACK_ID = "TunedTensor"
+ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
+
+
+class ServiceStack(Stack):
+    """The whole service in one environment-agnostic stack: synth needs no account and no lookups."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id, description=f"Tuned Tensor: serverless fine-tuning service ({config.stage})")
+        self.config = config
+        Tags.of(self).add("Project", "tuned-tensor")
+        Tags.of(self).add("Stage", config.stage)
+
+        self.data = DataStore(self, "Data", config=config)
+        self.layers = SharedLayers(self, "Layers")
+        environment = service_environment(
+            config=config, table_name=self.data.table.table_name, bucket_name=self.data.bucket.bucket_name
+        )
+        self.api = PublicApi(
+            self,
+            "PublicApi",
+            config=config,
+            code=functions_code(),
+            layers=self.layers.all,
+            environment=environment,
+        )
+        self._grant_api_access()
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            rest_api=self.api.rest_api,
+            access_log_group=self.api.access_log_group,
+            functions={"Api": self.api.api_function, "Authorizer": self.api.authorizer_function},
+        )
+
+        # What `tt admin create-account --stack TunedTensor` and operators look up.
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL; the API lives under /api/v1")
+        CfnOutput(self, "TableName", value=self.data.table.table_name)
+        CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+
+    def _grant_api_access(self) -> None:
+        table, bucket = self.data.table, self.data.bucket
+        api_function, authorizer_function = self.api.api_function, self.api.authorizer_function
+        table.grant_read_write_data(api_function)
+        # Objects live only under accounts/<account_id>/: the API (and its presigned URLs, signed
+        # with its role) can reach nothing else in the bucket.
+        bucket.grant_read_write(api_function, ACCOUNT_OBJECTS)
+        # The authorizer looks keys up through GSI1 and records last_used_at: the table only.
+        table.grant_read_write_data(authorizer_function)
+
+        index_reason = (
+            "DynamoDB grants cover the table's indexes (<table>/index/*): GSI1 is queried to resolve "
+            "an API key hash to its account. Every item is still scoped by its ACCOUNT# key."
+        )
+        api_role, authorizer_role = api_function.role, authorizer_function.role
+        assert api_role is not None and authorizer_role is not None  # make_function always sets one
+        for role in (api_role, authorizer_role):
+            nag.acknowledge(role, f"AwsSolutions-IAM5[{nag.arn_finding(table, '/index/*')}]", index_reason)
+        objects_reason = (
+            "S3 access is limited to the accounts/ prefix where every object lives; the wildcard "
+            "is the object key under it (accounts/<account_id>/...), chosen by the server."
+        )
+        nag.acknowledge(api_role, f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]", objects_reason)
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+            nag.acknowledge(
+                api_role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK's bucket read/write grant uses these action families (get/list for reads, "
+                "delete and abort-multipart for DELETE /datasets and abandoned uploads), on the "
+                "datasets bucket and its accounts/ prefix only.",
+            )

@@ -1,0 +1,287 @@
+"""The SageMaker training contract: `python -m tt_trainer [train]` reads /opt/ml, trains, writes the artifact."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tt_trainer.config import CHANNELS, Hyperparameters, JobPaths, load_hyperparameters, resolve_paths
+from tt_trainer.errors import DataError, TrainerError
+from tt_trainer.progress import ProgressReporter
+
+FAILURE_LIMIT = 1024  # SageMaker shows the first 1 KiB of the failure file as FailureReason
+
+
+class StopRequest:
+    """Turns SIGTERM (SageMaker's stop, spot interruption) into a flag the loops check between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tt_trainer",
+        description="Tuned Tensor trainer. Paths default to SageMaker's /opt/ml layout and SM_* variables.",
+    )
+    # SageMaker starts training containers as `<entrypoint> train`.
+    parser.add_argument("mode", nargs="?", choices=["train"], default="train")
+    parser.add_argument("--sm-root", type=Path, help="use this directory instead of /opt/ml")
+    parser.add_argument("--hyperparameters", type=Path, dest="hyperparameters_file")
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--output-data-dir", type=Path)
+    parser.add_argument("--checkpoint-dir", type=Path)
+    parser.add_argument("--failure-file", type=Path)
+    parser.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help=f"a channel directory or file; NAME is one of {', '.join(CHANNELS)}",
+    )
+    return parser.parse_args(argv)
+
+
+def _channel_overrides(specs: Sequence[str]) -> dict[str, Path]:
+    overrides = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or name not in CHANNELS or not path:
+            raise SystemExit(f"--channel expects NAME=PATH with NAME one of {', '.join(CHANNELS)}; got {spec!r}")
+        overrides[name] = Path(path)
+    return overrides
+
+
+def write_failure(path: Path, reason: str) -> None:
+    """One paragraph, the first thing SageMaker and the workflow show for a failed job."""
+    text = " ".join(reason.split())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text[:FAILURE_LIMIT] + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write the failure file: {exc}", file=sys.stderr)
+
+
+def run_job(paths: JobPaths, environ: Mapping[str, str], reporter: ProgressReporter, stop: StopRequest) -> None:
+    """Load everything that can fail cheaply first (hyperparameters, rows, tokenizer), then train and evaluate."""
+    hp, ignored = load_hyperparameters(paths.hyperparameters_file, environ)
+    if ignored:
+        reporter.event("warning", message=f"ignored unknown hyperparameters: {', '.join(ignored)}")
+    reporter.event("start", hyperparameters=hp.model_dump())
+    reporter.update(status="starting", n_epochs=hp.n_epochs)
+    # Heavy imports here, not at module level: a bad config still gets its failure file in well under a second.
+    from tt_trainer import base_model as bm
+    from tt_trainer import data, package, predict, train
+    from tt_trainer.checkpoints import CheckpointStore
+
+    train_channel = paths.channel("train")
+    if train_channel is None:
+        raise DataError("The job has no train channel: there is nothing to train on.")
+    rows = data.load_train_rows(train_channel)
+    eval_channel = paths.channel("eval")
+    eval_rows = data.load_eval_rows(eval_channel) if eval_channel is not None else []
+
+    with tempfile.TemporaryDirectory(prefix="tt-trainer-") as scratch_name:
+        scratch = Path(scratch_name)
+        staged = paths.channel("base_model") or (Path(hp.base_model_dir) if hp.base_model_dir else None)
+        source = bm.resolve_base_model(hp.base_model, hp.base_model_revision, staged_dir=staged, scratch=scratch)
+        parent_channel = paths.channel("parent_model")
+        parent_dir = bm.find_adapter_dir(parent_channel, scratch) if parent_channel is not None else None
+        if parent_dir is not None:
+            _check_parent_base(bm.parent_base_model_id(parent_dir), source.id)
+
+        tokenizer = bm.load_tokenizer(source, trust_remote_code=hp.trust_remote_code)
+        encoder = data.ChatEncoder(tokenizer)
+        pad_id = bm.choose_pad_id(tokenizer)
+        precision = train.pick_precision(hp.precision)
+        train.seed_everything(hp.seed)
+        model = bm.load_model(
+            source, dtype=precision.load_dtype, device=precision.device, trust_remote_code=hp.trust_remote_code
+        )
+        context = bm.context_length(model)
+        max_seq_length = min(hp.max_seq_length, context) if context else hp.max_seq_length
+        tokenized, report = data.tokenize_rows(
+            rows, encoder, max_seq_length=max_seq_length, long_examples=hp.long_examples
+        )
+        reporter.event("data", max_seq_length=max_seq_length, eval_rows=len(eval_rows), **report.as_dict())
+        stop_ids = bm.stop_token_ids(tokenizer, model)
+
+        gradient_checkpointing = (
+            hp.gradient_checkpointing if hp.gradient_checkpointing is not None else precision.device.type == "cuda"
+        )
+        peft_model = train.attach_lora(model, hp, parent_dir=parent_dir, gradient_checkpointing=gradient_checkpointing)
+        trainable, total = train.count_parameters(peft_model)
+        per_epoch, total_steps = train.plan_steps(hp, len(tokenized))
+        reporter.event(
+            "model",
+            base_model=source.id,
+            revision=source.revision,
+            parent_model=parent_dir is not None,
+            device=precision.device.type,
+            precision=precision.name,
+            trainable_parameters=trainable,
+            total_parameters=total,
+            total_steps=total_steps,
+        )
+        reporter.update(
+            status="training",
+            step=0,
+            total_steps=total_steps,
+            epoch=0.0,
+            n_epochs=hp.n_epochs,
+            data=report.as_dict(),
+        )
+        fingerprint = train.training_fingerprint(
+            hp, source.id, tokenized, parent=str(parent_dir.name) if parent_dir else None
+        )
+        store = CheckpointStore(_writable(paths.checkpoint_dir, reporter), fingerprint)
+        result = train.train(
+            peft_model,
+            tokenized,
+            hp,
+            precision=precision,
+            pad_id=pad_id,
+            reporter=reporter,
+            checkpoints=store,
+            should_stop=stop,
+        )
+        metrics = training_metrics(hp, report.kept, result)
+        metrics["data"] = report.as_dict()
+        package.save_artifact(
+            peft_model,
+            tokenizer,
+            paths.model_dir,
+            base=source,
+            hub_revision=source.revision if source.from_hub_cache else None,
+            metrics=metrics,
+            spec_file=package.find_spec_file(paths.channel("spec")),
+        )
+        reporter.event(
+            "saved",
+            steps=result.steps,
+            train_loss=result.train_loss,
+            train_runtime_seconds=result.train_runtime_seconds,
+            tokens_per_second=round(result.tokens_per_second, 1),
+            peak_memory_bytes=result.peak_memory_bytes,
+        )
+        summary: dict[str, Any] = {}
+        if eval_rows:
+            summary = predict.generate_predictions(
+                peft_model,
+                encoder,
+                eval_rows,
+                out_path=paths.output_data_dir / predict.PREDICTIONS_FILE,
+                max_seq_length=max_seq_length,
+                max_output_tokens=hp.max_output_tokens,
+                eval_reserved_output_tokens=hp.eval_reserved_output_tokens,
+                stop_ids=stop_ids,
+                pad_id=pad_id,
+                reporter=reporter,
+                should_stop=stop,
+            )
+        reporter.update(status="completed", eval=summary)
+        reporter.event("completed", steps=result.steps, train_loss=result.train_loss, **summary)
+
+
+def _check_parent_base(parent_base: str | None, base_id: str) -> None:
+    from tt_trainer.errors import ParentModelError
+
+    if parent_base is not None and parent_base.strip().lower() != base_id.lower():
+        raise ParentModelError(
+            f"The parent model was trained on {parent_base}, but this run's base model is {base_id}; "
+            "an adapter can only be continued on its own base model."
+        )
+
+
+def _writable(directory: Path, reporter: ProgressReporter) -> Path | None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError:
+        reporter.event("warning", message="the checkpoint directory is not writable: training runs without checkpoints")
+        return None
+    return directory
+
+
+def training_metrics(hp: Hyperparameters, training_rows: int, result: Any) -> dict[str, Any]:
+    """training-metrics.json of PRODUCT.md §11."""
+    return {
+        "training_rows": training_rows,
+        "n_epochs": hp.n_epochs,
+        "steps": result.steps,
+        "train_runtime_seconds": result.train_runtime_seconds,
+        "train_loss": result.train_loss,
+        "loss_history": result.loss_history,
+        "hyperparameters": hp.model_dump(),
+    }
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = parse_args(argv)
+    env = os.environ if environ is None else environ
+    # Never download: base weights come from the base_model channel, the local cache or the tiny builder.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    paths = resolve_paths(
+        env,
+        sm_root=args.sm_root,
+        overrides={
+            "hyperparameters_file": args.hyperparameters_file,
+            "model_dir": args.model_dir,
+            "output_data_dir": args.output_data_dir,
+            "checkpoint_dir": args.checkpoint_dir,
+            "failure_file": args.failure_file,
+        },
+        channel_overrides=_channel_overrides(args.channel),
+    )
+    reporter = ProgressReporter(paths.output_data_dir)
+    try:
+        with StopRequest() as stop:
+            run_job(paths, env, reporter, stop)
+        return 0
+    except TrainerError as exc:
+        reason, code, status = str(exc), exc.exit_code, "stopped" if exc.exit_code == 143 else "failed"
+    except MemoryError:
+        reason, code, status = "The training job ran out of memory. Lower micro_batch_size or max_seq_length.", 1, "failed"
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: every failure gets its reason
+        traceback.print_exc(file=sys.stderr)
+        if type(exc).__name__ == "OutOfMemoryError":
+            reason = "The GPU ran out of memory. Lower micro_batch_size or max_seq_length, or use a larger instance."
+        else:
+            reason = f"The training job failed unexpectedly: {type(exc).__name__}: {exc}"
+        code, status = 1, "failed"
+    write_failure(paths.failure_file, reason)
+    reporter.event(status, reason=reason)
+    try:
+        reporter.update(status=status, reason=reason)
+    except OSError:
+        pass
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Base model resolution (tiny-chat, local directory, pre-staged channel, Hugging Face cache) and loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tt_trainer.errors import BaseModelError, ParentModelError
+from tt_trainer.tiny import MARKER_FILE, TINY_MODEL_ID, TINY_REVISION, ensure_tiny_model
+
+BASE_MODEL_FILE = "base_model.json"
+_TINY_ALIASES = {TINY_MODEL_ID, "tiny-chat"}
+
+
+@dataclass(frozen=True)
+class BaseModelSource:
+    """Where the weights come from and the identity recorded in the artifact (never a local path)."""
+
+    id: str
+    revision: str | None
+    path: Path
+    from_hub_cache: bool = False
+
+
+def _is_tiny(name: str) -> bool:
+    return name.strip().lower() in _TINY_ALIASES
+
+
+def _find_weights_dir(root: Path, scratch: Path, what: str) -> Path:
+    """A directory with config.json at root or below it; a tarball in root is extracted into scratch first."""
+    for candidate in [root, *sorted(p.parent for p in root.glob("*/config.json"))]:
+        if (candidate / "config.json").is_file():
+            return candidate
+    tarballs = sorted([*root.glob("*.tar.gz"), *root.glob("*.tgz")])
+    if tarballs:
+        target = scratch / "base_model"
+        _extract(tarballs[0], target, what)
+        return _find_weights_dir(target, scratch, what)
+    raise BaseModelError(f"The {what} holds no model: no config.json and no .tar.gz archive.")
+
+
+def _extract(archive: Path, target: Path, what: str) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            # The "data" filter refuses absolute paths, links out of the target and device files.
+            tar.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise BaseModelError(f"The {what}'s archive {archive.name} cannot be extracted ({exc}).") from None
+
+
+def _recorded_identity(directory: Path) -> tuple[str | None, str | None]:
+    for name in (BASE_MODEL_FILE, MARKER_FILE):
+        try:
+            data = json.loads((directory / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            revision = data.get("revision")
+            return data["id"], revision if isinstance(revision, str) else None
+    return None, None
+
+
+def _canonical(name: str) -> str:
+    return TINY_MODEL_ID if _is_tiny(name) else name.strip()
+
+
+def _hub_cache_dir() -> str | None:
+    # Read at call time: huggingface_hub reads its env vars once, at import.
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+def resolve_base_model(
+    base_model: str, revision: str | None, *, staged_dir: Path | None, scratch: Path
+) -> BaseModelSource:
+    """Find the base weights without any download.
+
+    Order: pre-staged weights (the base_model channel or base_model_dir) for the id base_model; the built-in
+    tiny-chat; a local directory; the local Hugging Face cache."""
+    if staged_dir is not None:
+        path = _find_weights_dir(staged_dir, scratch, "base_model channel")
+        _, recorded_revision = _recorded_identity(path)
+        return BaseModelSource(id=_canonical(base_model), revision=revision or recorded_revision, path=path)
+    if _is_tiny(base_model):
+        return BaseModelSource(id=TINY_MODEL_ID, revision=TINY_REVISION, path=ensure_tiny_model())
+    local = Path(base_model).expanduser()
+    if local.is_dir():
+        path = _find_weights_dir(local, scratch, "base model directory")
+        recorded_id, recorded_revision = _recorded_identity(path)
+        # A directory carries its identity in base_model.json (or the tiny-chat marker); else its name stands in.
+        return BaseModelSource(id=recorded_id or path.name, revision=revision or recorded_revision, path=path)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot = snapshot_download(
+            base_model, revision=revision, local_files_only=True, cache_dir=_hub_cache_dir()
+        )
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        raise BaseModelError(
+            f"Unknown base model {base_model!r}: it is not {TINY_MODEL_ID}, not a local directory and not in the "
+            "local Hugging Face cache, and the job has no base_model channel with its weights. The trainer never "
+            "downloads weights: stage them in the base_model channel or the cache."
+        ) from None
+    path = Path(str(snapshot))
+    # Snapshot directories are named by commit hash: the exact revision trained on.
+    return BaseModelSource(id=base_model.strip(), revision=path.name, path=path, from_hub_cache=True)
+
+
+def load_tokenizer(source: BaseModelSource, *, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source.path, local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise BaseModelError(f"The tokenizer of base model {source.id} cannot be loaded ({exc}).") from None
+    return tokenizer
+
+
+def choose_pad_id(tokenizer: Any) -> int:
+    """A pad id distinct from every stop token; padding positions never carry labels whatever the id."""
+    eos = tokenizer.eos_token_id
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != eos:
+        return int(tokenizer.pad_token_id)
+    # Many instruct models ship a reserved pad token without declaring it (Llama 3: <|finetune_right_pad_id|>).
+    for token in tokenizer.all_special_tokens + sorted(tokenizer.get_added_vocab()):
+        if "pad" in token.lower():
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if token_id is not None and token_id != eos:
+                tokenizer.pad_token = token
+                return int(token_id)
+    if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != eos:
+        return int(tokenizer.unk_token_id)
+    return int(eos)
+
+
+def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """End-of-turn ids: the tokenizer's eos and every eos of the model's generation config."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list | tuple):
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise BaseModelError("The base model defines no end-of-turn (eos) token, so generations could never stop.")
+    return sorted(ids)
+
+
+def load_model(source: BaseModelSource, *, dtype: torch.dtype, device: torch.device, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source.path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise BaseModelError(f"The weights of base model {source.id} cannot be loaded ({exc}).") from None
+    return model.to(device)
+
+
+def context_length(model: Any) -> int | None:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def find_adapter_dir(channel: Path, scratch: Path) -> Path:
+    """The parent adapter inside the parent_model channel: a directory or a model.tar.gz artifact."""
+    found = sorted(channel.rglob("adapter_config.json"), key=lambda p: len(p.parts))
+    if found:
+        return found[0].parent
+    tarballs = sorted([*channel.rglob("*.tar.gz"), *channel.rglob("*.tgz")])
+    if tarballs:
+        target = scratch / "parent_model"
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(tarballs[0]) as tar:
+                tar.extractall(target, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ParentModelError(f"The parent model archive cannot be extracted ({exc}).") from None
+        found = sorted(target.rglob("adapter_config.json"), key=lambda p: len(p.parts))
+        if found:
+            return found[0].parent
+    raise ParentModelError("The parent_model channel holds no adapter: no adapter_config.json and no model.tar.gz.")
+
+
+def parent_base_model_id(adapter_dir: Path) -> str | None:
+    recorded, _ = _recorded_identity(adapter_dir)
+    if recorded:
+        return recorded
+    try:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    except (OSError, ValueError):
+        raise ParentModelError("The parent adapter's adapter_config.json is not valid JSON.") from None
+    name = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    return str(name) if name else None
