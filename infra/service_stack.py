@@ -22,7 +22,9 @@ class ServiceStack(Stack):
     """The whole service in one environment-agnostic stack: synth needs no account and no lookups."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
-        super().__init__(scope, id, description=f"Tuned Tensor: serverless fine-tuning service ({config.stage})")
+        super().__init__(
+            scope, id, description=f"Tuned Tensor: serverless fine-tuning service ({config.stage})"
+        )
         self.config = config
         Tags.of(self).add("Project", "tuned-tensor")
         Tags.of(self).add("Stage", config.stage)
@@ -78,7 +80,9 @@ class ServiceStack(Stack):
             "S3 access is limited to the accounts/ prefix where every object lives; the wildcard "
             "is the object key under it (accounts/<account_id>/...), chosen by the server."
         )
-        nag.acknowledge(api_role, f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]", objects_reason)
+        nag.acknowledge(
+            api_role, f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]", objects_reason
+        )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
             nag.acknowledge(
                 api_role,

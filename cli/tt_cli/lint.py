@@ -20,6 +20,7 @@ Severity = Literal["error", "warning"]
 # Keys a file may hold besides the writable fields: `id` is written by `tt push`.
 KNOWN_KEYS = frozenset({*WRITABLE_FIELDS, "id"})
 RUN_KEYS = ("run_id", "behavior_spec_id", "run_number")
+MAX_LISTED = 5  # offending examples named per constraint; the rest are counted
 MIN_EXAMPLES = 5  # below this, evaluation reuses training examples (PRODUCT.md §9.3)
 # Checked field by field, in the order the product lists them; base_model has its own check.
 _FIELD_CHECKS = (
@@ -220,6 +221,8 @@ def _constraint_check(index: int, constraint: str, examples: list[tuple[int, str
             offenders = [i for i, _, output in examples if needle not in output.casefold()]
             verdict = "does not contain"
     if offenders:
-        where = ", ".join(f"examples.{i}.output" for i in offenders)
+        where = ", ".join(f"examples.{i}.output" for i in offenders[:MAX_LISTED])
+        if len(offenders) > MAX_LISTED:
+            where += f" and {len(offenders) - MAX_LISTED} more"
         return Check(name, False, "error", f"'{constraint}': {where} {verdict} '{subject}'")
     return Check(name, True, "error", f"'{constraint}': every example output complies")

@@ -7,7 +7,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra import nag
 from infra.config import StageConfig
 from tt_core.schema import (
     GSI1_NAME,
@@ -53,6 +52,8 @@ class DataStore(Construct):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
+        # cdk-nag's S1 (server access logging) accepts this bucket as it is the datasets bucket's
+        # log destination: logging a log bucket would only need yet another bucket.
         self.access_logs_bucket = s3.Bucket(
             self,
             "AccessLogs",
@@ -64,13 +65,6 @@ class DataStore(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(config.log_retention_days))],
             removal_policy=config.removal_policy,
         )
-        nag.acknowledge(
-            self.access_logs_bucket,
-            "AwsSolutions-S1",
-            "This is the server-access-log destination of the datasets bucket; logging its own "
-            "access would need yet another bucket (or log into itself, which S3 advises against).",
-        )
-
         # Versioning stays off: object keys are server-chosen and written once, a deleted dataset
         # must really be gone (DELETE /datasets removes the object), and the table's PITR is the
         # recovery path for the records that point at objects.

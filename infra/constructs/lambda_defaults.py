@@ -64,7 +64,11 @@ def functions_code() -> lambda_.Code:
         bundling=BundlingOptions(
             image=RUNTIME.bundling_image,
             # Only used if local bundling ever declines; it produces the same layout.
-            command=["bash", "-c", "mkdir -p /asset-output/functions && cp -R /asset-input/. /asset-output/functions/"],
+            command=[
+                "bash",
+                "-c",
+                "mkdir -p /asset-output/functions && cp -R /asset-input/. /asset-output/functions/",
+            ],
             local=CopyIntoSubdirectory(FUNCTIONS_DIR, "functions"),
         ),
     )

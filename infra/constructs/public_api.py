@@ -93,9 +93,7 @@ GATEWAY_RESPONSES: Mapping[str, ErrorResponse] = {
     "THROTTLED": _RATE_LIMITED,
     "QUOTA_EXCEEDED": _RATE_LIMITED,
     # API Gateway's own body cap (10 MB); the 6 MB product limit is enforced by the API function.
-    "REQUEST_TOO_LARGE": ErrorResponse(
-        413, "payload_too_large", "Request body exceeds the 6 MB limit."
-    ),
+    "REQUEST_TOO_LARGE": ErrorResponse(413, "payload_too_large", "Request body exceeds the 6 MB limit."),
     "BAD_REQUEST_PARAMETERS": _INVALID,
     "BAD_REQUEST_BODY": _INVALID,
     "DEFAULT_4XX": _INVALID,

@@ -8,18 +8,18 @@ import os
 # on every call.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from functools import cached_property  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
-import pytest  # noqa: E402
-from aws_cdk import App  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
 
-from infra.app import SKIP_BUNDLING, build_app  # noqa: E402
-from infra.config import StageConfig  # noqa: E402
-from infra.service_stack import ServiceStack  # noqa: E402
+from infra.app import SKIP_BUNDLING, build_app
+from infra.config import StageConfig
+from infra.service_stack import ServiceStack
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ def test_both_buckets_are_private_owner_enforced_sse_s3_without_names(dev) -> No
         assert props["PublicAccessBlockConfiguration"] == BLOCK_ALL
         assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
         assert props["BucketEncryption"] == {
-            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            "ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+            ]
         }
         assert "BucketName" not in props
         assert "VersioningConfiguration" not in props

@@ -30,11 +30,14 @@ def save_artifact(
 ) -> None:
     """Write every artifact file; the adapter names its base model by canonical id, never a local path."""
     model_dir.mkdir(parents=True, exist_ok=True)
+    # peft's model card names the base by the loaded config's path: make that the id too.
+    model.get_base_model().config.name_or_path = base.id
     for config in model.peft_config.values():
         config.base_model_name_or_path = base.id
         # A hub revision lets plain peft fetch exactly the base trained on; tiny-chat has none on the hub.
         config.revision = hub_revision
-    model.save_pretrained(str(model_dir))
+    # Embeddings are never trained here; "auto" would look up the base config by id just to find that out.
+    model.save_pretrained(str(model_dir), save_embedding_layers=False)
     # Belt and braces: peft versions differ in what they copy into adapter_config.json.
     adapter_config_path = model_dir / ADAPTER_CONFIG
     adapter_config = json.loads(adapter_config_path.read_text())

@@ -21,30 +21,32 @@ class Generator:
     """Greedy decoding that stops at an end-of-turn token or after max_new_tokens."""
 
     def __init__(self, model: Any, encoder: ChatEncoder, *, stop_ids: Sequence[int], pad_id: int) -> None:
-        from transformers import GenerationConfig
-
         self.model = model
         self.encoder = encoder
         self.stop_ids = set(stop_ids)
         self.device = next(model.parameters()).device
-        self._config = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=list(stop_ids),
-            pad_token_id=pad_id,
-        )
+        self.pad_id = pad_id
 
     def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> dict[str, Any]:
         if max_new_tokens < 1:
             return {"output": "", "latency_ms": 0.0, "output_tokens": 0, "finished": False}
+        from transformers import GenerationConfig
+
+        # A fresh config: the model's own may ask for sampling; evaluation is greedy.
+        config = GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=sorted(self.stop_ids),
+            pad_token_id=self.pad_id,
+        )
         input_ids = torch.tensor([prompt_ids], device=self.device)
         started = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
-                generation_config=self._config,
-                max_new_tokens=max_new_tokens,
+                generation_config=config,
             )
         new = out[0, len(prompt_ids) :].tolist()  # .tolist() waits for the device: the latency is complete
         latency_ms = (time.perf_counter() - started) * 1000

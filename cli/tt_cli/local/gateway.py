@@ -73,8 +73,10 @@ class LocalGateway:
         request_id = str(uuid.uuid4())
         stage_prefix = f"/{API_STAGE_NAME}"
         resource_root = f"/{API_VERSION_PATH}"
-        path = raw_path[len(stage_prefix) :] if raw_path.startswith(stage_prefix + "/") else None
-        if path is None or not path.startswith(resource_root + "/"):
+        # /api/v1/… is the stage URL; /v1/… is what a custom domain mapped to the stage serves
+        # (the customer's docs use https://api.<host>/v1/…), so both reach the same resources.
+        path = raw_path[len(stage_prefix) :] if raw_path.startswith(stage_prefix + "/") else raw_path
+        if not path.startswith(resource_root + "/"):
             return _gateway_error("MISSING_AUTHENTICATION_TOKEN", request_id)
         if len(body) > MAX_PAYLOAD_BYTES:
             return _gateway_error("REQUEST_TOO_LARGE", request_id)

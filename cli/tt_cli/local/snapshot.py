@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+
+def _encode_binary(value: Any) -> Any:
+    """DynamoDB JSON with binary (B/BS) values as base64 text, so it can be written as JSON."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _encode_binary(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode_binary(v) for v in value]
+    return value
+
+
+def _decode_binary(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: base64.b64decode(v) if k == "B" else [base64.b64decode(x) for x in v] if k == "BS" else _decode_binary(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_decode_binary(v) for v in value]
+    return value
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -30,7 +53,7 @@ class Snapshot:
             items: list[dict[str, Any]] = []
             for page in self._dynamodb.get_paginator("scan").paginate(TableName=table):
                 items.extend(page.get("Items", []))
-            _write_atomic(self._root / "tables" / f"{table}.json", json.dumps(items).encode())
+            _write_atomic(self._root / "tables" / f"{table}.json", json.dumps(_encode_binary(items)).encode())
         for bucket in self._buckets:
             self._save_bucket(bucket)
 
@@ -55,7 +78,7 @@ class Snapshot:
             path = self._root / "tables" / f"{table}.json"
             if not path.exists():
                 continue
-            items = json.loads(path.read_text())
+            items = _decode_binary(json.loads(path.read_text()))
             for start in range(0, len(items), 25):
                 batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
                 request = {table: batch}

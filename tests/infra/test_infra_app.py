@@ -1,0 +1,79 @@
+"""The app's entry points: synth_template for the local stack, CLI context, cdk.json, the CDK CLI pin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.app import _parse_context, build_app, cdk_json_context, synth_template
+from infra.config import StageConfig
+from infra.paths import REPO_ROOT
+from infra.service_stack import STACK_ID
+from tt_core.settings import ENV_TABLE_NAME
+
+
+def test_synth_template_gives_the_local_stack_its_resources() -> None:
+    template = synth_template(StageConfig(stage="local-test"))
+    resources = template["Resources"]
+    (table_id,) = (k for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table")
+    handlers = {
+        r["Properties"]["Handler"]: r["Properties"]["Environment"]["Variables"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert set(handlers) == {
+        "functions.api.handler.lambda_handler",
+        "functions.authorizer.handler.lambda_handler",
+    }
+    for environment in handlers.values():
+        assert environment[ENV_TABLE_NAME] == {"Ref": table_id}
+        assert environment["TT_STAGE"] == "local-test"
+    assert sum(r["Type"] == "AWS::S3::Bucket" for r in resources.values()) == 2
+    assert sum(r["Type"] == "AWS::ApiGateway::RestApi" for r in resources.values()) == 1
+
+
+def test_stack_id_and_environment_agnostic(dev) -> None:
+    assert dev.stack.stack_name == STACK_ID == "TunedTensor"
+    # Unresolved account and region: synth never needs AWS credentials or lookups.
+    assert dev.stack.resolve(dev.stack.account) == {"Ref": "AWS::AccountId"}
+    assert dev.stack.resolve(dev.stack.region) == {"Ref": "AWS::Region"}
+
+
+def test_resources_are_tagged_with_project_and_stage(prod) -> None:
+    (function,) = (
+        r
+        for r in prod.resources("AWS::Lambda::Function").values()
+        if "api.handler" in r["Properties"]["Handler"]
+    )
+    assert {"Key": "Project", "Value": "tuned-tensor"} in function["Properties"]["Tags"]
+    assert {"Key": "Stage", "Value": "prod"} in function["Properties"]["Tags"]
+
+
+def test_context_from_the_command_line() -> None:
+    assert _parse_context(["-c", "stage=prod", "--context", "region=eu-west-1"]) == {
+        "stage": "prod",
+        "region": "eu-west-1",
+    }
+    with pytest.raises(SystemExit):
+        _parse_context(["-c", "stage"])
+
+
+def test_build_app_reads_stage_config_and_feature_flags_from_context() -> None:
+    app, stack = build_app(context={"stage": "qa", "aws:cdk:bundling-stacks": []}, checks=False)
+    assert stack.config.stage == "qa" and stack.config.protect_data
+    assert app.node.try_get_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy") is True
+
+
+def test_cdk_json_runs_this_app_with_the_recommended_feature_flags() -> None:
+    cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
+    assert cdk_json["app"] == "python -m infra.app"
+    assert cdk_json["context"] == cdk_json_context()
+    assert cdk_json["context"]["@aws-cdk/core:explicitStackTags"] is True
+
+
+def test_cdk_cli_is_pinned_to_major_version_2() -> None:
+    package = json.loads((REPO_ROOT / "package.json").read_text())
+    assert package["devDependencies"]["aws-cdk"].startswith("^2.")
+    lock = json.loads((REPO_ROOT / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/aws-cdk"]["version"].startswith("2.")

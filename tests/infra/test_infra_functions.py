@@ -1,0 +1,202 @@
+"""Functions and layers: runtime, architecture, logs, tracing, handlers, environment, grants."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.constructs.lambda_defaults import CopyIntoSubdirectory
+from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
+from tt_core.settings import (
+    ENV_BUCKET_NAME,
+    ENV_DEFAULT_BASE_MODEL,
+    ENV_MAX_ACTIVE_RUNS,
+    ENV_MODE,
+    ENV_STAGE,
+    ENV_TABLE_NAME,
+    Settings,
+)
+
+API_HANDLER = "functions.api.handler.lambda_handler"
+AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
+
+
+def _functions(synth) -> dict[str, dict[str, Any]]:
+    """Handler string -> function properties."""
+    return {
+        f["Properties"]["Handler"]: f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
+    }
+
+
+def _policy_statements(synth, function) -> list[dict[str, Any]]:
+    role_id = synth.logical_id(function.role)
+    (policy,) = (
+        p["Properties"]
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    )
+    return policy["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def test_exactly_the_api_and_authorizer_functions(dev) -> None:
+    assert set(_functions(dev)) == {API_HANDLER, AUTHORIZER_HANDLER}
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, AUTHORIZER_HANDLER])
+def test_handler_names_a_module_in_functions(handler: str) -> None:
+    module, _, function = handler.rpartition(".")
+    source = REPO_ROOT / Path(*module.split(".")).with_suffix(".py")
+    assert source.is_file()
+    assert re.search(rf"^def {function}\(", source.read_text(), re.MULTILINE)
+
+
+def test_functions_share_defaults_and_one_code_asset(dev) -> None:
+    functions = _functions(dev).values()
+    for props in functions:
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert "Ref" in props["LoggingConfig"]["LogGroup"]
+        assert "FunctionName" not in props
+    assert len({props["Code"]["S3Key"] for props in functions}) == 1
+
+
+def test_memory_and_timeouts_come_from_the_config(dev) -> None:
+    functions = _functions(dev)
+    assert (functions[API_HANDLER]["MemorySize"], functions[API_HANDLER]["Timeout"]) == (1024, 29)
+    assert (functions[AUTHORIZER_HANDLER]["MemorySize"], functions[AUTHORIZER_HANDLER]["Timeout"]) == (
+        512,
+        10,
+    )
+
+
+def test_log_groups_keep_logs_for_the_stage_retention(dev, prod) -> None:
+    for synth, days, policy in ((dev, 30, "Delete"), (prod, 365, "Retain")):
+        groups = synth.resources("AWS::Logs::LogGroup").values()
+        assert len(groups) == 3  # two functions and the API access log
+        for group in groups:
+            assert group["Properties"]["RetentionInDays"] == days
+            assert group["DeletionPolicy"] == policy
+
+
+def test_both_functions_get_the_service_environment(dev) -> None:
+    table = {"Ref": dev.logical_id(dev.stack.data.table)}
+    bucket = {"Ref": dev.logical_id(dev.stack.data.bucket)}
+    expected = {
+        ENV_TABLE_NAME: table,
+        ENV_BUCKET_NAME: bucket,
+        ENV_MODE: "aws",
+        ENV_STAGE: "dev",
+        ENV_DEFAULT_BASE_MODEL: "meta-llama/Llama-3.2-3B-Instruct",
+        ENV_MAX_ACTIVE_RUNS: "2",
+        "POWERTOOLS_SERVICE_NAME": "tuned-tensor",
+        "POWERTOOLS_METRICS_NAMESPACE": "TunedTensor",
+        "LOG_LEVEL": "INFO",
+    }
+    for props in _functions(dev).values():
+        assert props["Environment"]["Variables"] == expected
+
+
+def test_settings_read_back_what_the_stack_sets(prod) -> None:
+    environment = dict(_functions(prod)[API_HANDLER]["Environment"]["Variables"])
+    environment.update({ENV_TABLE_NAME: "table", ENV_BUCKET_NAME: "bucket"})
+    settings = Settings.from_env(environment)
+    assert (settings.table_name, settings.bucket_name, settings.mode, settings.stage) == (
+        "table",
+        "bucket",
+        "aws",
+        "prod",
+    )
+    assert settings.max_active_runs == prod.stack.config.max_active_runs
+
+
+def test_two_layers_for_python_3_13_arm64_on_every_function(dev) -> None:
+    layers = dev.resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for props in _functions(dev).values():
+        assert sorted(ref["Ref"] for ref in props["Layers"]) == sorted(layers)
+
+
+def test_roles_have_no_managed_policies(dev) -> None:
+    for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function):
+        role = dev.resources("AWS::IAM::Role")[dev.logical_id(function.role)]
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_each_function_writes_only_to_its_own_log_group(dev) -> None:
+    for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function):
+        (logs,) = (s for s in _policy_statements(dev, function) if "logs:PutLogEvents" in s["Action"])
+        props = dev.resources("AWS::Lambda::Function")[dev.logical_id(function)]["Properties"]
+        assert logs["Resource"] == {"Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
+
+
+def _resources_of(statement: dict[str, Any]) -> list[Any]:
+    resources = statement["Resource"]
+    return resources if isinstance(resources, list) else [resources]
+
+
+def test_api_function_reads_and_writes_the_table_and_accounts_objects(dev) -> None:
+    statements = _policy_statements(dev, dev.stack.api.api_function)
+    table_arn = {"Fn::GetAtt": [dev.logical_id(dev.stack.data.table), "Arn"]}
+    bucket_arn = {"Fn::GetAtt": [dev.logical_id(dev.stack.data.bucket), "Arn"]}
+    (dynamodb,) = (s for s in statements if "dynamodb:PutItem" in s["Action"])
+    assert table_arn in _resources_of(dynamodb)
+    (s3,) = (s for s in statements if "s3:PutObject" in s["Action"])
+    assert {"Fn::Join": ["", [bucket_arn, "/accounts/*"]]} in _resources_of(s3)
+    assert "s3:DeleteObject*" in s3["Action"]
+
+
+def test_authorizer_reaches_the_table_only(dev) -> None:
+    statements = _policy_statements(dev, dev.stack.api.authorizer_function)
+    actions = {action for s in statements for action in s["Action"]}
+    assert {"dynamodb:Query", "dynamodb:UpdateItem"} <= actions
+    assert not any(action.startswith("s3:") for action in actions)
+
+
+def test_functions_asset_holds_the_functions_package(tmp_path: Path) -> None:
+    assert CopyIntoSubdirectory(FUNCTIONS_DIR, "functions").try_bundle(str(tmp_path))
+    assert (tmp_path / "functions" / "api" / "handler.py").is_file()
+    assert (tmp_path / "functions" / "authorizer" / "handler.py").is_file()
+    assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
+
+
+def test_local_bundling_leaves_bytecode_out(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "pkg" / "__pycache__").mkdir(parents=True)
+    (source / "pkg" / "mod.py").write_text("X = 1\n")
+    (source / "pkg" / "__pycache__" / "mod.cpython-313.pyc").write_bytes(b"")
+    (source / "pkg" / "stray.pyc").write_bytes(b"")
+    output = tmp_path / "out"
+    assert CopyIntoSubdirectory(source, "functions").try_bundle(str(output))
+    assert sorted(p.relative_to(output).as_posix() for p in output.rglob("*")) == [
+        "functions",
+        "functions/pkg",
+        "functions/pkg/mod.py",
+    ]
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, _, version = requirement.partition("==")
+            pins[name.split("[", 1)[0].lower()] = version
+    return pins
+
+
+def test_dependency_layer_pins_match_pyproject_and_leave_boto3_to_the_runtime() -> None:
+    layer = _pins((DEPS_LAYER_DIR / "requirements.txt").read_text().splitlines())
+    project = _pins(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert set(layer) == {"aws-lambda-powertools", "pydantic", "anthropic"}
+    assert all(version for version in layer.values())
+    assert {name: project[name] for name in layer} == layer
+    assert "boto3" not in layer

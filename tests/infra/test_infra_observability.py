@@ -1,0 +1,86 @@
+"""Observability: the alarms, their thresholds from StageConfig, the 429 metric and the alarm topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.constructs.observability import RATE_LIMITED_METRIC
+
+
+def _alarms(synth) -> dict[str, dict[str, Any]]:
+    """MetricName -> alarm properties (Errors appears once per function, keyed by function id)."""
+    alarms = {}
+    for alarm in synth.resources("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        key = props["MetricName"]
+        if key == "Errors":
+            key = f"Errors:{props['Dimensions'][0]['Value']['Ref']}"
+        alarms[key] = props
+    return alarms
+
+
+def test_four_alarms_all_notify_the_topic(dev) -> None:
+    topic_id, _ = dev.only("AWS::SNS::Topic")
+    alarms = _alarms(dev)
+    assert len(alarms) == 4
+    for props in alarms.values():
+        assert props["AlarmActions"] == [{"Ref": topic_id}]
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["Statistic"] == "Sum"
+        assert props["Period"] == 300
+
+
+def test_api_5xx_alarm_watches_the_api_stage(dev) -> None:
+    props = _alarms(dev)["5XXError"]
+    assert props["Namespace"] == "AWS/ApiGateway"
+    assert props["Threshold"] == dev.stack.config.alarm_api_5xx_threshold
+    dimensions = {d["Name"]: d["Value"] for d in props["Dimensions"]}
+    assert dimensions["Stage"] == {"Ref": dev.only("AWS::ApiGateway::Stage")[0]}
+
+
+def test_rate_limited_alarm_counts_429s_from_the_access_log(dev) -> None:
+    api_id, _ = dev.only("AWS::ApiGateway::RestApi")
+    props = _alarms(dev)[RATE_LIMITED_METRIC]
+    assert props["Namespace"] == "TunedTensor"
+    assert props["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": api_id}}]
+    assert props["Threshold"] == dev.stack.config.alarm_rate_limited_threshold
+    _, metric_filter = dev.only("AWS::Logs::MetricFilter")
+    filter_props = metric_filter["Properties"]
+    assert filter_props["FilterPattern"] == '{ $.status = "429" }'
+    assert filter_props["LogGroupName"] == {"Ref": dev.logical_id(dev.stack.api.access_log_group)}
+    assert filter_props["MetricTransformations"] == [
+        {
+            "MetricNamespace": "TunedTensor",
+            "MetricName": RATE_LIMITED_METRIC,
+            "MetricValue": "1",
+            "Dimensions": [{"Key": "ApiId", "Value": "$.apiId"}],
+        }
+    ]
+
+
+def test_error_alarms_for_both_functions(dev) -> None:
+    alarms = _alarms(dev)
+    for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function):
+        props = alarms[f"Errors:{dev.logical_id(function)}"]
+        assert props["Namespace"] == "AWS/Lambda"
+        assert props["Threshold"] == dev.stack.config.alarm_lambda_errors_threshold
+
+
+def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(dev) -> None:
+    key_id, key = dev.only("AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(s["Action"])
+        for s in statements
+    )
+    _, topic = dev.only("AWS::SNS::Topic")
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+def test_alarm_email_is_subscribed_only_when_configured(dev, prod) -> None:
+    assert not dev.resources("AWS::SNS::Subscription")
+    _, subscription = prod.only("AWS::SNS::Subscription")
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == "ops@example.com"
