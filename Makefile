@@ -1,0 +1,51 @@
+# The single entry point: `make run` (the main job on the local stack) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup run test lint format synth bench deploy clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# torch first and pinned: the CPU wheel; an unpinned torch pulls several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[infra,trainer,dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(PY) scripts/demo.py
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+synth: setup
+	npx cdk synth --no-notices -q
+
+bench: setup
+	$(PY) bench/api_cold_import.py
+	$(PY) bench/api_requests.py
+
+deploy: setup
+	npx cdk deploy --no-notices
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
