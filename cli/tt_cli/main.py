@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from tt_cli import __version__
 from tt_cli.commands import admin, auth, project, specs
@@ -24,7 +25,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     """The global options; on subcommands their default is SUPPRESS so they never reset a value
     given before the subcommand (`tt --json specs list` and `tt specs list --json` both work)."""
     taken = parser._option_string_actions  # options a subcommand defines itself win
-    options = [
+    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         (("-k", "--api-key"), {"metavar": "KEY", "help": "API key (else TUNED_TENSOR_API_KEY, else config)"}),
         (("-u", "--base-url"), {"metavar": "URL", "help": "API host (else TUNED_TENSOR_URL, else config)"}),
         (("--json",), {"action": "store_true", "help": "print the JSON response envelope"}),
@@ -34,7 +35,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         free = [name for name in names if name not in taken]
         if free:
             default = argparse.SUPPRESS if suppress else (False if kwargs.get("action") else None)
-            parser.add_argument(*free, default=default, **kwargs)  # type: ignore[arg-type]
+            parser.add_argument(*free, default=default, **kwargs)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -45,7 +46,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPa
                 yield from _subparsers(child)
 
 
-def _register_local(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_local(subparsers: Any) -> None:
     """`tt local up|status` live in tt_cli.local.command; the CLI works without that module."""
     try:
         from tt_cli.local.command import register

@@ -89,7 +89,9 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request_id = (event.get("requestContext") or {}).get("requestId") or getattr(context, "aws_request_id", "")
+    request_id = (event.get("requestContext") or {}).get("requestId") or getattr(
+        context, "aws_request_id", ""
+    )
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     if authorizer.get("account_id"):
         logger.append_keys(account_id=authorizer["account_id"])

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
-from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+from typing import TYPE_CHECKING, Any
 
 from tt_core.schema import PUBLIC_PATHS
 
-_SWAGGER_ASSETS = Path(generate_swagger_html.__code__.co_filename).parent
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
 def _without_framework_422(document: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +26,9 @@ def _without_framework_422(document: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def openapi_document(app: APIGatewayRestResolver, base_path: str) -> str:
+    # Imported here: the OpenAPI models cost ~140 ms of cold start that only these two routes need.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
     schema = app.get_openapi_json_schema(
         title="Tuned Tensor API",
         version="v1",
@@ -46,11 +46,14 @@ def openapi_document(app: APIGatewayRestResolver, base_path: str) -> str:
 
 @cache
 def swagger_page(app: APIGatewayRestResolver, base_path: str) -> str:
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import html
+
     # The Swagger UI script and styles ship inside Powertools and are inlined: the page works offline.
-    return generate_swagger_html(
+    assets = Path(html.__file__).parent
+    return html.generate_swagger_html(
         openapi_document(app, base_path).replace("</", "<\\/"),
-        (_SWAGGER_ASSETS / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
-        (_SWAGGER_ASSETS / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
         "",
         None,
     )

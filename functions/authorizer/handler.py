@@ -41,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         principal = wiring.api_key_service().authenticate(_authorization_header(event))
     except UnauthorizedError:
-        raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway's contract
+        raise Exception(UNAUTHORIZED) from None
     except ForbiddenError:
         return _policy("revoked", "Deny", method_arn, {"reason": "revoked"})
     logger.append_keys(account_id=principal.account_id)

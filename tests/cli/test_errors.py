@@ -6,12 +6,14 @@ import io
 import json
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import Api
 from tt_cli import __version__
+from tt_cli.main import main
 from tt_cli.output import color_enabled
 
 KEY = "tt_" + "a" * 48
@@ -35,7 +37,7 @@ def stub() -> Iterator[Scripted]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             script.requests.append((self.command, self.path))
             status, headers, body = script.replies.pop(0)
             self.send_response(status)
@@ -45,7 +47,7 @@ def stub() -> Iterator[Scripted]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -91,12 +93,10 @@ def test_closed_port_is_a_connection_error_after_retries(
 
 
 def test_writes_without_an_idempotency_key_are_not_retried(
-    run: Any, closed_url: str, pauses: list[float], tmp_path: Any
+    run: Any, closed_url: str, pauses: list[float]
 ) -> None:
-    (tmp_path / "s.json").write_text('{"name": "x"}')
-    result = run(
-        "-u", closed_url, "-k", KEY, "specs", "update", "abcd0000-0000-4000-8000-000000000000", "-n", "y"
-    )
+    spec_id = "abcd0000-0000-4000-8000-000000000000"  # a full id: no list request to resolve it
+    result = run("-u", closed_url, "-k", KEY, "specs", "update", spec_id, "-n", "y")
     assert result.code == 1 and "connection_error" in result.err
     assert pauses == []
 
@@ -169,10 +169,7 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPa
 def test_no_color_flag_keeps_escapes_out(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = _Terminal()
     monkeypatch.setattr("sys.stdout", terminal)
-    (tmp := __import__("pathlib").Path("tunedtensor.json")).write_text('{"name": "x"}')
-    assert tmp.exists()
-    from tt_cli.main import main
-
+    Path("tunedtensor.json").write_text('{"name": "x"}')
     main(["eval", "--no-color"])
     assert "\033[" not in terminal.getvalue() and "✗ examples" in terminal.getvalue()
     terminal.truncate(0)

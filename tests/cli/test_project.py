@@ -11,6 +11,7 @@ import requests
 
 from tests.cli.conftest import Api, write
 from tt_cli.commands.project import scaffold
+from tt_core.models.behavior_specs import WRITABLE_FIELDS
 
 # --- tt init ---------------------------------------------------------------------------------------
 
@@ -21,9 +22,7 @@ def test_init_takes_the_servers_default_model(run: Any, api: Api) -> None:
     text = Path("tunedtensor.json").read_text()
     assert text.endswith("}\n") and '\n  "name": "Billing Bot",' in text  # 2-space indent
     assert json.loads(text) == scaffold("Billing Bot", "tunedtensor/tiny-chat")  # the local stack's default
-    assert list(json.loads(text)) == [
-        "name", "description", "base_model", "system_prompt", "guidelines", "constraints", "examples", "eval_cases",
-    ]  # fmt: skip
+    assert list(json.loads(text)) == list(WRITABLE_FIELDS)  # the order PRODUCT.md §7 shows
 
 
 def test_init_model_flag_is_canonicalised_and_offline_falls_back(run: Any, closed_url: str) -> None:

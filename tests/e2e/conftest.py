@@ -35,7 +35,17 @@ def start_stack(data_dir: Path, port: int, home: Path) -> RunningStack:
     env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tt_cli.main", "local", "up", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "tt_cli.main",
+            "local",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -99,7 +99,9 @@ def test_specs_survive_a_restart_and_a_busy_port_is_refused(tmp_path: Any) -> No
     auth = {"Authorization": f"Bearer {stack.api_key}"}
     body = {"name": "Persistent", "examples": [{"input": "a", "output": "b"}]}
     try:
-        created = requests.post(f"{stack.base_url}/api/v1/behavior-specs", json=body, headers=auth, timeout=10)
+        created = requests.post(
+            f"{stack.base_url}/api/v1/behavior-specs", json=body, headers=auth, timeout=10
+        )
         assert created.status_code == 201
         with pytest.raises(AssertionError, match="exited with 1"):
             start_stack(tmp_path / "other", port, tmp_path)
@@ -108,8 +110,9 @@ def test_specs_survive_a_restart_and_a_busy_port_is_refused(tmp_path: Any) -> No
     again = start_stack(tmp_path / "data", free_port(), tmp_path)
     try:
         assert again.api_key == stack.api_key
-        got = requests.get(f"{again.base_url}/api/v1/behavior-specs/{created.json()['data']['id']}",
-                           headers=auth, timeout=10)
+        got = requests.get(
+            f"{again.base_url}/api/v1/behavior-specs/{created.json()['data']['id']}", headers=auth, timeout=10
+        )
         assert got.status_code == 200 and got.json()["data"]["name"] == "Persistent"
     finally:
         stop_stack(again)

@@ -72,7 +72,9 @@ def test_missing_malformed_or_unknown_keys_are_401(gateway: Any, authorization: 
 
 
 def test_bearer_is_case_insensitive(client: Any, gateway: Any) -> None:
-    response = ApiClient(gateway, None).get("/behavior-specs", headers={"Authorization": f"bEaReR {client.key}"})
+    response = ApiClient(gateway, None).get(
+        "/behavior-specs", headers={"Authorization": f"bEaReR {client.key}"}
+    )
     assert response.status == 200
 
 
@@ -95,9 +97,13 @@ def test_public_paths_need_no_key(gateway: Any) -> None:
     }
     document = anonymous.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    assert {"/behavior-specs", "/behavior-specs/{spec_id}", "/api-keys", "/api-keys/{key_id}", "/version"} <= set(
-        document["paths"]
-    )
+    assert {
+        "/behavior-specs",
+        "/behavior-specs/{spec_id}",
+        "/api-keys",
+        "/api-keys/{key_id}",
+        "/version",
+    } <= set(document["paths"])
     assert "422" not in str(document["paths"])
     docs = anonymous.get("/docs")
     assert docs.status == 200 and docs.header("Content-Type").startswith("text/html")

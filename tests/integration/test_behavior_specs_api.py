@@ -7,8 +7,17 @@ from typing import Any
 import pytest
 
 SPEC_FIELDS = {
-    "id", "name", "description", "system_prompt", "guidelines", "constraints", "examples",
-    "base_model", "eval_cases", "created_at", "updated_at",
+    "id",
+    "name",
+    "description",
+    "system_prompt",
+    "guidelines",
+    "constraints",
+    "examples",
+    "base_model",
+    "eval_cases",
+    "created_at",
+    "updated_at",
 }
 
 
@@ -85,7 +94,9 @@ def test_put_with_a_stale_precondition_is_409_and_changes_nothing(
     client: Any, spec_body: dict[str, Any], header: str
 ) -> None:
     spec = create(client, spec_body)
-    fresh = client.put(f"/behavior-specs/{spec['id']}", {"name": "v2"}, headers={header: f'"{spec["updated_at"]}"'})
+    fresh = client.put(
+        f"/behavior-specs/{spec['id']}", {"name": "v2"}, headers={header: f'"{spec["updated_at"]}"'}
+    )
     assert fresh.status == 200
     stale = client.put(f"/behavior-specs/{spec['id']}", {"name": "v3"}, headers={header: spec["updated_at"]})
     assert stale.status == 409

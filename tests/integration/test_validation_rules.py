@@ -32,7 +32,12 @@ CREATE_CASES = [
     ("name too long", spec(name="n" * 256), "name", "must be at most 255 characters"),
     ("name not a string", spec(name=5), "name", "must be a string"),
     ("description too long", spec(description="d" * 5001), "description", "must be at most 5000 characters"),
-    ("system prompt too long", spec(system_prompt="s" * 10_001), "system_prompt", "must be at most 10000 characters"),
+    (
+        "system prompt too long",
+        spec(system_prompt="s" * 10_001),
+        "system_prompt",
+        "must be at most 10000 characters",
+    ),
     ("too many guidelines", spec(guidelines=["g"] * 51), "guidelines", "must have at most 50 items"),
     ("empty guideline", spec(guidelines=[""]), "guidelines.0", "must not be empty"),
     ("guideline too long", spec(guidelines=["ok", LONG]), "guidelines.1", "must be at most 1000 characters"),
@@ -44,9 +49,18 @@ CREATE_CASES = [
     ("no examples", spec(examples=[]), "examples", "must have at least 1 item(s)"),
     ("too many examples", spec(examples=[example()] * 501), "examples", "must have at most 500 items"),
     ("empty input", spec(examples=[example(input="")]), "examples.0.input", "must not be empty"),
-    ("empty output", spec(examples=[example(), example(output="")]), "examples.1.output", "must not be empty"),
-    ("input too long", spec(examples=[example(input="i" * 100_001)]), "examples.0.input",
-     "must be at most 100000 characters"),
+    (
+        "empty output",
+        spec(examples=[example(), example(output="")]),
+        "examples.1.output",
+        "must not be empty",
+    ),
+    (
+        "input too long",
+        spec(examples=[example(input="i" * 100_001)]),
+        "examples.0.input",
+        "must be at most 100000 characters",
+    ),
     ("output not a string", spec(examples=[example(output=3)]), "examples.0.output", "must be a string"),
     ("example without output", spec(examples=[{"input": "q"}]), "examples.0.output", "is required"),
     ("example extra key", spec(examples=[example(note="n")]), "examples.0.note", "unknown field"),
@@ -73,7 +87,9 @@ def test_create_rules(client: Any, case: str, body: Any, field: str, message: st
 
 def test_unknown_base_model_message_lists_the_catalogue(client: Any) -> None:
     error = client.post("/behavior-specs", spec(base_model="gpt-4")).json()["error"]
-    assert "meta-llama/Llama-3.2-3B-Instruct" in error["message"] and "tunedtensor/tiny-chat" in error["message"]
+    assert (
+        "meta-llama/Llama-3.2-3B-Instruct" in error["message"] and "tunedtensor/tiny-chat" in error["message"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,13 +159,19 @@ def test_update_rules(client: Any, case: str, body: dict[str, Any], field: str) 
     assert response.status == 400, response.json()
     assert response.json()["error"]["code"] == "validation_error"
     assert response.json()["error"]["details"][0]["field"] == field
-    assert client.get(f"/behavior-specs/{created['id']}").json()["data"]["updated_at"] == created["updated_at"]
+    assert (
+        client.get(f"/behavior-specs/{created['id']}").json()["data"]["updated_at"] == created["updated_at"]
+    )
 
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("page=0", "query.page"), ("per_page=0", "query.per_page"), ("per_page=101", "query.per_page"),
-     ("page=abc", "query.page")],
+    [
+        ("page=0", "query.page"),
+        ("per_page=0", "query.per_page"),
+        ("per_page=101", "query.per_page"),
+        ("page=abc", "query.page"),
+    ],
 )
 def test_pagination_rules(client: Any, query: str, field: str) -> None:
     for path in ("/behavior-specs", "/api-keys"):
@@ -180,7 +202,9 @@ def test_idempotency_key_rules(client: Any, key: str) -> None:
     assert response.json()["error"]["details"][0]["field"] == "header.Idempotency-Key"
 
 
-@pytest.mark.parametrize(("body", "field"), [({}, "name"), ({"name": ""}, "name"), ({"name": "k", "x": 1}, "x")])
+@pytest.mark.parametrize(
+    ("body", "field"), [({}, "name"), ({"name": ""}, "name"), ({"name": "k", "x": 1}, "x")]
+)
 def test_api_key_rules(client: Any, body: dict[str, Any], field: str) -> None:
     response = client.post("/api-keys", body)
     assert response.status == 400

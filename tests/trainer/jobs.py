@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 from dataclasses import dataclass, field
@@ -90,11 +92,12 @@ class Result:
         return [e for e in self.events if e["event"] == name]
 
 
-def run_in_process(job: Job, capsys: Any, *extra: str) -> Result:
+def run_in_process(job: Job, *extra: str) -> Result:
+    """Run `python -m tt_trainer train` in this process (no interpreter and torch start-up per job)."""
     from tt_trainer.__main__ import main
 
-    capsys.readouterr()
-    code = main(["train", "--sm-root", str(job.root), *extra])
-    out, err = capsys.readouterr()
-    events = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return Result(code=code, events=events, stdout=out, stderr=err)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["train", "--sm-root", str(job.root), *extra])
+    events = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    return Result(code=code, events=events, stdout=out.getvalue(), stderr=err.getvalue())

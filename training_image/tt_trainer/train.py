@@ -125,6 +125,8 @@ def loss_sum(model: Any, batch: MicroBatch, *, keep_logits: bool | None = None) 
         "input_ids": batch.input_ids,
         "attention_mask": batch.attention_mask,
         "position_ids": batch.position_ids,
+        # Required for packing: with a cache, transformers does not detect packed rows in position_ids and
+        # would let them attend to each other.
         "use_cache": False,
     }
     if keep_logits if keep_logits is not None else _accepts(model, "logits_to_keep"):

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
     up_parser = commands.add_parser("up", help="Start the local stack in the foreground (Ctrl-C stops it).")
     up_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     up_parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR))
-    up_parser.add_argument("--no-configure", action="store_true", help="Do not save the URL and key in the CLI config.")
+    up_parser.add_argument(
+        "--no-configure", action="store_true", help="Do not save the URL and key in the CLI config."
+    )
     up_parser.set_defaults(handler=up)
     status_parser = commands.add_parser("status", help="Is the local stack running?")
     status_parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR))

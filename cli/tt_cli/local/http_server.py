@@ -26,9 +26,9 @@ def make_server(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 8787
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # the gateway's handlers log in JSON already
 
     server = ThreadingHTTPServer((host, port), Handler)

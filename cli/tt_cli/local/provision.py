@@ -25,12 +25,15 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         ((function, argument),) = value.items()
         if function == "Ref":
-            return {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-                    "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "TunedTensor"}.get(
-                argument, physical_name(argument)
-            )
+            return {
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": "TunedTensor",
+            }.get(argument, physical_name(argument))
         if function == "Fn::GetAtt":
-            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            logical_id, _attribute = argument if isinstance(argument, list) else argument.split(".", 1)
             kind = template["Resources"][logical_id]["Type"].split("::")[1].lower()
             return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{physical_name(logical_id)}"
         if function == "Fn::Join":

@@ -23,7 +23,11 @@ def _encode_binary(value: Any) -> Any:
 def _decode_binary(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: base64.b64decode(v) if k == "B" else [base64.b64decode(x) for x in v] if k == "BS" else _decode_binary(v)
+            k: base64.b64decode(v)
+            if k == "B"
+            else [base64.b64decode(x) for x in v]
+            if k == "BS"
+            else _decode_binary(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -39,7 +43,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 class Snapshot:
-    """Tables as DynamoDB JSON files; objects as files plus an index of their ETags (only changes are written)."""
+    """Tables as DynamoDB JSON files; objects as files plus an index of their ETags (only changes written)."""
 
     def __init__(self, session: Any, data_dir: Path, tables: list[str], buckets: list[str]) -> None:
         self._dynamodb = session.client("dynamodb")
@@ -83,7 +87,9 @@ class Snapshot:
                 batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
                 request = {table: batch}
                 while request:
-                    request = self._dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                    request = (
+                        self._dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                    )
         for bucket in self._buckets:
             index_path = self._root / "objects" / f"{bucket}.index.json"
             if not index_path.exists():

@@ -79,7 +79,9 @@ class LocalStack:
         self._start_http()
         info = LocalInfo(base_url=self.base_url, api_key=info.api_key)
         _write_local_info(self.data_dir, info)
-        self._snapshot_thread = threading.Thread(target=self._snapshot_loop, name="tt-local-snapshot", daemon=True)
+        self._snapshot_thread = threading.Thread(
+            target=self._snapshot_loop, name="tt-local-snapshot", daemon=True
+        )
         self._snapshot_thread.start()
         return info
 

@@ -74,7 +74,9 @@ class DynamoTable:
         self.client = client
         self.name = table_name
 
-    def put(self, item: Mapping[str, Any], condition: str | None = None, values: Mapping[str, Any] | None = None) -> bool:
+    def put(
+        self, item: Mapping[str, Any], condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> bool:
         kwargs: dict[str, Any] = {"TableName": self.name, "Item": _marshal(item)}
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -87,7 +89,9 @@ class DynamoTable:
         return True
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self.client.get_item(TableName=self.name, Key=_marshal({"pk": pk, "sk": sk}), ConsistentRead=True)
+        response = self.client.get_item(
+            TableName=self.name, Key=_marshal({"pk": pk, "sk": sk}), ConsistentRead=True
+        )
         item = response.get("Item")
         return _unmarshal(item) if item else None
 
@@ -310,11 +314,19 @@ class DynamoAccountRepository:
             f"APIKEY#{key_id}",
             "SET last_used_at = :at",
             {":at": at, ":since": not_since},
-            condition="attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at < :since)",
+            condition="attribute_exists(pk) AND "
+            "(attribute_not_exists(last_used_at) OR last_used_at < :since)",
         )
 
 
-_SPEC_DOCUMENT_FIELDS = ("description", "system_prompt", "guidelines", "constraints", "examples", "eval_cases")
+_SPEC_DOCUMENT_FIELDS = (
+    "description",
+    "system_prompt",
+    "guidelines",
+    "constraints",
+    "examples",
+    "eval_cases",
+)
 
 
 class DynamoSpecRepository:
@@ -401,7 +413,11 @@ class DynamoIdempotencyRepository:
             return self.begin(record)
         body = self._packer.unpack(existing) if ("doc" in existing or "doc_key" in existing) else None
         return IdempotencyRecord.model_validate(
-            {**existing, "response_body": body, "expires_at": datetime.fromtimestamp(existing[TTL_ATTRIBUTE], tz=record.expires_at.tzinfo)}
+            {
+                **existing,
+                "response_body": body,
+                "expires_at": datetime.fromtimestamp(existing[TTL_ATTRIBUTE], tz=record.expires_at.tzinfo),
+            }
         )
 
     def complete(self, record: IdempotencyRecord, status: int, body: Any) -> None:

@@ -8,9 +8,9 @@ import secrets
 import string
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from tt_core.models.common import RequestModel, Timestamp
+from tt_core.models.common import Model, RequestModel, Timestamp
 
 KEY_PREFIX = "tt_"
 KEY_BODY_LENGTH = 48
@@ -37,7 +37,7 @@ def key_from_authorization(header: str | None) -> str | None:
     return match.group(1)
 
 
-class Account(BaseModel):
+class Account(Model):
     id: str
     name: str
     created_at: Timestamp
@@ -47,7 +47,7 @@ class CreateApiKeyRequest(RequestModel):
     name: Annotated[str, Field(min_length=1, max_length=255)]
 
 
-class ApiKey(BaseModel):
+class ApiKey(Model):
     """The key object as the API returns it; `key` only in the create response."""
 
     id: str
@@ -70,7 +70,7 @@ class ApiKeyRecord(ApiKey):
         return ApiKey.model_validate(self.model_dump(include=set(ApiKey.model_fields)))
 
 
-class Principal(BaseModel):
+class Principal(Model):
     """Who a request acts for, as the authorizer established it."""
 
     account_id: str

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tt_core.models.base_models import canonical_base_model
-from tt_core.models.common import RequestModel, Timestamp
+from tt_core.models.common import Model, RequestModel, Timestamp
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 Rule = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -30,8 +30,8 @@ WRITABLE_FIELDS = (
 )
 
 
-class SpecExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SpecExample(Model):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     input: ExampleText
     output: ExampleText
@@ -75,7 +75,9 @@ class UpdateBehaviorSpecRequest(_SpecFieldRules):
     base_model: str | None = None
     eval_cases: EvalCases | None = None
 
-    @field_validator("name", "guidelines", "constraints", "examples", "base_model", "eval_cases", mode="before")
+    @field_validator(
+        "name", "guidelines", "constraints", "examples", "base_model", "eval_cases", mode="before"
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -89,14 +91,10 @@ class UpdateBehaviorSpecRequest(_SpecFieldRules):
         return self
 
     def changes(self) -> dict[str, Any]:
-        return {
-            name: getattr(self, name)
-            for name in WRITABLE_FIELDS
-            if name in self.model_fields_set
-        }
+        return {name: getattr(self, name) for name in WRITABLE_FIELDS if name in self.model_fields_set}
 
 
-class BehaviorSpec(BaseModel):
+class BehaviorSpec(Model):
     """The spec object as the API returns it."""
 
     id: str
@@ -125,7 +123,7 @@ class BehaviorSpecRecord(BehaviorSpec):
         return BehaviorSpec.model_validate(self.model_dump(include=set(BehaviorSpec.model_fields)))
 
 
-class RunSummary(BaseModel):
+class RunSummary(Model):
     """Summary row of a run (PRODUCT.md §9.6), as listed in a spec's `_runs`."""
 
     id: str

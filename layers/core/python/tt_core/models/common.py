@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_valida
 
 T = TypeVar("T")
 
+
+class Model(BaseModel):
+    """Base of every model: schemas are built on first use, not at import (Lambda cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 # Fields a client may send back from an object it received; they are ignored (PRODUCT.md §2.1).
 READ_ONLY_FIELDS = frozenset({"id", "created_at", "updated_at"})
 
@@ -30,10 +37,10 @@ def parse_timestamp(text: str) -> datetime:
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
 
 
-class RequestModel(BaseModel):
+class RequestModel(Model):
     """A request body: unknown fields are refused, read-only fields are accepted and dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -48,7 +55,7 @@ class RequestModel(BaseModel):
         }
 
 
-class PageQuery(BaseModel):
+class PageQuery(Model):
     """`page` ≥ 1 and `per_page` 1–100 (PRODUCT.md §2.3)."""
 
     page: int = Field(default=1, ge=1)
@@ -59,7 +66,7 @@ class PageQuery(BaseModel):
         return (self.page - 1) * self.per_page
 
 
-class ListMeta(BaseModel):
+class ListMeta(Model):
     page: int
     per_page: int
     total: int
@@ -75,27 +82,27 @@ def normalize_id(value: str) -> str | None:
         return None
 
 
-class Envelope(BaseModel, Generic[T]):
+class Envelope(Model, Generic[T]):
     """`{"data": …}` as documented in the OpenAPI description."""
 
     data: T
 
 
-class ListEnvelope(BaseModel, Generic[T]):
+class ListEnvelope(Model, Generic[T]):
     data: list[T]
     meta: ListMeta
 
 
-class ErrorDetailBody(BaseModel):
+class ErrorDetailBody(Model):
     field: str
     message: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: str
     message: str
     details: list[ErrorDetailBody] | None = None
 
 
-class ErrorEnvelope(BaseModel):
+class ErrorEnvelope(Model):
     error: ErrorBody

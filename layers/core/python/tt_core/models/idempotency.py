@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from tt_core.models.common import Model
 
 
-class IdempotencyRecord(BaseModel):
+class IdempotencyRecord(Model):
     account_id: str
     scope: str  # the request path: a key is scoped to the account and the path
     key: str

@@ -73,6 +73,7 @@ class ApiKeyService:
             raise ForbiddenError("API key has been revoked.")
         now = self._clock.now()
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
-            self._accounts.touch_key(account_id=record.account_id, key_id=record.id, at=now,
-                                     not_since=now - LAST_USED_RESOLUTION)
+            self._accounts.touch_key(
+                account_id=record.account_id, key_id=record.id, at=now, not_since=now - LAST_USED_RESOLUTION
+            )
         return Principal(account_id=record.account_id, api_key_id=record.id)

@@ -1,0 +1,57 @@
+"""Cold import of the API handler module in a fresh interpreter vs Powertools + boto3 alone.
+
+Prints a table and writes bench/results/api_cold_import.json. Target: ratio ≤ 1.5 and under 400 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = 10
+CASES = {
+    "baseline: powertools + boto3": (
+        "import boto3\nfrom aws_lambda_powertools.event_handler import APIGatewayRestResolver"
+    ),
+    "functions.api.handler": "import functions.api.handler",
+}
+
+
+def cold_import_ms(code: str) -> float:
+    """Wall time of a fresh interpreter importing `code`, minus an empty interpreter's start-up."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    for code in CASES.values():  # warm the file cache and .pyc files once
+        cold_import_ms(code)
+    startup = statistics.median(cold_import_ms("pass") for _ in range(RUNS))
+    results = {
+        name: statistics.median(cold_import_ms(code) for _ in range(RUNS)) - startup
+        for name, code in CASES.items()
+    }
+    baseline, handler = results.values()
+    ratio = handler / baseline
+    print(f"{'module':<32} {'median import (ms)':>20}")
+    for name, value in results.items():
+        print(f"{name:<32} {value:>20.1f}")
+    print(f"{'ratio (target ≤ 1.5)':<32} {ratio:>20.2f}")
+    print(f"{'handler under 400 ms':<32} {handler < 400!s:>20}")
+    out = ROOT / "bench" / "results" / "api_cold_import.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"runs": RUNS, "interpreter_startup_ms": startup, "median_ms": results, "ratio": ratio}, indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Chat rows: reading, assistant-only labels, long-row policies, packing without cross-row attention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.trainer.jobs import item_rows, write_jsonl
+from tt_trainer.data import (
+    IGNORE_INDEX,
+    ChatEncoder,
+    ChatRow,
+    EvalRow,
+    eval_prompt,
+    load_eval_rows,
+    load_train_rows,
+    micro_batches,
+    pack_bins,
+    packed_batch,
+    padded_batch,
+    tokenize_rows,
+)
+from tt_trainer.errors import DataError
+from tt_trainer.train import loss_sum
+
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "First question?"},
+    {"role": "assistant", "content": "First answer."},
+    {"role": "user", "content": "Second question?"},
+    {"role": "assistant", "content": "Second answer, longer than the first."},
+]
+
+
+def _spans(mask: list[int]) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = i
+        elif not bit and start is not None:
+            spans.append((start, i))
+            start = None
+    return spans
+
+
+def _without_markers(tokenizer: Any) -> Any:
+    import copy
+
+    plain = copy.deepcopy(tokenizer)
+    plain.chat_template = tokenizer.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    return plain
+
+
+@pytest.mark.parametrize("markers", [True, False], ids=["generation-markers", "rendered-prefixes"])
+def test_assistant_mask_covers_exactly_the_assistant_turns(tokenizer: Any, markers: bool) -> None:
+    encoder = ChatEncoder(tokenizer if markers else _without_markers(tokenizer))
+    assert encoder.uses_generation_markers is markers
+    ids, mask = encoder.encode(CONVERSATION)
+    spans = _spans(mask)
+    assert [tokenizer.decode(ids[a:b]) for a, b in spans] == [
+        "First answer.<|im_end|>",
+        "Second answer, longer than the first.<|im_end|>",
+    ]
+    # Every other token (system, user turns, role headers, the newline after end-of-turn) is unmasked.
+    rendered = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if not m])
+    assert "First answer" not in rendered and "Second answer" not in rendered
+    assert rendered.count("<|im_start|>assistant\n") == 2
+
+
+def test_both_mask_methods_agree(tokenizer: Any) -> None:
+    for row in [CONVERSATION, *[r["messages"] for r in item_rows(5)]]:
+        assert ChatEncoder(tokenizer).encode(row) == ChatEncoder(_without_markers(tokenizer)).encode(row)
+
+
+def test_labels_keep_the_end_of_turn_token(encoder: ChatEncoder, tokenizer: Any) -> None:
+    rows, report = tokenize_rows(
+        [ChatRow(CONVERSATION, "t")], encoder, max_seq_length=512, long_examples="error"
+    )
+    row = rows[0]
+    assert row.labels[0] == IGNORE_INDEX
+    learnt = [t for t in row.labels if t != IGNORE_INDEX]
+    assert learnt.count(tokenizer.eos_token_id) == 2
+    assert tokenizer.pad_token_id not in learnt
+    assert report.label_tokens == len(learnt) and report.kept == 1 and report.tokens == len(row)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def test_reads_every_jsonl_file_of_a_channel_and_skips_blank_lines(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", item_rows(2))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.jsonl").write_text("\n" + json.dumps(item_rows(1)[0]) + "\n\n")
+    rows = load_train_rows(tmp_path)
+    assert len(rows) == 3
+    assert rows[2].where == "b.jsonl line 2"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "The train channel is empty: its .jsonl files hold no rows."),
+        ('{"messages": [}\n', "The train channel is not valid JSONL: train.jsonl line 1 is not JSON"),
+        ("[1]\n", "line 1 is not a JSON object"),
+        ('{"text": "hi"}\n', 'has no "messages" list'),
+        ('{"messages": [{"role": "bot", "content": "x"}]}\n', "message 1 has role 'bot'"),
+        ('{"messages": [{"role": "user", "content": 3}]}\n', "message 1 has no text content"),
+        ('{"messages": [{"role": "user", "content": "hi"}]}\n', "line 1 has no assistant message"),
+    ],
+)
+def test_bad_training_rows_fail_clearly(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "train.jsonl").write_text(content)
+    with pytest.raises(DataError) as info:
+        load_train_rows(tmp_path)
+    assert message in str(info.value)
+
+
+def test_a_channel_without_jsonl_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="The train channel is empty: it holds no .jsonl file"):
+        load_train_rows(tmp_path)
+
+
+def test_eval_rows_take_expected_or_the_final_assistant_turn(tmp_path: Path) -> None:
+    rows = item_rows(2)
+    write_jsonl(
+        tmp_path / "eval.jsonl",
+        [
+            {"id": "a", "messages": rows[0]["messages"][:2], "expected": "X", "split": "test"},
+            {"messages": rows[1]["messages"]},
+        ],
+    )
+    first, second = load_eval_rows(tmp_path)
+    assert (first.id, first.expected, first.split, first.input) == ("a", "X", "test", "Describe item 0.")
+    assert second.id == "2" and second.expected == rows[1]["messages"][2]["content"]
+    assert [m["role"] for m in second.messages] == ["system", "user"] and second.split is None
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"messages": [{"role": "user", "content": "q"}]}, "has no expected answer"),
+        ({"messages": [{"role": "system", "content": "s"}], "expected": "a"}, "must end with a user message"),
+    ],
+)
+def test_bad_eval_rows_fail_clearly(tmp_path: Path, row: dict[str, Any], message: str) -> None:
+    write_jsonl(tmp_path / "eval.jsonl", [row])
+    with pytest.raises(DataError, match=message):
+        load_eval_rows(tmp_path)
+
+
+def test_eval_ids_must_be_unique(tmp_path: Path) -> None:
+    row = {"id": "x", "messages": [{"role": "user", "content": "q"}], "expected": "a"}
+    write_jsonl(tmp_path / "eval.jsonl", [row, row])
+    with pytest.raises(DataError, match="repeats the id 'x'"):
+        load_eval_rows(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- long rows
+
+
+def _long_row(words: int, answer_words: int = 4, where: str = "t") -> ChatRow:
+    return ChatRow(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": " ".join(f"word{i}" for i in range(words))},
+            {"role": "assistant", "content": " ".join(["answer"] * answer_words)},
+        ],
+        where,
+    )
+
+
+def test_error_policy_names_the_first_five_rows(encoder: ChatEncoder) -> None:
+    rows = [_long_row(60, where=f"train.jsonl line {i}") for i in range(1, 8)]
+    with pytest.raises(DataError) as info:
+        tokenize_rows(rows, encoder, max_seq_length=64, long_examples="error")
+    text = str(info.value)
+    assert text.startswith("7 training row(s) are longer than max_seq_length (64 tokens): train.jsonl line 1 (")
+    assert "line 5 (" in text and "line 6" not in text and "long_examples" in text
+
+
+def test_skip_policy_counts(encoder: ChatEncoder) -> None:
+    rows = [_long_row(3), _long_row(80), _long_row(5), _long_row(90)]
+    kept, report = tokenize_rows(rows, encoder, max_seq_length=64, long_examples="skip")
+    assert (report.rows, report.kept, report.skipped, report.truncated) == (4, 2, 2, 0)
+    assert all(len(r) <= 64 for r in kept)
+
+
+def test_truncate_cuts_the_input_before_the_answer(encoder: ChatEncoder, tokenizer: Any) -> None:
+    kept, report = tokenize_rows([_long_row(80)], encoder, max_seq_length=64, long_examples="truncate")
+    assert report.truncated == 1 and len(kept[0]) <= 64
+    answer = tokenizer.decode([t for t in kept[0].labels if t != IGNORE_INDEX])
+    assert answer == "answer answer answer answer<|im_end|>"  # the answer survived whole
+    assert "word0" in tokenizer.decode(kept[0].input_ids)  # the input lost its end, not its start
+
+
+def test_truncate_cuts_the_answer_once_the_input_is_gone(encoder: ChatEncoder, tokenizer: Any) -> None:
+    kept, report = tokenize_rows([_long_row(20, answer_words=80)], encoder, max_seq_length=48, long_examples="truncate")
+    assert report.truncated == 1 and len(kept[0]) <= 48
+    text = tokenizer.decode(kept[0].input_ids)
+    assert "word" not in text
+    learnt = [t for t in kept[0].labels if t != IGNORE_INDEX]
+    assert learnt[-1] == tokenizer.eos_token_id and len(learnt) > 5
+
+
+def test_truncate_skips_rows_that_cannot_fit(encoder: ChatEncoder) -> None:
+    hopeless = ChatRow(
+        [
+            {"role": "system", "content": " ".join(["system"] * 200)},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+        ],
+        "t",
+    )
+    kept, report = tokenize_rows([hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate")
+    assert (report.kept, report.skipped, report.truncated) == (1, 1, 0)
+    with pytest.raises(DataError, match="No training row fits max_seq_length"):
+        tokenize_rows([hopeless], encoder, max_seq_length=48, long_examples="truncate")
+
+
+def test_eval_prompt_leaves_room_for_the_answer(encoder: ChatEncoder) -> None:
+    row = EvalRow(id="1", messages=_long_row(100).messages[:2], expected="x", split=None, where="e")
+    ids, truncated = eval_prompt(encoder, row, 40)
+    assert truncated and len(ids) <= 40
+    assert encoder.decode(ids).endswith("assistant\n")
+    short = EvalRow(id="2", messages=_long_row(2).messages[:2], expected="x", split=None, where="e")
+    assert eval_prompt(encoder, short, 40)[1] is False
+
+
+# ---------------------------------------------------------------------------------------------- batching
+
+
+def test_pack_bins_respects_capacity_and_uses_every_row() -> None:
+    lengths = [30, 5, 17, 29, 3, 12, 30, 8]
+    bins = pack_bins(lengths, 30)
+    assert sorted(i for b in bins for i in b) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in b) <= 30 for b in bins)
+    assert [sorted(lengths[i] for i in b) for b in bins] == [[30], [30], [29], [12, 17], [3, 5, 8]]
+
+
+def _mixed_rows(encoder: ChatEncoder, n: int = 9) -> list[Any]:
+    rows = [_long_row(3 + 7 * (i % 5), answer_words=1 + 3 * (i % 4)) for i in range(n)]
+    kept, _ = tokenize_rows(rows, encoder, max_seq_length=512, long_examples="error")
+    return kept
+
+
+def test_packed_positions_restart_per_row(encoder: ChatEncoder) -> None:
+    rows = _mixed_rows(encoder, 3)
+    batch = packed_batch([rows], pad_id=0)
+    assert batch.attention_mask is None
+    starts = (batch.position_ids[0] == 0).nonzero().flatten().tolist()
+    assert starts == [0, len(rows[0]), len(rows[0]) + len(rows[1])]
+    assert batch.tokens == sum(len(r) for r in rows)
+
+
+def test_packed_and_padded_batches_give_the_same_loss_and_gradients(encoder: ChatEncoder, tiny_model: Any) -> None:
+    rows = _mixed_rows(encoder)
+    capacity = max(len(r) for r in rows)
+
+    def loss_and_grad(batches: list[Any]) -> tuple[float, torch.Tensor]:
+        tiny_model.zero_grad()
+        labels = sum(b.label_tokens for b in batches)
+        total = sum(loss_sum(tiny_model, b) for b in batches) / labels
+        total.backward()
+        return total.item(), tiny_model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+
+    padded = micro_batches(rows, packing=False, micro_batch_size=4, pack_capacity=capacity, pad_id=0)
+    packed = micro_batches(rows, packing=True, micro_batch_size=4, pack_capacity=capacity, pad_id=0)
+    assert sum(b.positions for b in packed) < sum(b.positions for b in padded)
+    assert any(b.position_ids.eq(0).sum() > b.input_ids.shape[0] for b in packed)  # rows really share sequences
+    loss_padded, grad_padded = loss_and_grad(padded)
+    loss_packed, grad_packed = loss_and_grad(packed)
+    assert loss_packed == pytest.approx(loss_padded, rel=1e-5)
+    torch.testing.assert_close(grad_packed, grad_padded, rtol=1e-4, atol=1e-6)
+
+
+def test_rows_in_a_pack_do_not_attend_to_each_other(encoder: ChatEncoder, tiny_model: Any) -> None:
+    first, second = _mixed_rows(encoder, 2)
+    changed = type(first)(input_ids=[first.input_ids[0], *[7] * (len(first) - 1)], labels=first.labels)
+    with torch.no_grad():
+        a = tiny_model(**_forward_args(packed_batch([[first, second]], pad_id=0))).logits[0, len(first) :]
+        b = tiny_model(**_forward_args(packed_batch([[changed, second]], pad_id=0))).logits[0, len(first) :]
+        alone = tiny_model(**_forward_args(padded_batch([second], pad_id=0))).logits[0]
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, alone, rtol=1e-4, atol=1e-5)
+
+
+def _forward_args(batch: Any) -> dict[str, Any]:
+    # use_cache=False matters: with a cache, transformers does not look for packed sequences in position_ids.
+    return {
+        "input_ids": batch.input_ids,
+        "attention_mask": batch.attention_mask,
+        "position_ids": batch.position_ids,
+        "use_cache": False,
+    }
