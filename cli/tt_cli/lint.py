@@ -77,6 +77,7 @@ def lint(data: Any) -> list[Check]:
         return [shape]
     checks = [shape, *_field_checks(data), _base_model_check(data)]
     examples = _valid_examples(data.get("examples"))
+    count = len(data["examples"]) if isinstance(data.get("examples"), list) else 0
     checks += [
         _warn(
             "system_prompt_set",
@@ -91,8 +92,8 @@ def lint(data: Any) -> list[Check]:
         _unknown_keys_check(data),
         _warn(
             "example_count",
-            isinstance(data.get("examples"), list) and len(data["examples"]) >= MIN_EXAMPLES,
-            f"fewer than {MIN_EXAMPLES} examples: evaluation reuses the training examples",
+            count >= MIN_EXAMPLES,
+            f"{count} example(s), fewer than {MIN_EXAMPLES}: evaluation reuses the training examples",
         ),
         _duplicates_check(examples),
     ]

@@ -96,6 +96,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if authorizer.get("account_id"):
         logger.append_keys(account_id=authorizer["account_id"])
     normalised = _normalise(event)
+    result: dict[str, Any]
     if isinstance(normalised, TtError):
         result = {
             "statusCode": normalised.http_status,

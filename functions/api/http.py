@@ -19,7 +19,7 @@ JSON = "application/json"
 
 def principal(router: BaseRouter) -> Principal:
     """The account the authorizer resolved; API Gateway puts its context on the request."""
-    context = router.current_event.request_context.authorizer or {}
+    context = (router.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
     account_id = context.get("account_id")
     if not account_id:
         raise UnauthorizedError("Missing or malformed API key: send 'Authorization: Bearer tt_…'.")

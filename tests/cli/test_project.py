@@ -75,7 +75,7 @@ def test_eval_text_output_and_scaffold_warnings(run: Any, closed_url: str) -> No
     assert result.code == 0  # warnings only inform
     lines = result.out.splitlines()
     assert "✓ json_object" in lines
-    assert any(line.startswith("! example_count: fewer than 5 examples") for line in lines)
+    assert "! example_count: 2 example(s), fewer than 5: evaluation reuses the training examples" in lines
     assert lines[-1] == "✓ tunedtensor.json is valid (0 error(s), 1 warning(s))"
 
 
@@ -143,7 +143,7 @@ def test_eval_missing_required_fields(run: Any) -> None:
         ({"system_prompt": "  "}, "system_prompt_set", "system_prompt is empty"),
         ({"guidelines": []}, "has_guidelines", "no guidelines"),
         ({"extra": 1, "_run_count": 0}, "unknown_keys", "extra, _run_count"),
-        ({"examples": [{"input": "a", "output": "b"}] * 1}, "example_count", "fewer than 5"),
+        ({"examples": [{"input": "a", "output": "b"}]}, "example_count", "1 example(s), fewer than 5"),
         (
             {
                 "examples": [

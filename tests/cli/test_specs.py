@@ -153,7 +153,7 @@ def test_prefix_resolution_reads_every_page(
     assert result.code == 0 and result.json["data"]["id"] == IDS[0]
 
 
-def test_update_needs_a_change(run: Any, authed: Api) -> None:
+def test_update_needs_a_change(run: Any) -> None:
     result = run("specs", "update", "abcd")
     assert result.code == 2 and "at least one of -f/--file, -n/--name, --model" in result.err
 

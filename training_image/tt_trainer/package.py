@@ -30,8 +30,10 @@ def save_artifact(
 ) -> None:
     """Write every artifact file; the adapter names its base model by canonical id, never a local path."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    # peft's model card names the base by the loaded config's path: make that the id too.
-    model.get_base_model().config.name_or_path = base.id
+    # peft's model card (README.md) names the base by where it was loaded from: make that the id too.
+    base_model = model.get_base_model()
+    base_model.config.name_or_path = base.id
+    base_model.name_or_path = base.id
     for config in model.peft_config.values():
         config.base_model_name_or_path = base.id
         # A hub revision lets plain peft fetch exactly the base trained on; tiny-chat has none on the hub.
