@@ -1,0 +1,41 @@
+"""The 6 MB response cap: the longest eval-row strings go first, then spec examples; stored data stays whole."""
+
+from __future__ import annotations
+
+import json
+
+from tt_core.envelope import TRUNCATION_MARK, fit_response
+
+
+def test_small_payloads_are_unchanged() -> None:
+    payload = {"data": {"examples": [{"input": "a", "output": "b"}]}}
+    assert json.loads(fit_response(payload)) == payload
+
+
+def test_longest_example_strings_are_cut_until_it_fits() -> None:
+    payload = {"data": {"name": "n" * 100, "examples": [{"input": "i" * 5000, "output": "o" * 300}]}}
+    text = fit_response(payload, limit=2000)
+    assert len(text.encode()) <= 2000
+    cut = json.loads(text)["data"]
+    assert cut["examples"][0]["input"].endswith(TRUNCATION_MARK)
+    assert cut["examples"][0]["output"] == "o" * 300  # short strings survive
+    assert cut["name"] == "n" * 100  # only example and eval-row strings may be cut
+    assert payload["data"]["examples"][0]["input"] == "i" * 5000  # the caller's object is untouched
+
+
+def test_eval_rows_are_cut_before_examples() -> None:
+    payload = {
+        "data": {
+            "examples": [{"input": "x" * 1500, "output": "y"}],
+            "_evals": [{"prompt": "p" * 1500, "expected": "e", "actual": "a" * 1500, "reasoning": None}],
+        }
+    }
+    cut = json.loads(fit_response(payload, limit=3400))["data"]
+    assert cut["examples"][0]["input"] == "x" * 1500
+    assert cut["_evals"][0]["prompt"].endswith(TRUNCATION_MARK)
+    assert cut["_evals"][0]["actual"].endswith(TRUNCATION_MARK)
+
+
+def test_multibyte_text_is_measured_in_bytes() -> None:
+    payload = {"data": [{"input": "é" * 3000, "output": "ü" * 3000}]}
+    assert len(fit_response(payload, limit=4000).encode()) <= 4000
