@@ -1,4 +1,4 @@
-"""The 6 MB response cap: the longest eval-row strings go first, then spec examples; stored data stays whole."""
+"""The 6 MB response cap: eval-row strings are cut first, then spec examples; stored data stays whole."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ BODY = {"name": "s", "examples": [{"input": "q", "output": "a"}]}
 
 
 def test_update_moves_updated_at_even_when_the_clock_does_not(services: Any) -> None:
-    clock, specs, _ = services
+    _clock, specs, _ = services
     created = specs.create("acct", CreateBehaviorSpecRequest.model_validate(BODY))
     first = specs.update("acct", created.id, UpdateBehaviorSpecRequest(name="a"))
     second = specs.update("acct", created.id, UpdateBehaviorSpecRequest(name="b"))
@@ -61,7 +61,7 @@ def test_a_guarded_update_on_a_stale_read_changes_nothing(services: Any) -> None
 
 def test_last_used_at_is_written_at_most_once_a_minute(services: Any) -> None:
     clock, _, keys = services
-    account, key = keys.create_account("acme")
+    _account, key = keys.create_account("acme")
     keys.authenticate(f"Bearer {key.key}")
     first = keys.find_key(key.key).last_used_at
     clock.advance(seconds=30)
