@@ -15,7 +15,13 @@ from constructs import Construct
 from infra import nag
 from infra.config import StageConfig
 from infra.constructs.lambda_defaults import make_function
-from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH, PUBLIC_PATHS
+from tt_core.schema import (
+    API_STAGE_NAME,
+    API_VERSION_PATH,
+    GATEWAY_ERRORS,
+    PUBLIC_PATHS,
+    RETRY_AFTER_SECONDS,
+)
 
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
@@ -69,39 +75,16 @@ class ErrorResponse:
         return headers
 
 
-_NOT_FOUND = ErrorResponse(404, "not_found", "Route not found")
-_RATE_LIMITED = ErrorResponse(429, "rate_limited", "Too many requests: retry later.", retry_after_seconds=1)
-_INTERNAL = ErrorResponse(500, "internal_error", "Internal error (request $context.requestId)")
-_INVALID = ErrorResponse(400, "validation_error", "Request is invalid.", details=True)
-
-# Keyed by API Gateway's response type names (ResponseType.of(name)).
+# Keyed by API Gateway's response type names (ResponseType.of(name)); one table with the local stack.
 GATEWAY_RESPONSES: Mapping[str, ErrorResponse] = {
-    # The authorizer raised "Unauthorized", or the Authorization header is missing (API Gateway
-    # refuses a request without its identity source before calling the authorizer).
-    "UNAUTHORIZED": ErrorResponse(
-        401, "unauthorized", "Missing or invalid API key: send 'Authorization: Bearer tt_...'."
-    ),
-    # Our authorizer returns Deny only for a revoked key.
-    "ACCESS_DENIED": ErrorResponse(403, "forbidden", "API key has been revoked."),
-    "WAF_FILTERED": ErrorResponse(403, "forbidden", "Request blocked by the firewall."),
-    # No method uses IAM authorization, so API Gateway sends these only for a path or method that
-    # has no resource: "Missing Authentication Token" without an Authorization header, "incomplete
-    # signature" (it tries to read a Bearer header as SigV4) with one. Both mean: unknown route.
-    "MISSING_AUTHENTICATION_TOKEN": _NOT_FOUND,
-    "INCOMPLETE_SIGNATURE": _NOT_FOUND,
-    "RESOURCE_NOT_FOUND": _NOT_FOUND,
-    "THROTTLED": _RATE_LIMITED,
-    "QUOTA_EXCEEDED": _RATE_LIMITED,
-    # API Gateway's own body cap (10 MB); the 6 MB product limit is enforced by the API function.
-    "REQUEST_TOO_LARGE": ErrorResponse(413, "payload_too_large", "Request body exceeds the 6 MB limit."),
-    "BAD_REQUEST_PARAMETERS": _INVALID,
-    "BAD_REQUEST_BODY": _INVALID,
-    "DEFAULT_4XX": _INVALID,
-    # The catalogue has one server error, 500 internal_error: timeouts (504) and integration
-    # failures (502/504) are reported as it too, with the request id to quote to the operator.
-    "INTEGRATION_FAILURE": _INTERNAL,
-    "INTEGRATION_TIMEOUT": _INTERNAL,
-    "DEFAULT_5XX": _INTERNAL,
+    name: ErrorResponse(
+        status,
+        code,
+        message,
+        details=code == "validation_error",
+        retry_after_seconds=RETRY_AFTER_SECONDS if status == 429 else None,
+    )
+    for name, (status, code, message) in GATEWAY_ERRORS.items()
 }
 
 

@@ -136,6 +136,8 @@ EXPECTED_RESPONSES = {
     "BAD_REQUEST_PARAMETERS": (400, "validation_error"),
     "BAD_REQUEST_BODY": (400, "validation_error"),
     "DEFAULT_4XX": (400, "validation_error"),
+    "AUTHORIZER_FAILURE": (500, "internal_error"),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, "internal_error"),
     "INTEGRATION_FAILURE": (500, "internal_error"),
     "INTEGRATION_TIMEOUT": (500, "internal_error"),
     "DEFAULT_5XX": (500, "internal_error"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH, GATEWAY_ERRORS, PUBLIC_PATHS
+from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH, GATEWAY_ERRORS, PUBLIC_PATHS, RETRY_AFTER_SECONDS
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # API Gateway's own limit on a request payload.
@@ -55,10 +55,13 @@ class LambdaContext:
 
 def _gateway_error(kind: str, request_id: str) -> GatewayResponse:
     status, code, message = GATEWAY_ERRORS[kind]
-    body = {"error": {"code": code, "message": message.replace("$context.requestId", request_id)}}
+    error: dict[str, Any] = {"code": code, "message": message.replace("$context.requestId", request_id)}
+    if code == "validation_error":
+        error["details"] = []
     headers = [("Content-Type", "application/json"), ("X-Request-Id", request_id)]
     if status == 429:
-        headers.append(("Retry-After", "1"))
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
+    body = {"error": error}
     return GatewayResponse(status, headers, json.dumps(body).encode())
 
 

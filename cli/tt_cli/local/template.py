@@ -10,7 +10,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CACHE_DIR = REPO_ROOT / "cdk.out" / "local"
 # What the template depends on: a change to any of these synthesizes again.
-_SOURCES = ("infra", "cdk.json", "layers/core/python/tt_core/schema.py", "layers/core/python/tt_core/settings.py")
+_SOURCES = (
+    "infra",
+    "cdk.json",
+    "layers/core/python/tt_core/schema.py",
+    "layers/core/python/tt_core/settings.py",
+)
 
 
 def _fingerprint() -> str:

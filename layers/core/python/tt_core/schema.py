@@ -25,14 +25,36 @@ PUBLIC_PATHS = ("version", "openapi.json", "docs")
 
 # API Gateway's own responses, templated into the product's error envelope on AWS and reproduced by
 # the local stack: response type → (HTTP status, product code, message).
+_NOT_FOUND = (404, "not_found", "Route not found")
+_RATE_LIMITED = (429, "rate_limited", "Too many requests: retry later.")
+_INTERNAL = (500, "internal_error", "Internal error (request $context.requestId)")
+_INVALID = (400, "validation_error", "Request is invalid.")
 GATEWAY_ERRORS: dict[str, tuple[int, str, str]] = {
-    "UNAUTHORIZED": (401, "unauthorized", "Missing or invalid API key: send 'Authorization: Bearer tt_…'."),
+    # The authorizer raised "Unauthorized", or the Authorization header is missing (API Gateway
+    # refuses a request without its identity source before calling the authorizer).
+    "UNAUTHORIZED": (401, "unauthorized", "Missing or invalid API key: send 'Authorization: Bearer tt_...'."),
+    # The authorizer returns Deny only for a revoked key.
     "ACCESS_DENIED": (403, "forbidden", "API key has been revoked."),
-    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "Route not found"),
-    "RESOURCE_NOT_FOUND": (404, "not_found", "Route not found"),
-    "REQUEST_TOO_LARGE": (413, "payload_too_large", "Request body exceeds the size limit."),
-    "THROTTLED": (429, "rate_limited", "Too many requests: retry after the Retry-After delay."),
-    "QUOTA_EXCEEDED": (429, "rate_limited", "Too many requests: retry after the Retry-After delay."),
-    "AUTHORIZER_FAILURE": (500, "internal_error", "Internal error (request $context.requestId)"),
-    "DEFAULT_5XX": (500, "internal_error", "Internal error (request $context.requestId)"),
+    "WAF_FILTERED": (403, "forbidden", "Request blocked by the firewall."),
+    # No method uses IAM authorization, so API Gateway sends these only for a path or method that
+    # has no resource: "Missing Authentication Token" without an Authorization header, "incomplete
+    # signature" (it tries to read a Bearer header as SigV4) with one. Both mean: unknown route.
+    "MISSING_AUTHENTICATION_TOKEN": _NOT_FOUND,
+    "INCOMPLETE_SIGNATURE": _NOT_FOUND,
+    "RESOURCE_NOT_FOUND": _NOT_FOUND,
+    "THROTTLED": _RATE_LIMITED,
+    "QUOTA_EXCEEDED": _RATE_LIMITED,
+    # API Gateway's own body cap (10 MB); the 6 MB product limit is enforced by the API function.
+    "REQUEST_TOO_LARGE": (413, "payload_too_large", "Request body exceeds the 6 MB limit."),
+    "BAD_REQUEST_PARAMETERS": _INVALID,
+    "BAD_REQUEST_BODY": _INVALID,
+    "DEFAULT_4XX": _INVALID,
+    # The catalogue has one server error, 500 internal_error: timeouts and integration failures are
+    # reported as it too, with the request id to quote to the operator.
+    "AUTHORIZER_FAILURE": _INTERNAL,
+    "AUTHORIZER_CONFIGURATION_ERROR": _INTERNAL,
+    "INTEGRATION_FAILURE": _INTERNAL,
+    "INTEGRATION_TIMEOUT": _INTERNAL,
+    "DEFAULT_5XX": _INTERNAL,
 }
+RETRY_AFTER_SECONDS = 1
