@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -116,3 +117,25 @@ def test_specs_survive_a_restart_and_a_busy_port_is_refused(tmp_path: Any) -> No
         assert got.status_code == 200 and got.json()["data"]["name"] == "Persistent"
     finally:
         stop_stack(again)
+
+
+def test_local_status_reports_the_running_stack(local_stack: RunningStack) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tt_cli.main", "local", "status", "--data-dir", str(local_stack.data_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["running"] is True
+    assert status["base_url"] == local_stack.base_url and status["version"] == "0.1.0"
+
+
+def test_local_status_exits_1_when_nothing_runs(tmp_path: Any) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tt_cli.main", "local", "status", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["running"] is False
