@@ -32,7 +32,12 @@ def item_rows(n: int = 30, seed: int = 0) -> list[dict[str, Any]]:
 
 def eval_rows_from(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"id": f"row-{i}", "messages": r["messages"][:-1], "expected": r["messages"][-1]["content"], "split": "val"}
+        {
+            "id": f"row-{i}",
+            "messages": r["messages"][:-1],
+            "expected": r["messages"][-1]["content"],
+            "split": "val",
+        }
         for i, r in enumerate(rows)
     ]
 

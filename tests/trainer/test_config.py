@@ -75,7 +75,10 @@ def test_unknown_names_are_reported_and_workflow_names_ignored() -> None:
         ({"n_epochs": "21"}, "n_epochs = '21': Input should be less than or equal to 20"),
         ({"long_examples": "drop"}, "long_examples = 'drop'"),
         ({"lora_dropout": "1"}, "lora_dropout"),
-        ({"max_output_tokens": "10", "eval_reserved_output_tokens": "20"}, "must not exceed max_output_tokens"),
+        (
+            {"max_output_tokens": "10", "eval_reserved_output_tokens": "20"},
+            "must not exceed max_output_tokens",
+        ),
     ],
 )
 def test_invalid_values_name_the_field(raw: dict[str, str], fragment: str) -> None:
@@ -114,7 +117,12 @@ def test_paths_from_sm_variables_root_and_overrides(tmp_path: Path) -> None:
         "SM_CHANNEL_BASE_MODEL": "/b",
         "TT_FAILURE_FILE": "/f",
     }
-    paths = resolve_paths(env, sm_root=tmp_path, overrides={"model_dir": tmp_path / "cli"}, channel_overrides={"eval": tmp_path / "e"})
+    paths = resolve_paths(
+        env,
+        sm_root=tmp_path,
+        overrides={"model_dir": tmp_path / "cli"},
+        channel_overrides={"eval": tmp_path / "e"},
+    )
     assert paths.model_dir == tmp_path / "cli"  # CLI beats env
     assert paths.output_data_dir == Path("/o")
     assert paths.channels["train"] == Path("/t")
@@ -129,7 +137,9 @@ def test_metric_regexes_match_train_step_lines_only(tmp_path: Path) -> None:
     stream = io.StringIO()
     reporter = ProgressReporter(tmp_path, stream)
     reporter.event("data", rows=3, tokens=100)
-    reporter.train_step(step=12, total_steps=60, epoch=0.6, loss=1.2345, learning_rate=2e-05, tokens_per_second=5312.44)
+    reporter.train_step(
+        step=12, total_steps=60, epoch=0.6, loss=1.2345, learning_rate=2e-05, tokens_per_second=5312.44
+    )
     data_line, step_line = stream.getvalue().splitlines()
     expected = {"loss": 1.2345, "learning_rate": 2e-05, "epoch": 0.6, "step": 12, "tokens_per_second": 5312.4}
     for definition in METRIC_DEFINITIONS:
@@ -140,7 +150,13 @@ def test_metric_regexes_match_train_step_lines_only(tmp_path: Path) -> None:
         assert match is not None and float(match.group(1)) == expected[key], definition
         assert pattern.search(data_line) is None
     assert list(json.loads(step_line)) == [
-        "event", "step", "total_steps", "epoch", "loss", "learning_rate", "tokens_per_second"
+        "event",
+        "step",
+        "total_steps",
+        "epoch",
+        "loss",
+        "learning_rate",
+        "tokens_per_second",
     ]
     progress = json.loads((tmp_path / PROGRESS_FILE).read_text())
     assert progress["status"] == "training" and progress["step"] == 12 and progress["total_steps"] == 60

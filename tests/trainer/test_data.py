@@ -51,7 +51,9 @@ def _without_markers(tokenizer: Any) -> Any:
     import copy
 
     plain = copy.deepcopy(tokenizer)
-    plain.chat_template = tokenizer.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    plain.chat_template = tokenizer.chat_template.replace("{% generation %}", "").replace(
+        "{% endgeneration %}", ""
+    )
     return plain
 
 
@@ -179,7 +181,9 @@ def test_error_policy_names_the_first_five_rows(encoder: ChatEncoder) -> None:
     with pytest.raises(DataError) as info:
         tokenize_rows(rows, encoder, max_seq_length=64, long_examples="error")
     text = str(info.value)
-    assert text.startswith("7 training row(s) are longer than max_seq_length (64 tokens): train.jsonl line 1 (")
+    assert text.startswith(
+        "7 training row(s) are longer than max_seq_length (64 tokens): train.jsonl line 1 ("
+    )
     assert "line 5 (" in text and "line 6" not in text and "long_examples" in text
 
 
@@ -199,7 +203,9 @@ def test_truncate_cuts_the_input_before_the_answer(encoder: ChatEncoder, tokeniz
 
 
 def test_truncate_cuts_the_answer_once_the_input_is_gone(encoder: ChatEncoder, tokenizer: Any) -> None:
-    kept, report = tokenize_rows([_long_row(20, answer_words=80)], encoder, max_seq_length=48, long_examples="truncate")
+    kept, report = tokenize_rows(
+        [_long_row(20, answer_words=80)], encoder, max_seq_length=48, long_examples="truncate"
+    )
     assert report.truncated == 1 and len(kept[0]) <= 48
     text = tokenizer.decode(kept[0].input_ids)
     assert "word" not in text
@@ -216,7 +222,9 @@ def test_truncate_skips_rows_that_cannot_fit(encoder: ChatEncoder) -> None:
         ],
         "t",
     )
-    kept, report = tokenize_rows([hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate")
+    kept, report = tokenize_rows(
+        [hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate"
+    )
     assert (report.kept, report.skipped, report.truncated) == (1, 1, 0)
     with pytest.raises(DataError, match="No training row fits max_seq_length"):
         tokenize_rows([hopeless], encoder, max_seq_length=48, long_examples="truncate")
@@ -257,7 +265,9 @@ def test_packed_positions_restart_per_row(encoder: ChatEncoder) -> None:
     assert batch.tokens == sum(len(r) for r in rows)
 
 
-def test_packed_and_padded_batches_give_the_same_loss_and_gradients(encoder: ChatEncoder, tiny_model: Any) -> None:
+def test_packed_and_padded_batches_give_the_same_loss_and_gradients(
+    encoder: ChatEncoder, tiny_model: Any
+) -> None:
     rows = _mixed_rows(encoder)
     capacity = max(len(r) for r in rows)
 
@@ -271,7 +281,9 @@ def test_packed_and_padded_batches_give_the_same_loss_and_gradients(encoder: Cha
     padded = micro_batches(rows, packing=False, micro_batch_size=4, pack_capacity=capacity, pad_id=0)
     packed = micro_batches(rows, packing=True, micro_batch_size=4, pack_capacity=capacity, pad_id=0)
     assert sum(b.positions for b in packed) < sum(b.positions for b in padded)
-    assert any(b.position_ids.eq(0).sum() > b.input_ids.shape[0] for b in packed)  # rows really share sequences
+    assert any(
+        b.position_ids.eq(0).sum() > b.input_ids.shape[0] for b in packed
+    )  # rows really share sequences
     loss_padded, grad_padded = loss_and_grad(padded)
     loss_packed, grad_packed = loss_and_grad(packed)
     assert loss_packed == pytest.approx(loss_padded, rel=1e-5)

@@ -11,13 +11,17 @@ from tt_trainer import tiny
 
 
 def _digests(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()
+    }
 
 
 def test_two_builds_are_identical_bit_for_bit(tmp_path: Path, tiny_model_dir: Path) -> None:
     rebuilt = tiny.build(tmp_path / "again")
     assert _digests(rebuilt) == _digests(tiny_model_dir)
-    assert {"model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"} <= set(_digests(rebuilt))
+    assert {"model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"} <= set(
+        _digests(rebuilt)
+    )
 
 
 def test_special_tokens_and_template(tokenizer: Any, tiny_model: Any) -> None:
@@ -25,7 +29,9 @@ def test_special_tokens_and_template(tokenizer: Any, tiny_model: Any) -> None:
     assert tokenizer.eos_token == "<|im_end|>"
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert "{% generation %}" in tokenizer.chat_template
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt == "<|bos|><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     config = tiny_model.config
     assert config.max_position_embeddings == tiny.CONTEXT_LENGTH == 2048

@@ -59,7 +59,9 @@ def test_job_succeeds_and_loss_falls(overfit: tuple[Job, Any]) -> None:
 
 def test_overfit_answers_come_back_exactly_and_stop(overfit: tuple[Job, Any]) -> None:
     job, _ = overfit
-    predictions = [json.loads(line) for line in (job.output_dir / "eval_predictions.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line) for line in (job.output_dir / "eval_predictions.jsonl").read_text().splitlines()
+    ]
     assert len(predictions) == 30
     exact = [p for p in predictions if p["tuned"]["output"] == p["expected"] and p["tuned"]["finished"]]
     assert len(exact) >= 27
@@ -67,7 +69,15 @@ def test_overfit_answers_come_back_exactly_and_stop(overfit: tuple[Job, Any]) ->
     assert sum(p["base"]["output"] == p["expected"] for p in predictions) == 0
     first = predictions[0]
     assert set(first) == {
-        "id", "split", "input", "expected", "prompt_tokens", "prompt_truncated", "max_new_tokens", "base", "tuned"
+        "id",
+        "split",
+        "input",
+        "expected",
+        "prompt_tokens",
+        "prompt_truncated",
+        "max_new_tokens",
+        "base",
+        "tuned",
     }
     assert (first["id"], first["split"], first["input"]) == ("row-0", "val", "Describe item 0.")
     assert first["max_new_tokens"] == 24 and first["prompt_truncated"] is False
@@ -99,8 +109,15 @@ def test_artifact_files_and_shapes(overfit: tuple[Job, Any]) -> None:
         "revision": "v1",
     }
     metrics = json.loads((job.model_dir / "training-metrics.json").read_text())
-    assert {"training_rows", "n_epochs", "steps", "train_runtime_seconds", "train_loss", "loss_history",
-            "hyperparameters"} <= set(metrics)
+    assert {
+        "training_rows",
+        "n_epochs",
+        "steps",
+        "train_runtime_seconds",
+        "train_loss",
+        "loss_history",
+        "hyperparameters",
+    } <= set(metrics)
     assert (metrics["training_rows"], metrics["steps"]) == (30, 200)
     assert metrics["hyperparameters"]["learning_rate"] == 5e-3
     assert set(metrics["loss_history"][0]) == {"step", "epoch", "loss", "learning_rate"}
@@ -127,10 +144,16 @@ def test_artifact_loads_with_plain_peft(overfit: tuple[Job, Any], tiny_model_dir
     tokenizer = AutoTokenizer.from_pretrained(job.model_dir)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), job.model_dir)
     model.eval()
-    predictions = [json.loads(line) for line in (job.output_dir / "eval_predictions.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line) for line in (job.output_dir / "eval_predictions.jsonl").read_text().splitlines()
+    ]
     for row, prediction in zip(eval_rows_from(item_rows(30))[:5], predictions, strict=False):
-        ids = tokenizer.apply_chat_template(row["messages"], add_generation_prompt=True, return_tensors="pt")["input_ids"]
-        out = model.generate(input_ids=ids, max_new_tokens=24, do_sample=False, eos_token_id=tokenizer.eos_token_id)
+        ids = tokenizer.apply_chat_template(row["messages"], add_generation_prompt=True, return_tensors="pt")[
+            "input_ids"
+        ]
+        out = model.generate(
+            input_ids=ids, max_new_tokens=24, do_sample=False, eos_token_id=tokenizer.eos_token_id
+        )
         text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         assert text == prediction["tuned"]["output"]
 
@@ -148,12 +171,23 @@ def _fresh_lora(tiny_model_dir: Path, hp: Hyperparameters, parent: Path | None =
 
     seed_everything(hp.seed)
     return attach_lora(
-        AutoModelForCausalLM.from_pretrained(tiny_model_dir), hp, parent_dir=parent, gradient_checkpointing=False
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        hp,
+        parent_dir=parent,
+        gradient_checkpointing=False,
     )
 
 
 def _train(model: Any, rows: list[Any], hp: Hyperparameters, **kwargs: Any) -> Any:
-    return train(model, rows, hp, precision=pick_precision("fp32"), pad_id=0, reporter=ProgressReporter(None, io.StringIO()), **kwargs)
+    return train(
+        model,
+        rows,
+        hp,
+        precision=pick_precision("fp32"),
+        pad_id=0,
+        reporter=ProgressReporter(None, io.StringIO()),
+        **kwargs,
+    )
 
 
 def test_base_weights_stay_frozen_and_the_adapter_changes(tiny_model_dir: Path, encoder: ChatEncoder) -> None:
@@ -189,12 +223,16 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir: Path, encod
     rows = _rows(encoder, 8)
     results = []
     for micro in (8, 3):
-        hp = Hyperparameters(batch_size=8, micro_batch_size=micro, learning_rate=5e-3, lora_dropout=0, max_steps=3)
+        hp = Hyperparameters(
+            batch_size=8, micro_batch_size=micro, learning_rate=5e-3, lora_dropout=0, max_steps=3
+        )
         results.append(_train(_fresh_lora(tiny_model_dir, hp), rows, hp).step_losses)
     assert results[0] == pytest.approx(results[1], rel=1e-4)
 
 
-def test_stop_checkpoints_and_resume_continues_the_step_count(tmp_path: Path, tiny_model_dir: Path, encoder: ChatEncoder) -> None:
+def test_stop_checkpoints_and_resume_continues_the_step_count(
+    tmp_path: Path, tiny_model_dir: Path, encoder: ChatEncoder
+) -> None:
     rows = _rows(encoder, 16)
     hp = Hyperparameters(batch_size=4, learning_rate=5e-3, max_steps=12, checkpoint_steps=100, seed=3)
     uninterrupted = _train(_fresh_lora(tiny_model_dir, hp), rows, hp)
@@ -207,14 +245,29 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(tmp_path: Path, ti
         return calls["n"] > 5  # one micro-batch per step: stop before the 6th step
 
     with pytest.raises(TrainingStoppedError, match="after step 5 of 12. A checkpoint was saved"):
-        _train(_fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=store, should_stop=stop_after_five_steps)
+        _train(
+            _fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=store, should_stop=stop_after_five_steps
+        )
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-00000005"]
 
     stream = io.StringIO()
     model = _fresh_lora(tiny_model_dir, hp)
-    resumed = train(model, rows, hp, precision=pick_precision("fp32"), pad_id=0, reporter=ProgressReporter(None, stream), checkpoints=store)
+    resumed = train(
+        model,
+        rows,
+        hp,
+        precision=pick_precision("fp32"),
+        pad_id=0,
+        reporter=ProgressReporter(None, stream),
+        checkpoints=store,
+    )
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert events[0] == {"event": "resumed", "step": 5, "total_steps": 12, "checkpoint": "checkpoint-00000005"}
+    assert events[0] == {
+        "event": "resumed",
+        "step": 5,
+        "total_steps": 12,
+        "checkpoint": "checkpoint-00000005",
+    }
     assert [e["step"] for e in events if e["event"] == "train_step"] == list(range(6, 13))
     assert resumed.resumed_from == 5 and resumed.steps == 12
     assert [h["step"] for h in resumed.loss_history] == list(range(1, 13))
@@ -222,7 +275,9 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(tmp_path: Path, ti
     assert resumed.step_losses == pytest.approx(uninterrupted.step_losses, rel=1e-4)
 
 
-def test_a_checkpoint_of_other_settings_is_ignored(tmp_path: Path, tiny_model_dir: Path, encoder: ChatEncoder) -> None:
+def test_a_checkpoint_of_other_settings_is_ignored(
+    tmp_path: Path, tiny_model_dir: Path, encoder: ChatEncoder
+) -> None:
     rows = _rows(encoder, 8)
     hp = Hyperparameters(batch_size=4, max_steps=4, checkpoint_steps=2)
     _train(_fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=CheckpointStore(tmp_path, "one"))
@@ -292,7 +347,9 @@ def test_a_parent_of_another_base_model_is_refused(tmp_path: Path, parent_artifa
     foreign.mkdir()
     for f in parent_artifact.iterdir():
         (foreign / f.name).write_bytes(f.read_bytes())
-    (foreign / "base_model.json").write_text(json.dumps({"id": "meta-llama/Llama-3.2-3B-Instruct", "revision": None}))
+    (foreign / "base_model.json").write_text(
+        json.dumps({"id": "meta-llama/Llama-3.2-3B-Instruct", "revision": None})
+    )
     job = _child_job(tmp_path / "child", foreign)
     result = run_in_process(job)
     assert result.code == 1

@@ -69,7 +69,9 @@ def _channel_overrides(specs: Sequence[str]) -> dict[str, Path]:
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or name not in CHANNELS or not path:
-            raise SystemExit(f"--channel expects NAME=PATH with NAME one of {', '.join(CHANNELS)}; got {spec!r}")
+            raise SystemExit(
+                f"--channel expects NAME=PATH with NAME one of {', '.join(CHANNELS)}; got {spec!r}"
+            )
         overrides[name] = Path(path)
     return overrides
 
@@ -84,7 +86,9 @@ def write_failure(path: Path, reason: str) -> None:
         print(f"cannot write the failure file: {exc}", file=sys.stderr)
 
 
-def run_job(paths: JobPaths, environ: Mapping[str, str], reporter: ProgressReporter, stop: StopRequest) -> None:
+def run_job(
+    paths: JobPaths, environ: Mapping[str, str], reporter: ProgressReporter, stop: StopRequest
+) -> None:
     """Load everything that can fail cheaply first (hyperparameters, rows, tokenizer), then train and evaluate."""
     hp, ignored = load_hyperparameters(paths.hyperparameters_file, environ)
     if ignored:
@@ -106,7 +110,9 @@ def run_job(paths: JobPaths, environ: Mapping[str, str], reporter: ProgressRepor
     with tempfile.TemporaryDirectory(prefix="tt-trainer-") as scratch_name:
         scratch = Path(scratch_name)
         staged = paths.channel("base_model") or (Path(hp.base_model_dir) if hp.base_model_dir else None)
-        source = bm.resolve_base_model(hp.base_model, hp.base_model_revision, staged_dir=staged, scratch=scratch)
+        source = bm.resolve_base_model(
+            hp.base_model, hp.base_model_revision, staged_dir=staged, scratch=scratch
+        )
         parent_channel = paths.channel("parent_model")
         parent_dir = bm.find_adapter_dir(parent_channel, scratch) if parent_channel is not None else None
         if parent_dir is not None:
@@ -118,7 +124,10 @@ def run_job(paths: JobPaths, environ: Mapping[str, str], reporter: ProgressRepor
         precision = train.pick_precision(hp.precision)
         train.seed_everything(hp.seed)
         model = bm.load_model(
-            source, dtype=precision.load_dtype, device=precision.device, trust_remote_code=hp.trust_remote_code
+            source,
+            dtype=precision.load_dtype,
+            device=precision.device,
+            trust_remote_code=hp.trust_remote_code,
         )
         context = bm.context_length(model)
         max_seq_length = min(hp.max_seq_length, context) if context else hp.max_seq_length
@@ -129,9 +138,13 @@ def run_job(paths: JobPaths, environ: Mapping[str, str], reporter: ProgressRepor
         stop_ids = bm.stop_token_ids(tokenizer, model)
 
         gradient_checkpointing = (
-            hp.gradient_checkpointing if hp.gradient_checkpointing is not None else precision.device.type == "cuda"
+            hp.gradient_checkpointing
+            if hp.gradient_checkpointing is not None
+            else precision.device.type == "cuda"
         )
-        peft_model = train.attach_lora(model, hp, parent_dir=parent_dir, gradient_checkpointing=gradient_checkpointing)
+        peft_model = train.attach_lora(
+            model, hp, parent_dir=parent_dir, gradient_checkpointing=gradient_checkpointing
+        )
         trainable, total = train.count_parameters(peft_model)
         per_epoch, total_steps = train.plan_steps(hp, len(tokenized))
         reporter.event(
@@ -222,7 +235,9 @@ def _writable(directory: Path, reporter: ProgressReporter) -> Path | None:
         probe.write_text("")
         probe.unlink()
     except OSError:
-        reporter.event("warning", message="the checkpoint directory is not writable: training runs without checkpoints")
+        reporter.event(
+            "warning", message="the checkpoint directory is not writable: training runs without checkpoints"
+        )
         return None
     return directory
 
@@ -266,7 +281,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except TrainerError as exc:
         reason, code, status = str(exc), exc.exit_code, "stopped" if exc.exit_code == 143 else "failed"
     except MemoryError:
-        reason, code, status = "The training job ran out of memory. Lower micro_batch_size or max_seq_length.", 1, "failed"
+        reason, code, status = (
+            "The training job ran out of memory. Lower micro_batch_size or max_seq_length.",
+            1,
+            "failed",
+        )
     except Exception as exc:  # noqa: BLE001 - the last line of defence: every failure gets its reason
         traceback.print_exc(file=sys.stderr)
         if type(exc).__name__ == "OutOfMemoryError":

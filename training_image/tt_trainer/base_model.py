@@ -157,11 +157,15 @@ def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
     elif isinstance(configured, list | tuple):
         ids.update(int(i) for i in configured)
     if not ids:
-        raise BaseModelError("The base model defines no end-of-turn (eos) token, so generations could never stop.")
+        raise BaseModelError(
+            "The base model defines no end-of-turn (eos) token, so generations could never stop."
+        )
     return sorted(ids)
 
 
-def load_model(source: BaseModelSource, *, dtype: torch.dtype, device: torch.device, trust_remote_code: bool) -> Any:
+def load_model(
+    source: BaseModelSource, *, dtype: torch.dtype, device: torch.device, trust_remote_code: bool
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
@@ -196,7 +200,9 @@ def find_adapter_dir(channel: Path, scratch: Path) -> Path:
         found = sorted(target.rglob("adapter_config.json"), key=lambda p: len(p.parts))
         if found:
             return found[0].parent
-    raise ParentModelError("The parent_model channel holds no adapter: no adapter_config.json and no model.tar.gz.")
+    raise ParentModelError(
+        "The parent_model channel holds no adapter: no adapter_config.json and no model.tar.gz."
+    )
 
 
 def parent_base_model_id(adapter_dir: Path) -> str | None:

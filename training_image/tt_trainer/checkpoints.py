@@ -47,7 +47,9 @@ class CheckpointStore:
                 return Checkpoint(path=path, step=int(state["step"]), state=state)
         return None
 
-    def save(self, *, step: int, model: torch.nn.Module, training: dict[str, Any], state: dict[str, Any]) -> Path:
+    def save(
+        self, *, step: int, model: torch.nn.Module, training: dict[str, Any], state: dict[str, Any]
+    ) -> Path:
         """Write checkpoint-<step> atomically (a SIGKILL mid-write leaves the previous one intact)."""
         assert self.root is not None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,9 @@ class CheckpointStore:
         staging = self.root / f".{final.name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        tensors = {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        tensors = {
+            n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad
+        }
         save_file(tensors, str(staging / TENSORS_FILE))
         torch.save(training, staging / OPTIMIZER_FILE)
         (staging / STATE_FILE).write_text(
@@ -79,5 +83,7 @@ class CheckpointStore:
         with torch.no_grad():
             for name, value in tensors.items():
                 params[name].copy_(value.to(params[name].device, params[name].dtype))
-        training: dict[str, Any] = torch.load(checkpoint.path / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+        training: dict[str, Any] = torch.load(
+            checkpoint.path / OPTIMIZER_FILE, map_location="cpu", weights_only=True
+        )
         return training

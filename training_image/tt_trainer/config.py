@@ -140,7 +140,9 @@ def load_hyperparameters(
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ConfigError(f"The hyperparameters file {path.name} is not valid JSON ({exc}).") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"The hyperparameters file {path.name} must hold a JSON object of name/value pairs.")
+            raise ConfigError(
+                f"The hyperparameters file {path.name} must hold a JSON object of name/value pairs."
+            )
     return parse_hyperparameters(raw, environ)
 
 
@@ -185,11 +187,12 @@ def resolve_paths(
         channels[name] = Path(env_value) if env_value else root / "input" / "data" / name
     channels.update({k: Path(v) for k, v in (channel_overrides or {}).items()})
     return JobPaths(
-        hyperparameters_file=pick("hyperparameters_file", "TT_HYPERPARAMETERS_FILE", config_dir / "hyperparameters.json"),
+        hyperparameters_file=pick(
+            "hyperparameters_file", "TT_HYPERPARAMETERS_FILE", config_dir / "hyperparameters.json"
+        ),
         model_dir=pick("model_dir", "SM_MODEL_DIR", root / "model"),
         output_data_dir=pick("output_data_dir", "SM_OUTPUT_DATA_DIR", root / "output" / "data"),
         checkpoint_dir=pick("checkpoint_dir", "TT_CHECKPOINT_DIR", root / "checkpoints"),
         failure_file=pick("failure_file", "TT_FAILURE_FILE", root / "output" / "failure"),
         channels=channels,
     )
-

@@ -93,7 +93,9 @@ def _read_jsonl(channel: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                raise DataError(f"The {name} channel is not valid JSONL: {where} is not JSON ({exc}).") from None
+                raise DataError(
+                    f"The {name} channel is not valid JSONL: {where} is not JSON ({exc})."
+                ) from None
             if not isinstance(obj, dict):
                 raise DataError(f"The {name} channel is not valid chat JSONL: {where} is not a JSON object.")
             yield where, obj
@@ -102,7 +104,7 @@ def _read_jsonl(channel: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]
 def _messages(obj: dict[str, Any], where: str, name: str) -> list[Message]:
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise DataError(f"The {name} channel's {where} has no \"messages\" list.")
+        raise DataError(f'The {name} channel\'s {where} has no "messages" list.')
     clean: list[Message] = []
     for i, message in enumerate(messages, start=1):
         if not isinstance(message, dict):
@@ -145,7 +147,7 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
             expected, messages = messages[-1]["content"], messages[:-1]
         if not isinstance(expected, str):
             raise DataError(
-                f"The eval channel's {where} has no expected answer: give \"expected\" or end with an assistant turn."
+                f'The eval channel\'s {where} has no expected answer: give "expected" or end with an assistant turn.'
             )
         if not messages or messages[-1]["role"] != "user":
             raise DataError(f"The eval channel's {where}: the prompt must end with a user message.")
@@ -155,7 +157,13 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
         seen.add(row_id)
         split = obj.get("split")
         rows.append(
-            EvalRow(id=row_id, messages=messages, expected=expected, split=str(split) if split else None, where=where)
+            EvalRow(
+                id=row_id,
+                messages=messages,
+                expected=expected,
+                split=str(split) if split else None,
+                where=where,
+            )
         )
     if not rows:
         raise DataError("The eval channel is empty: its .jsonl files hold no rows.")
@@ -170,7 +178,9 @@ class ChatEncoder:
 
     def __init__(self, tokenizer: Any) -> None:
         if not getattr(tokenizer, "chat_template", None):
-            raise DataError("The base model's tokenizer has no chat template, so chat rows cannot be rendered.")
+            raise DataError(
+                "The base model's tokenizer has no chat template, so chat rows cannot be rendered."
+            )
         self.tokenizer = tokenizer
         self.uses_generation_markers = bool(_GENERATION_MARKER.search(str(tokenizer.chat_template)))
 
@@ -213,7 +223,9 @@ class ChatEncoder:
         return list(enc["input_ids"]), mask
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        out = self.tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, add_generation_prompt=True)
+        out = self.tokenizer.apply_chat_template(
+            list(messages), tokenize=True, return_dict=True, add_generation_prompt=True
+        )
         return list(out["input_ids"])
 
     def content_ids(self, text: str) -> list[int]:
@@ -229,7 +241,9 @@ def _to_row(ids: list[int], mask: list[int], where: str) -> TokenizedRow:
     if labels:
         labels[0] = IGNORE_INDEX
     if all(label == IGNORE_INDEX for label in labels):
-        raise DataError(f"The train channel's {where} has no assistant tokens after applying the chat template.")
+        raise DataError(
+            f"The train channel's {where} has no assistant tokens after applying the chat template."
+        )
     return TokenizedRow(input_ids=ids, labels=labels)
 
 
@@ -241,7 +255,9 @@ def _last_index(messages: Sequence[Message], role: str, before: int | None = Non
     return None
 
 
-def _cut_to_fit(encoder: ChatEncoder, messages: list[Message], max_len: int) -> tuple[list[int], list[int]] | None:
+def _cut_to_fit(
+    encoder: ChatEncoder, messages: list[Message], max_len: int
+) -> tuple[list[int], list[int]] | None:
     """Cut the end of the user input, then the end of the answer, until the row fits; None if it cannot."""
     answer = _last_index(messages, "assistant")
     user = _last_index(messages, "user", before=answer)
@@ -435,9 +451,14 @@ def micro_batches(
     Padded: rows in order, micro_batch_size rows per pass, each padded to the longest. Packed: rows packed into
     sequences of at most pack_capacity tokens, micro_batch_size sequences per pass."""
     if not packing:
-        return [padded_batch(rows[i : i + micro_batch_size], pad_id) for i in range(0, len(rows), micro_batch_size)]
+        return [
+            padded_batch(rows[i : i + micro_batch_size], pad_id)
+            for i in range(0, len(rows), micro_batch_size)
+        ]
     bins = [[rows[i] for i in b] for b in pack_bins([len(r) for r in rows], pack_capacity)]
-    return [packed_batch(bins[i : i + micro_batch_size], pad_id) for i in range(0, len(bins), micro_batch_size)]
+    return [
+        packed_batch(bins[i : i + micro_batch_size], pad_id) for i in range(0, len(bins), micro_batch_size)
+    ]
 
 
 def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:

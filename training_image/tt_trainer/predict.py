@@ -89,7 +89,9 @@ def generate_predictions(
                     f"The job was stopped (SIGTERM) while generating eval predictions ({done - 1} of {len(rows)} "
                     "rows done); the adapter had already been saved."
                 )
-            prompt_ids, truncated = eval_prompt(encoder, row, max(1, max_seq_length - eval_reserved_output_tokens))
+            prompt_ids, truncated = eval_prompt(
+                encoder, row, max(1, max_seq_length - eval_reserved_output_tokens)
+            )
             budget = min(max_output_tokens, max_seq_length - len(prompt_ids))
             with model.disable_adapter():
                 base = generate(prompt_ids, budget)

@@ -76,7 +76,9 @@ def corpus() -> list[str]:
         lines.append(sentence.capitalize() + (".", "?", "!")[i % 3])
     for i in range(200):
         lines.append(f"Item {i} is a {words[(i * 13) % len(words)]} {words[(i * 29) % len(words)]}.")
-        lines.append(f"Describe item {i}. Answer with {i % 10} words: {json.dumps({'id': i, 'ok': i % 2 == 0})}")
+        lines.append(
+            f"Describe item {i}. Answer with {i % 10} words: {json.dumps({'id': i, 'ok': i % 2 == 0})}"
+        )
     return lines
 
 

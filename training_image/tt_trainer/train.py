@@ -9,6 +9,7 @@ import math
 import random
 import resource
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,19 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def attach_lora(model: Any, hp: Hyperparameters, *, parent_dir: Path | None, gradient_checkpointing: bool) -> Any:
+def attach_lora(
+    model: Any, hp: Hyperparameters, *, parent_dir: Path | None, gradient_checkpointing: bool
+) -> Any:
     """Wrap the base model with a trainable LoRA adapter on all linear layers, or continue the parent's."""
+    with warnings.catch_warnings():
+        # peft 0.21 still calls transformers' renamed is_gradient_checkpointing; nothing for us to act on.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return _attach_lora(model, hp, parent_dir=parent_dir, gradient_checkpointing=gradient_checkpointing)
+
+
+def _attach_lora(
+    model: Any, hp: Hyperparameters, *, parent_dir: Path | None, gradient_checkpointing: bool
+) -> Any:
     from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
 
     if gradient_checkpointing:
@@ -74,7 +86,10 @@ def attach_lora(model: Any, hp: Hyperparameters, *, parent_dir: Path | None, gra
         parent_config = PeftConfig.from_pretrained(str(parent_dir))
     except (OSError, ValueError) as exc:
         raise ParentModelError(f"The parent adapter's configuration cannot be read ({exc}).") from None
-    if getattr(parent_config, "peft_type", None) is None or str(parent_config.peft_type) not in ("LORA", "PeftType.LORA"):
+    if getattr(parent_config, "peft_type", None) is None or str(parent_config.peft_type) not in (
+        "LORA",
+        "PeftType.LORA",
+    ):
         raise ParentModelError("The parent model is not a LoRA adapter, so it cannot be continued.")
     # The parent's rank and alpha define the adapter's shape; dropout is a training choice of this run.
     parent_config.lora_dropout = hp.lora_dropout
@@ -137,7 +152,9 @@ def loss_sum(model: Any, batch: MicroBatch, *, keep_logits: bool | None = None) 
     return F.cross_entropy(logits.float(), targets[targets != IGNORE_INDEX], reduction="sum")
 
 
-def training_fingerprint(hp: Hyperparameters, base_id: str, rows: Sequence[TokenizedRow], parent: str | None) -> str:
+def training_fingerprint(
+    hp: Hyperparameters, base_id: str, rows: Sequence[TokenizedRow], parent: str | None
+) -> str:
     """Identifies a training run: a checkpoint is resumed only by a job with the same data and settings."""
     digest = hashlib.sha256()
     settings = hp.model_dump(exclude={"logging_steps", "checkpoint_steps", "max_output_tokens"})
@@ -257,7 +274,9 @@ def train(
         if epoch != order_epoch:
             order_epoch, order = epoch, epoch_order(len(rows), hp.seed, epoch)
         batch_rows = [rows[i] for i in order[offset * hp.batch_size : (offset + 1) * hp.batch_size]]
-        batches = micro_batches(batch_rows, packing=hp.packing, micro_batch_size=micro, pack_capacity=capacity, pad_id=pad_id)
+        batches = micro_batches(
+            batch_rows, packing=hp.packing, micro_batch_size=micro, pack_capacity=capacity, pad_id=pad_id
+        )
         label_tokens = sum(b.label_tokens for b in batches)
         step_loss = torch.zeros((), device=device)
         for batch in batches:
@@ -275,7 +294,11 @@ def train(
                     )
                 )
             batch = batch.to(device)
-            with torch.autocast(device.type, dtype=precision.amp_dtype or torch.float32, enabled=precision.amp_dtype is not None):
+            with torch.autocast(
+                device.type,
+                dtype=precision.amp_dtype or torch.float32,
+                enabled=precision.amp_dtype is not None,
+            ):
                 summed = loss_sum(model, batch, keep_logits=keep_logits)
             # Normalised by the label tokens of the whole step: the same loss as one big batch, however split.
             scaler.scale(summed / label_tokens).backward()
@@ -300,7 +323,12 @@ def train(
             epoch_float = done / per_epoch
             mean_loss = sum(window_losses) / len(window_losses)
             history.append(
-                {"step": done, "epoch": round(epoch_float, 4), "loss": round(mean_loss, 6), "learning_rate": learning_rate}
+                {
+                    "step": done,
+                    "epoch": round(epoch_float, 4),
+                    "loss": round(mean_loss, 6),
+                    "learning_rate": learning_rate,
+                }
             )
             reporter.train_step(
                 step=done,
