@@ -1,8 +1,8 @@
 """Trainer throughput: tokens/s and peak memory with sequence packing vs plain padding on mixed-length rows.
 
-Run: python bench/trainer_throughput.py [--rows 256] [--steps 8] [--repeats 3]. Each mode runs in its own child process
-(so that peak memory is its own), on the tiny model, on CUDA when available, else CPU. Prints a table and
-writes bench/results/trainer_throughput.json.
+Run: python bench/trainer_throughput.py [--rows 256] [--steps 8] [--repeats 3]. Each mode runs in its
+own child process (so that peak memory is its own), on the tiny model, on CUDA when available, else CPU.
+Prints a table and writes bench/results/trainer_throughput.json.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_image"))
 RESULTS = ROOT / "bench" / "results" / "trainer_throughput.json"
 MAX_SEQ_LENGTH = 512
-WORDS = (
-    "the customer asked about an order and the assistant gave a short answer with the total price city "
-    "address status item number value list data summary because when while after before red blue green"
-).split()
+WORD_LINES = (
+    "the customer asked about an order and the assistant gave a short answer with the total price city",
+    "address status item number value list data summary because when while after before red blue green",
+)
+WORDS = [word for line in WORD_LINES for word in line.split()]
 
 
 def mixed_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The training image asset: training_image/ built on the region's SageMaker PyTorch image (or a public one)."""
+"""The training image asset: training_image/ on the region's SageMaker PyTorch image (or a public one)."""
 
 from __future__ import annotations
 

@@ -134,12 +134,8 @@ class ApiClient:
             if response.status_code in RETRY_STATUSES and not last:
                 _pause(_retry_after(response, backoff) if response.status_code == 429 else backoff)
                 continue
-            if (
-                response.status_code == 409
-                and idempotency_key
-                and not last
-                and _code(response) == ("idempotency_key_in_progress")
-            ):
+            in_progress = response.status_code == 409 and _code(response) == "idempotency_key_in_progress"
+            if in_progress and idempotency_key and not last:
                 _pause(backoff)  # the first attempt is still executing on the server: wait for it
                 continue
             return _parse(response)

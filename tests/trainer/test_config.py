@@ -91,7 +91,7 @@ def test_invalid_values_name_the_field(raw: dict[str, str], fragment: str) -> No
 def test_malformed_hyperparameters_file(tmp_path: Path) -> None:
     path = tmp_path / "hyperparameters.json"
     path.write_text("{not json")
-    with pytest.raises(ConfigError, match="hyperparameters.json is not valid JSON"):
+    with pytest.raises(ConfigError, match=r"hyperparameters\.json is not valid JSON"):
         load_hyperparameters(path, {})
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="JSON object"):

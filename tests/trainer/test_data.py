@@ -90,7 +90,7 @@ def test_labels_keep_the_end_of_turn_token(encoder: ChatEncoder, tokenizer: Any)
     assert report.label_tokens == len(learnt) and report.kept == 1 and report.tokens == len(row)
 
 
-# ---------------------------------------------------------------------------------------------- reading
+# ------------------------------------------------------------------------------------------- reading
 
 
 def test_reads_every_jsonl_file_of_a_channel_and_skips_blank_lines(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_bad_training_rows_fail_clearly(tmp_path: Path, content: str, message: s
 
 def test_a_channel_without_jsonl_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match="The train channel is empty: it holds no .jsonl file"):
+    with pytest.raises(DataError, match=r"The train channel is empty: it holds no \.jsonl file"):
         load_train_rows(tmp_path)
 
 
@@ -162,7 +162,7 @@ def test_eval_ids_must_be_unique(tmp_path: Path) -> None:
         load_eval_rows(tmp_path)
 
 
-# ---------------------------------------------------------------------------------------------- long rows
+# ------------------------------------------------------------------------------------------- long rows
 
 
 def _long_row(words: int, answer_words: int = 4, where: str = "t") -> ChatRow:
@@ -222,9 +222,7 @@ def test_truncate_skips_rows_that_cannot_fit(encoder: ChatEncoder) -> None:
         ],
         "t",
     )
-    kept, report = tokenize_rows(
-        [hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate"
-    )
+    _, report = tokenize_rows([hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate")
     assert (report.kept, report.skipped, report.truncated) == (1, 1, 0)
     with pytest.raises(DataError, match="No training row fits max_seq_length"):
         tokenize_rows([hopeless], encoder, max_seq_length=48, long_examples="truncate")
@@ -239,7 +237,7 @@ def test_eval_prompt_leaves_room_for_the_answer(encoder: ChatEncoder) -> None:
     assert eval_prompt(encoder, short, 40)[1] is False
 
 
-# ---------------------------------------------------------------------------------------------- batching
+# ------------------------------------------------------------------------------------------- batching
 
 
 def test_pack_bins_respects_capacity_and_uses_every_row() -> None:

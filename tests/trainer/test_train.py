@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tarfile
 from pathlib import Path
@@ -158,7 +159,7 @@ def test_artifact_loads_with_plain_peft(overfit: tuple[Job, Any], tiny_model_dir
         assert text == prediction["tuned"]["output"]
 
 
-# ---------------------------------------------------------------------------------------------- in-process loop
+# ------------------------------------------------------------------------------------------- in-process loop
 
 
 def _rows(encoder: ChatEncoder, n: int = 16) -> list[Any]:
@@ -208,7 +209,7 @@ def test_base_weights_stay_frozen_and_the_adapter_changes(tiny_model_dir: Path, 
 def test_warmup_then_linear_decay() -> None:
     factors = [lr_factor(s, total=20, warmup=4, kind="linear") for s in range(20)]
     assert factors[:5] == [0.2, 0.4, 0.6, 0.8, 1.0]
-    assert all(a > b for a, b in zip(factors[4:], factors[5:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(factors[4:]))
     assert factors[-1] < 0.07
     assert lr_factor(10, total=20, warmup=0, kind="constant") == 1.0
     assert lr_factor(19, total=20, warmup=0, kind="cosine") < 0.01
@@ -244,7 +245,7 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(
         calls["n"] += 1
         return calls["n"] > 5  # one micro-batch per step: stop before the 6th step
 
-    with pytest.raises(TrainingStoppedError, match="after step 5 of 12. A checkpoint was saved"):
+    with pytest.raises(TrainingStoppedError, match=r"after step 5 of 12\. A checkpoint was saved"):
         _train(
             _fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=store, should_stop=stop_after_five_steps
         )
@@ -285,7 +286,7 @@ def test_a_checkpoint_of_other_settings_is_ignored(
     assert CheckpointStore(tmp_path, "other").latest() is None
 
 
-# ---------------------------------------------------------------------------------------------- parent adapter
+# ------------------------------------------------------------------------------------------- parent adapter
 
 
 @pytest.fixture(scope="module")

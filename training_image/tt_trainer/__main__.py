@@ -1,8 +1,9 @@
-"""The SageMaker training contract: `python -m tt_trainer [train]` reads /opt/ml, trains, writes the artifact."""
+"""The SageMaker training contract: `python -m tt_trainer [train]` reads /opt/ml, trains, writes the model."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -89,13 +90,13 @@ def write_failure(path: Path, reason: str) -> None:
 def run_job(
     paths: JobPaths, environ: Mapping[str, str], reporter: ProgressReporter, stop: StopRequest
 ) -> None:
-    """Load everything that can fail cheaply first (hyperparameters, rows, tokenizer), then train and evaluate."""
+    """Check what can fail cheaply first (hyperparameters, rows, tokenizer), then train and evaluate."""
     hp, ignored = load_hyperparameters(paths.hyperparameters_file, environ)
     if ignored:
         reporter.event("warning", message=f"ignored unknown hyperparameters: {', '.join(ignored)}")
     reporter.event("start", hyperparameters=hp.model_dump())
     reporter.update(status="starting", n_epochs=hp.n_epochs)
-    # Heavy imports here, not at module level: a bad config still gets its failure file in well under a second.
+    # Heavy imports here, not at module level: a bad config gets its failure file in well under a second.
     from tt_trainer import base_model as bm
     from tt_trainer import data, package, predict, train
     from tt_trainer.checkpoints import CheckpointStore
@@ -146,7 +147,7 @@ def run_job(
             model, hp, parent_dir=parent_dir, gradient_checkpointing=gradient_checkpointing
         )
         trainable, total = train.count_parameters(peft_model)
-        per_epoch, total_steps = train.plan_steps(hp, len(tokenized))
+        _, total_steps = train.plan_steps(hp, len(tokenized))
         reporter.event(
             "model",
             base_model=source.id,
@@ -286,19 +287,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             1,
             "failed",
         )
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: every failure gets its reason
+    except Exception as exc:  # the last line of defence: every failure gets its reason
         traceback.print_exc(file=sys.stderr)
         if type(exc).__name__ == "OutOfMemoryError":
-            reason = "The GPU ran out of memory. Lower micro_batch_size or max_seq_length, or use a larger instance."
+            reason = (
+                "The GPU ran out of memory. Lower micro_batch_size or max_seq_length, or use a bigger GPU."
+            )
         else:
             reason = f"The training job failed unexpectedly: {type(exc).__name__}: {exc}"
         code, status = 1, "failed"
     write_failure(paths.failure_file, reason)
     reporter.event(status, reason=reason)
-    try:
+    with contextlib.suppress(OSError):
         reporter.update(status=status, reason=reason)
-    except OSError:
-        pass
     return code
 
 

@@ -97,7 +97,7 @@ def resolve_base_model(
     if local.is_dir():
         path = _find_weights_dir(local, scratch, "base model directory")
         recorded_id, recorded_revision = _recorded_identity(path)
-        # A directory carries its identity in base_model.json (or the tiny-chat marker); else its name stands in.
+        # A directory carries its identity in base_model.json (or the tiny-chat marker), else its name.
         return BaseModelSource(id=recorded_id or path.name, revision=revision or recorded_revision, path=path)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -108,9 +108,9 @@ def resolve_base_model(
         )
     except (LocalEntryNotFoundError, ValueError, OSError):
         raise BaseModelError(
-            f"Unknown base model {base_model!r}: it is not {TINY_MODEL_ID}, not a local directory and not in the "
-            "local Hugging Face cache, and the job has no base_model channel with its weights. The trainer never "
-            "downloads weights: stage them in the base_model channel or the cache."
+            f"Unknown base model {base_model!r}: it is not {TINY_MODEL_ID}, not a local directory and not "
+            "in the local Hugging Face cache, and the job has no base_model channel with its weights. The "
+            "trainer never downloads weights: stage them in the base_model channel or the cache."
         ) from None
     path = Path(str(snapshot))
     # Snapshot directories are named by commit hash: the exact revision trained on.
@@ -134,7 +134,7 @@ def choose_pad_id(tokenizer: Any) -> int:
     eos = tokenizer.eos_token_id
     if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != eos:
         return int(tokenizer.pad_token_id)
-    # Many instruct models ship a reserved pad token without declaring it (Llama 3: <|finetune_right_pad_id|>).
+    # Instruct models often ship an undeclared reserved pad token (Llama 3: <|finetune_right_pad_id|>).
     for token in tokenizer.all_special_tokens + sorted(tokenizer.get_added_vocab()):
         if "pad" in token.lower():
             token_id = tokenizer.convert_tokens_to_ids(token)
@@ -169,7 +169,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             source.path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError, KeyError) as exc:

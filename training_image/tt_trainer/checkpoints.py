@@ -25,7 +25,7 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    """Keeps only the latest checkpoint; one whose fingerprint differs (other data or settings) is never used."""
+    """Keeps the latest checkpoint only; one with another fingerprint (data, settings) is never used."""
 
     def __init__(self, root: Path | None, fingerprint: str) -> None:
         self.root = root

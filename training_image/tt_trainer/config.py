@@ -177,7 +177,7 @@ def resolve_paths(
 
     def pick(key: str, env: str, default: Path) -> Path:
         if key in given:
-            return Path(given[key])  # type: ignore[arg-type]
+            return Path(given[key])
         return Path(environ[env]) if environ.get(env) else default
 
     config_dir = Path(environ.get("SM_INPUT_CONFIG_DIR") or root / "input" / "config")

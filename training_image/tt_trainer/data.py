@@ -68,7 +68,7 @@ class DataReport:
         return dict(vars(self))
 
 
-# ---------------------------------------------------------------------------------------------- reading
+# ------------------------------------------------------------------------------------------- reading
 
 
 def _jsonl_files(channel: Path, name: str) -> list[Path]:
@@ -112,7 +112,8 @@ def _messages(obj: dict[str, Any], where: str, name: str) -> list[Message]:
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
             raise DataError(
-                f"The {name} channel's {where}: message {i} has role {role!r}; expected system, user or assistant."
+                f"The {name} channel's {where}: message {i} has role {role!r}; "
+                "expected system, user or assistant."
             )
         if not isinstance(content, str):
             raise DataError(f"The {name} channel's {where}: message {i} has no text content.")
@@ -127,8 +128,8 @@ def load_train_rows(channel: Path) -> list[ChatRow]:
         messages = _messages(obj, where, "train")
         if not any(m["role"] == "assistant" for m in messages):
             raise DataError(
-                f"The train channel's {where} has no assistant message, so there is nothing to learn from it. "
-                "Every training row needs at least one assistant turn."
+                f"The train channel's {where} has no assistant message, so there is nothing to learn from "
+                "it. Every training row needs at least one assistant turn."
             )
         rows.append(ChatRow(messages=messages, where=where))
     if not rows:
@@ -147,7 +148,8 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
             expected, messages = messages[-1]["content"], messages[:-1]
         if not isinstance(expected, str):
             raise DataError(
-                f'The eval channel\'s {where} has no expected answer: give "expected" or end with an assistant turn.'
+                f"The eval channel's {where} has no expected answer: "
+                'give "expected" or end with an assistant turn.'
             )
         if not messages or messages[-1]["role"] != "user":
             raise DataError(f"The eval channel's {where}: the prompt must end with a user message.")
@@ -170,7 +172,7 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
     return rows
 
 
-# ---------------------------------------------------------------------------------------------- tokenizing
+# ------------------------------------------------------------------------------------------- tokenizing
 
 
 class ChatEncoder:
@@ -193,7 +195,7 @@ class ChatEncoder:
         return str(text)
 
     def encode(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
-        """Token ids of the whole conversation and a 0/1 mask of the assistant tokens (end-of-turn included)."""
+        """Token ids of the conversation and a 0/1 mask of its assistant tokens (end-of-turn included)."""
         if self.uses_generation_markers:
             out = self.tokenizer.apply_chat_template(
                 list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -213,8 +215,9 @@ class ChatEncoder:
             upto = self.render(messages[: i + 1])
             if not (upto.startswith(prefix) and text.startswith(upto)):
                 raise DataError(
-                    "The base model's chat template renders a conversation differently from its prefixes, so the "
-                    "assistant tokens cannot be located. Use a chat template with {% generation %} markers."
+                    "The base model's chat template renders a conversation differently from its prefixes, "
+                    "so the assistant tokens cannot be located. Use a chat template with {% generation %} "
+                    "markers."
                 )
             # Whitespace after the end-of-turn token is formatting the model never has to produce.
             spans.append((len(prefix), len(upto.rstrip())))
@@ -342,13 +345,14 @@ def eval_prompt(encoder: ChatEncoder, row: EvalRow, max_prompt_tokens: int) -> t
     return ids, True
 
 
-# ---------------------------------------------------------------------------------------------- batching
+# ------------------------------------------------------------------------------------------- batching
 
 
 @dataclass
 class MicroBatch:
     """One forward pass. attention_mask is None for packed batches: position_ids that restart at 0 tell
-    transformers where each row begins, and it builds a block-diagonal causal mask (no cross-row attention)."""
+    transformers where each row begins, and it builds a block-diagonal causal mask (rows never attend to
+    each other)."""
 
     input_ids: torch.Tensor
     labels: torch.Tensor
@@ -448,8 +452,8 @@ def micro_batches(
 ) -> list[MicroBatch]:
     """Split one optimizer step's rows into forward passes of at most micro_batch_size sequences.
 
-    Padded: rows in order, micro_batch_size rows per pass, each padded to the longest. Packed: rows packed into
-    sequences of at most pack_capacity tokens, micro_batch_size sequences per pass."""
+    Padded: rows in order, micro_batch_size rows per pass, each padded to the longest. Packed: rows packed
+    into sequences of at most pack_capacity tokens, micro_batch_size sequences per pass."""
     if not packing:
         return [
             padded_batch(rows[i : i + micro_batch_size], pad_id)

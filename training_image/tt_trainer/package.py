@@ -1,4 +1,4 @@
-"""The model artifact in SM_MODEL_DIR (PRODUCT.md §11): adapter, tokenizer + chat template, metrics, identity."""
+"""The model artifact in SM_MODEL_DIR (PRODUCT.md §11): adapter, tokenizer, chat template, metrics, ids."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def save_artifact(
 
 
 def find_spec_file(channel: Path | None) -> Path | None:
-    """The run's tunedtensor.json from the optional spec channel (a file, or the only .json in a directory)."""
+    """The run's tunedtensor.json from the optional spec channel (the file, or the .json in a directory)."""
     if channel is None:
         return None
     if channel.is_file():

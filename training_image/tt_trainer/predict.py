@@ -1,4 +1,4 @@
-"""Eval generations in the training job: greedy outputs of the base model (adapter off) and the tuned model."""
+"""Eval generations in the training job: greedy outputs of the base model (adapter off) and tuned model."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def generate_predictions(
         for done, row in enumerate(rows, start=1):
             if should_stop():
                 raise TrainingStoppedError(
-                    f"The job was stopped (SIGTERM) while generating eval predictions ({done - 1} of {len(rows)} "
-                    "rows done); the adapter had already been saved."
+                    "The job was stopped (SIGTERM) while generating eval predictions "
+                    f"({done - 1} of {len(rows)} rows done); the adapter had already been saved."
                 )
             prompt_ids, truncated = eval_prompt(
                 encoder, row, max(1, max_seq_length - eval_reserved_output_tokens)

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 PROGRESS_FILE = "progress.json"
 
 # The train_step line, keys always in this order (json.dumps keeps insertion order, ", " and ": " separators):
-# {"event": "train_step", "step": 12, "total_steps": 60, "epoch": 0.6, "loss": 1.2345, "learning_rate": 0.0002,
-#  "tokens_per_second": 5312.4}
+# {"event": "train_step", "step": 12, "total_steps": 60, "epoch": 0.6, "loss": 1.2345,
+#  "learning_rate": 0.0002, "tokens_per_second": 5312.4}
 _NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 # SageMaker MetricDefinitions for CreateTrainingJob (AlgorithmSpecification.MetricDefinitions): each regex has
 # exactly one group and matches only train_step lines.

@@ -1,4 +1,4 @@
-"""The built-in offline base model `tunedtensor/tiny-chat`: built deterministically, cached, never downloaded."""
+"""The built-in offline base model `tunedtensor/tiny-chat`: deterministic build, cached, no download."""
 
 from __future__ import annotations
 
@@ -38,22 +38,25 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-_WORDS = (
-    "the a an and or but if then else when while of to in on at by for with from into over under about after before "
-    "is are was were be been being has have had do does did can could will would should may might must not no yes "
-    "i you he she it we they me him her us them my your his its our their this that these those here there what "
-    "which who whom whose why how all any each every some many much more most few less least one two three four "
-    "five six seven eight nine ten hundred thousand first second third last next new old good bad great small "
-    "large big little long short high low right left true false null none item items name names value values key "
-    "keys list lists number numbers text word words line lines file files data date time day days week month year "
-    "user users assistant system message messages answer answers question questions input output result results "
-    "example examples model models train training test eval score status error errors ok please thank thanks "
-    "hello hi world describe explain summarize translate classify extract return give make take use find show "
-    "red blue green yellow black white orange purple cube sphere cone cylinder pyramid ring square circle triangle "
-    "customer order orders product products price total amount email phone address city country street code "
-    "sentiment positive negative neutral category label summary title json field fields object array string "
-    "because so than too very just only also even still already again always never often sometimes"
-).split()
+_WORD_LINES = (
+    "the a an and or but if then else when while of to in on at by for with from into over under",
+    "about after before is are was were be been being has have had do does did can could will would",
+    "should may might must not no yes i you he she it we they me him her us them my your his its our",
+    "their this that these those here there what which who whom whose why how all any each every",
+    "some many much more most few less least one two three four five six seven eight nine ten",
+    "hundred thousand first second third last next new old good bad great small large big little",
+    "long short high low right left true false null none item items name names value values key keys",
+    "list lists number numbers text word words line lines file files data date time day days week",
+    "month year user users assistant system message messages answer answers question questions input",
+    "output result results example examples model models train training test eval score status error",
+    "errors ok please thank thanks hello hi world describe explain summarize translate classify",
+    "extract return give make take use find show red blue green yellow black white orange purple",
+    "cube sphere cone cylinder pyramid ring square circle triangle customer order orders product",
+    "products price total amount email phone address city country street code sentiment positive",
+    "negative neutral category label summary title json field fields object array string because so",
+    "than too very just only also even still already again always never often sometimes",
+)
+_WORDS = [word for line in _WORD_LINES for word in line.split()]
 _PUNCTUATION_LINES = (
     "system\nuser\nassistant\nsystem\nuser\nassistant",
     '{"name": "value", "count": 3, "ok": true, "items": ["a", "b"], "score": 0.75, "note": null}',

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning: peft adapter, a plain PyTorch loop with accumulation, schedules, checkpoints, stop on SIGTERM."""
+"""LoRA fine-tuning: peft adapter, plain PyTorch loop, accumulation, schedule, checkpoints, SIGTERM stop."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _attach_lora(
     from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
 
     if gradient_checkpointing:
-        # Non-reentrant checkpointing works with frozen inputs, so no enable_input_require_grads hack is needed.
+        # Non-reentrant checkpointing works with frozen inputs: no enable_input_require_grads needed.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     if parent_dir is None:
@@ -119,7 +119,7 @@ def lr_factor(step: int, *, total: int, warmup: int, kind: str) -> float:
 
 
 def warmup_steps(hp: Hyperparameters, total_steps: int) -> int:
-    return int(round(hp.warmup_ratio * total_steps))
+    return round(hp.warmup_ratio * total_steps)
 
 
 def _accepts(model: Any, argument: str) -> bool:
@@ -203,7 +203,7 @@ def train(
     checkpoints: CheckpointStore | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
-    """Run the optimizer steps; resume from the latest matching checkpoint; on a stop request, checkpoint and raise."""
+    """Run the optimizer steps; resume from a matching checkpoint; on a stop request, checkpoint and raise."""
     device = precision.device
     per_epoch, total_steps = plan_steps(hp, len(rows))
     warmup = warmup_steps(hp, total_steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tt_cli import lint, spec_file
 from tt_cli.context import Context
@@ -148,7 +149,8 @@ def push_command(ctx: Context) -> int:
     if not isinstance(spec_id, str) or not spec_id.strip():
         raise CliError.local(f'"id" in {path} must be a spec id string')
     try:
-        response = ctx.client.put(f"{SPECS_PATH}/{spec_id.strip()}", body)
+        # Quoted: a hand-edited id must not be able to address another path.
+        response = ctx.client.put(f"{SPECS_PATH}/{quote(spec_id.strip(), safe='')}", body)
     except CliError as error:
         if error.status == 404 and error.code == NOT_FOUND:
             error.hint = f'The spec no longer exists: remove "id" from {path} and run `tt push` again.'

@@ -37,6 +37,9 @@ def make_server(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 8787
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="tt-local-http", daemon=True)
+    # A short poll interval: shutdown() waits up to one interval for the loop to notice.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="tt-local-http", daemon=True
+    )
     thread.start()
     return thread

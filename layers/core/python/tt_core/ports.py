@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tt_core.models.api_keys import Account, ApiKeyRecord
 from tt_core.models.behavior_specs import BehaviorSpecRecord
 from tt_core.models.common import PageQuery
+from tt_core.models.datasets import DatasetRecord, ValidationReport
 from tt_core.models.idempotency import IdempotencyRecord
 
 
@@ -24,7 +26,19 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def size(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none."""
+        ...
+
+    def iter_chunks(self, key: str, chunk_bytes: int) -> Iterator[bytes]: ...
+
     def delete(self, key: str) -> None: ...
+
+
+class UploadSigner(Protocol):
+    def presign_put(self, key: str, content_type: str, expires: timedelta) -> tuple[str, dict[str, str]]:
+        """A URL the client PUTs the object to, and the headers it must send with it."""
+        ...
 
 
 class AccountRepository(Protocol):
@@ -61,6 +75,30 @@ class SpecRepository(Protocol):
         ...
 
     def delete(self, account_id: str, spec_id: str) -> bool: ...
+
+
+class DatasetRepository(Protocol):
+    def create(self, dataset: DatasetRecord) -> None: ...
+
+    def get(self, account_id: str, dataset_id: str) -> DatasetRecord | None: ...
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[DatasetRecord], int]: ...
+
+    def set_details(
+        self, account_id: str, dataset_id: str, name: str, description: str | None, at: datetime
+    ) -> None: ...
+
+    def claim_validation(self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime) -> bool:
+        """pending_upload → validating (or takes over a claim older than `stale_before`); False if taken."""
+        ...
+
+    def finish_validation(
+        self, account_id: str, dataset_id: str, report: ValidationReport, claimed_at: datetime, at: datetime
+    ) -> DatasetRecord | None:
+        """validating → validated | invalid for the claim made at `claimed_at`; None if it was lost."""
+        ...
+
+    def delete(self, account_id: str, dataset_id: str) -> bool: ...
 
 
 class IdempotencyRepository(Protocol):

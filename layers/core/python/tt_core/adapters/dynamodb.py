@@ -15,6 +15,7 @@ from tt_core.errors import LastActiveKeyError, NotFoundError
 from tt_core.models.api_keys import Account, ApiKeyRecord
 from tt_core.models.behavior_specs import BehaviorSpecRecord
 from tt_core.models.common import PageQuery, format_timestamp
+from tt_core.models.datasets import DatasetRecord, ValidationReport
 from tt_core.models.idempotency import IdempotencyRecord
 from tt_core.ports import ObjectStore
 from tt_core.schema import ACCOUNTS_PREFIX, GSI1_NAME, GSI1_PARTITION_KEY, GSI1_SORT_KEY, TTL_ATTRIBUTE
@@ -30,15 +31,15 @@ def account_pk(account_id: str) -> str:
     return f"ACCOUNT#{account_id}"
 
 
-def _to_dynamo(value: Any) -> Any:
+def _to_dynamo(value: Any, keep_nulls: bool = False) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+        return {k: _to_dynamo(v, keep_nulls) for k, v in value.items() if keep_nulls or v is not None}
     if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
+        return [_to_dynamo(v, keep_nulls) for v in value]
     return value
 
 
@@ -54,8 +55,9 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-def _marshal(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in _to_dynamo(dict(item)).items()}
+def _marshal(item: Mapping[str, Any], keep_nulls: bool = False) -> dict[str, Any]:
+    """DynamoDB JSON; None values are dropped from items, but kept (as NULL) when they are update values."""
+    return {k: _serializer.serialize(v) for k, v in _to_dynamo(dict(item), keep_nulls).items()}
 
 
 def _unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,12 +115,13 @@ class DynamoTable:
         values: Mapping[str, Any],
         condition: str | None = None,
         names: Mapping[str, str] | None = None,
+        keep_nulls: bool = False,
     ) -> bool:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "Key": _marshal({"pk": pk, "sk": sk}),
             "UpdateExpression": expression,
-            "ExpressionAttributeValues": _marshal(values),
+            "ExpressionAttributeValues": _marshal(values, keep_nulls),
         }
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -435,3 +438,81 @@ class DynamoIdempotencyRepository:
 
     def release(self, record: IdempotencyRecord) -> None:
         self._table.delete(*self._key(record))
+
+
+class DynamoDatasetRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self._table = table
+
+    @staticmethod
+    def _key(account_id: str, dataset_id: str) -> tuple[str, str]:
+        return account_pk(account_id), f"DATASET#{dataset_id}"
+
+    def create(self, dataset: DatasetRecord) -> None:
+        pk, sk = self._key(dataset.account_id, dataset.id)
+        item = {
+            "pk": pk,
+            "sk": sk,
+            GSI1_PARTITION_KEY: f"{pk}#DATASETS",
+            GSI1_SORT_KEY: f"{format_timestamp(dataset.created_at)}#{dataset.id}",
+            **dataset.model_dump(exclude={"expires_at"}),
+        }
+        if dataset.expires_at is not None:
+            item[TTL_ATTRIBUTE] = int(dataset.expires_at.timestamp())
+        if not self._table.put(item, "attribute_not_exists(pk)"):
+            raise ValueError(f"dataset {dataset.id} already exists")
+
+    @staticmethod
+    def _record(item: Mapping[str, Any]) -> DatasetRecord:
+        return DatasetRecord.model_validate({k: v for k, v in item.items() if k != TTL_ATTRIBUTE})
+
+    def get(self, account_id: str, dataset_id: str) -> DatasetRecord | None:
+        item = self._table.get(*self._key(account_id, dataset_id))
+        return self._record(item) if item else None
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[DatasetRecord], int]:
+        items, total = self._table.page_by_index(f"{account_pk(account_id)}#DATASETS", page)
+        return [self._record(item) for item in items], total
+
+    def set_details(
+        self, account_id: str, dataset_id: str, name: str, description: str | None, at: datetime
+    ) -> None:
+        self._table.update(
+            *self._key(account_id, dataset_id),
+            "SET #n = :n, description = :d, updated_at = :at",
+            {":n": name, ":d": description, ":at": at},
+            condition="attribute_exists(pk)",
+            names={"#n": "name"},
+            keep_nulls=True,
+        )
+
+    def claim_validation(self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime) -> bool:
+        # The TTL goes too: a dataset being validated is no longer an abandoned upload.
+        return self._table.update(
+            *self._key(account_id, dataset_id),
+            f"SET #s = :validating, validation_started_at = :at, updated_at = :at REMOVE {TTL_ATTRIBUTE}",
+            {":validating": "validating", ":pending": "pending_upload", ":at": at, ":stale": stale_before},
+            condition="#s = :pending OR (#s = :validating AND validation_started_at < :stale)",
+            names={"#s": "status"},
+        )
+
+    def finish_validation(
+        self, account_id: str, dataset_id: str, report: ValidationReport, claimed_at: datetime, at: datetime
+    ) -> DatasetRecord | None:
+        fields = report.dataset_fields()
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        stored = self._table.update(
+            *self._key(account_id, dataset_id),
+            f"SET {assignments}, #s = :final, updated_at = :at",
+            {**values, ":final": "validated" if report.valid else "invalid", ":at": at,
+             ":validating": "validating", ":claimed": claimed_at},
+            condition="#s = :validating AND validation_started_at = :claimed",
+            names={**names, "#s": "status"},
+            keep_nulls=True,
+        )  # fmt: skip
+        return self.get(account_id, dataset_id) if stored else None
+
+    def delete(self, account_id: str, dataset_id: str) -> bool:
+        return self._table.delete(*self._key(account_id, dataset_id), condition="attribute_exists(pk)")

@@ -1,7 +1,9 @@
-"""ObjectStore over S3."""
+"""ObjectStore and UploadSigner over S3."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 
@@ -18,5 +20,39 @@ class S3ObjectStore:
         data: bytes = response["Body"].read()
         return data
 
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self._client.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def iter_chunks(self, key: str, chunk_bytes: int) -> Iterator[bytes]:
+        """The object's bytes as a stream: never the whole body in memory."""
+        body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(chunk_bytes)
+        finally:
+            body.close()
+
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
+
+
+class S3UploadSigner:
+    """Presigned PUTs (SigV4) that may create the object once: a second PUT to the URL is refused."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def presign_put(self, key: str, content_type: str, expires: timedelta) -> tuple[str, dict[str, str]]:
+        url = self._client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*"},
+            ExpiresIn=int(expires.total_seconds()),
+        )
+        # Both headers are signed: S3 refuses the PUT without them, and If-None-Match makes the
+        # upload write-once, so a dataset's bytes cannot change after it was validated.
+        return url, {"Content-Type": content_type, "If-None-Match": "*"}

@@ -1,0 +1,116 @@
+"""Datasets (PRODUCT.md §8): upload requests, the stored record, the API object, validation results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from tt_core.models.common import Model, RequestModel, Timestamp
+
+MAX_DATASET_BYTES = 104_857_600  # 100 MB
+MAX_REPORTED_ISSUES = 20
+
+DatasetStatus = Literal["pending_upload", "validating", "validated", "invalid"]
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Description = Annotated[str, Field(max_length=5_000)]
+
+
+class ValidationIssue(Model):
+    """One problem found in an uploaded file: `line` is 1-based, null for whole-file problems."""
+
+    line: int | None
+    field: str | None
+    code: str
+    message: str
+
+
+class ValidationReport(Model):
+    """What validating a file found; `errors` holds the first 20, `error_count` all of them."""
+
+    valid: bool
+    row_count: int | None
+    file_size_bytes: int
+    estimated_tokens: int | None = None
+    duplicate_rows: int | None = None
+    errors: list[ValidationIssue] = []
+    error_count: int = 0
+
+    @classmethod
+    def whole_file(cls, code: str, message: str, file_size_bytes: int) -> ValidationReport:
+        """A file rejected before its lines are read (size_mismatch, file_too_large, …)."""
+        issue = ValidationIssue(line=None, field=None, code=code, message=message)
+        return cls(valid=False, row_count=None, file_size_bytes=file_size_bytes, errors=[issue], error_count=1)
+
+    def dataset_fields(self) -> dict[str, Any]:
+        """The dataset attributes this report sets; token and duplicate counts only when valid."""
+        return {
+            "row_count": self.row_count,
+            "file_size_bytes": self.file_size_bytes,
+            "estimated_tokens": self.estimated_tokens if self.valid else None,
+            "duplicate_rows": self.duplicate_rows if self.valid else None,
+            "validation_errors": [issue.model_dump() for issue in self.errors] if not self.valid else None,
+            "validation_error_count": self.error_count,
+        }
+
+
+class UploadUrlRequest(RequestModel):
+    name: Name
+    description: Description | None = None
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    size: int = Field(ge=1, description="Bytes; over 104,857,600 is refused with 413 payload_too_large.")
+    contentType: str = Field(default="application/octet-stream", min_length=1, max_length=255)  # noqa: N815
+    format: Literal["jsonl"] = "jsonl"
+
+    @field_validator("contentType", mode="before")
+    @classmethod
+    def _default_content_type(cls, value: Any) -> Any:
+        return value or "application/octet-stream"
+
+
+class UploadUrl(Model):
+    dataset_id: str
+    path: str
+    upload_url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: Timestamp
+
+
+class FinalizeDatasetRequest(RequestModel):
+    path: Annotated[str, Field(min_length=1, max_length=1024)]
+    name: Name
+    description: Description | None = None
+
+
+class Dataset(Model):
+    """The dataset object as the API returns it."""
+
+    id: str
+    name: str
+    description: str | None = None
+    format: Literal["jsonl"] = "jsonl"
+    status: DatasetStatus
+    row_count: int | None = None
+    file_size_bytes: int | None = None
+    estimated_tokens: int | None = None
+    duplicate_rows: int | None = None
+    storage_path: str
+    validation_errors: list[ValidationIssue] | None = None
+    validation_error_count: int = 0
+    source: Literal["upload", "run"]
+    run_id: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DatasetRecord(Dataset):
+    """The stored dataset: the object plus what the upload flow needs to remember."""
+
+    account_id: str
+    declared_size: int | None = None
+    validation_started_at: Timestamp | None = None
+    expires_at: Timestamp | None = None  # set while pending_upload: abandoned uploads expire
+
+    def public(self) -> Dataset:
+        return Dataset.model_validate(self.model_dump(include=set(Dataset.model_fields)))
