@@ -43,6 +43,7 @@ synth: setup
 bench: setup
 	$(PY) bench/api_cold_import.py
 	$(PY) bench/api_requests.py
+	$(PY) bench/trainer_throughput.py
 
 deploy: setup
 	npx cdk deploy --no-notices

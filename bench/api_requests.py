@@ -52,12 +52,12 @@ def main() -> None:
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
     from tt_cli.local.gateway import LocalGateway
-    from tt_cli.local.provision import provision_storage
+    from tt_cli.local.provision import provision
     from tt_cli.local.template import load_template
     from tt_core import wiring
 
     with mock_aws():
-        names = provision_storage(load_template(), boto3.session.Session())
+        names = provision(load_template(), boto3.session.Session())
         os.environ.update(TT_TABLE_NAME=names["table"], TT_BUCKET_NAME=names["bucket"], TT_MODE="local")
         wiring.reset()
         _, key = wiring.api_key_service().create_account("bench")

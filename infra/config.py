@@ -56,6 +56,10 @@ class StageConfig(BaseModel):
     # API Gateway gives up on a REST integration after 29 s: a longer Lambda timeout buys nothing.
     api_timeout_seconds: int = Field(default=29, ge=1, le=29)
     authorizer_memory_mb: int = Field(default=512, ge=128, le=10240)
+    # The validator streams 1 MiB chunks (its memory does not grow with the file); 100 MB of JSONL
+    # validates in seconds, so 5 minutes leaves room for a slow S3 read.
+    validator_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    validator_timeout_seconds: int = Field(default=300, ge=30, le=900)
     authorizer_timeout_seconds: int = Field(default=10, ge=1, le=29)
     # 0 = no caching: a revoked key is refused on its very next request (PRODUCT.md §4) instead of
     # working until a cached Allow expires. Raising it trades that promise for fewer authorizer calls.

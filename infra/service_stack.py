@@ -8,13 +8,17 @@ from constructs import Construct
 from infra import nag
 from infra.config import StageConfig
 from infra.constructs.data_store import DataStore
+from infra.constructs.dataset_ingest import DatasetIngest
 from infra.constructs.lambda_defaults import functions_code, service_environment
 from infra.constructs.observability import Observability
 from infra.constructs.public_api import PublicApi
 from infra.constructs.shared_layers import SharedLayers
+from infra.trainer_image import training_image_asset
 from tt_core.schema import ACCOUNTS_PREFIX
 
 STACK_ID = "TunedTensor"
+# The id CDK gives its singleton custom-resource function for bucket notifications.
+NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
 
 
@@ -34,22 +38,40 @@ class ServiceStack(Stack):
         environment = service_environment(
             config=config, table_name=self.data.table.table_name, bucket_name=self.data.bucket.bucket_name
         )
+        code = functions_code()
         self.api = PublicApi(
             self,
             "PublicApi",
             config=config,
-            code=functions_code(),
+            code=code,
             layers=self.layers.all,
             environment=environment,
         )
         self._grant_api_access()
+        self.ingest = DatasetIngest(
+            self,
+            "DatasetIngest",
+            config=config,
+            code=code,
+            layers=self.layers.all,
+            environment=environment,
+            table=self.data.table,
+            bucket=self.data.bucket,
+        )
+        self._acknowledge_notification_handler()
+        # The SageMaker training container, built and pushed by `cdk deploy` (the run workflow uses it).
+        self.trainer_image = training_image_asset(self, "TrainerImage", region=config.region)
         self.observability = Observability(
             self,
             "Observability",
             config=config,
             rest_api=self.api.rest_api,
             access_log_group=self.api.access_log_group,
-            functions={"Api": self.api.api_function, "Authorizer": self.api.authorizer_function},
+            functions={
+                "Api": self.api.api_function,
+                "Authorizer": self.api.authorizer_function,
+                "DatasetValidator": self.ingest.validator,
+            },
         )
 
         # What `tt admin create-account --stack TunedTensor` and operators look up.
@@ -57,6 +79,7 @@ class ServiceStack(Stack):
         CfnOutput(self, "TableName", value=self.data.table.table_name)
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+        CfnOutput(self, "TrainingImageUri", value=self.trainer_image.image_uri)
 
     def _grant_api_access(self) -> None:
         table, bucket = self.data.table, self.data.bucket
@@ -91,3 +114,20 @@ class ServiceStack(Stack):
                 "delete and abort-multipart for DELETE /datasets and abandoned uploads), on the "
                 "datasets bucket and its accounts/ prefix only.",
             )
+
+    def _acknowledge_notification_handler(self) -> None:
+        """CDK's own singleton function that writes the bucket's notification configuration."""
+        handler = self.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
+        assert handler is not None, "the bucket notification adds CDK's notifications handler"
+        nag.acknowledge(
+            handler,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's BucketNotificationsHandler (a deployment-time custom resource) is defined by the "
+            "CDK with this managed logging policy; it runs only when the stack is deployed.",
+        )
+        nag.acknowledge(
+            handler,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CDK's BucketNotificationsHandler must call s3:PutBucketNotification on the bucket; the "
+            "CDK writes that statement with a wildcard resource and it runs only at deployment.",
+        )

@@ -25,7 +25,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto in-process with the stack's table and bucket; the wiring reads their names from env."""
     from moto import mock_aws
 
-    from tests.storage import create_storage
+    from tests.storage import create_storage, template
+    from tt_cli.local.lambdas import LambdaDispatcher
+    from tt_cli.local.provision import function_handlers
     from tt_core import wiring
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -36,8 +38,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv("TT_MODE", "local")
         monkeypatch.setenv("TT_DEFAULT_BASE_MODEL", "tunedtensor/tiny-chat")
         wiring.reset()
-        yield names
-        wiring.reset()
+        # S3 notifications run the stack's functions in-process, as on the local stack.
+        lambdas = LambdaDispatcher(function_handlers(template()))
+        lambdas.install()
+        try:
+            yield {**names, "lambdas": lambdas}
+        finally:
+            lambdas.uninstall()
+            wiring.reset()
 
 
 @pytest.fixture

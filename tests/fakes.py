@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 
@@ -38,6 +39,16 @@ class MemoryObjectStore:
 
     def get_bytes(self, key: str) -> bytes:
         return self.objects[key]
+
+    def size(self, key: str) -> int | None:
+        return len(self.objects[key]) if key in self.objects else None
+
+    def iter_chunks(self, key: str, chunk_bytes: int) -> Iterator[bytes]:
+        data = self.objects[key]
+        yield from (data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes))
+
+    def clear_tags(self, key: str) -> None:
+        pass  # the fake keeps no tags
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)

@@ -1,4 +1,4 @@
-"""Creates the stack's table and bucket in moto, from the synthesized template (the one source)."""
+"""Creates the stack's resources in moto from the synthesized template (the one source)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import boto3
 
 
 @cache
-def _template() -> dict[str, Any]:
+def template() -> dict[str, Any]:
     from tt_cli.local.template import load_template
 
     return load_template()
 
 
 def create_storage() -> dict[str, str]:
-    from tt_cli.local.provision import provision_storage
+    from tt_cli.local.provision import provision
 
-    return provision_storage(_template(), boto3.session.Session())
+    return provision(template(), boto3.session.Session())

@@ -119,4 +119,4 @@ def test_stop_tokens_include_every_configured_eos(tokenizer: Any, tiny_model: An
     assert stop_token_ids(tokenizer, tiny_model) == [tokenizer.eos_token_id]
     tiny_model.generation_config.eos_token_id = [tokenizer.eos_token_id, 2]
     assert stop_token_ids(tokenizer, tiny_model) == sorted({tokenizer.eos_token_id, 2})
-    assert context_length(tiny_model) == 2048
+    assert context_length(tiny_model.config) == 2048

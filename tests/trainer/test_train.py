@@ -137,6 +137,7 @@ def test_artifact_never_names_a_local_path(overfit: tuple[Job, Any], tiny_model_
             assert str(tiny_model_dir) not in text and "/tmp" not in text, path.name
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 def test_artifact_loads_with_plain_peft(overfit: tuple[Job, Any], tiny_model_dir: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -367,3 +368,29 @@ def test_an_empty_parent_channel_is_refused(tmp_path: Path) -> None:
     assert result.code == 1
     assert "parent_model channel holds no adapter" in job.failure_file.read_text()
     assert ParentModelError.__name__  # the error class the message comes from is part of the public hierarchy
+
+
+def test_spec_channel_and_unknown_hyperparameters(tmp_path: Path) -> None:
+    job = Job(tmp_path, {"max_steps": 1, "lerning_rate": "0.1", "max_eval_examples": "50"}).write(
+        item_rows(4)
+    )
+    spec = {"id": "spec-1", "name": "Items", "system_prompt": "You describe items."}
+    (job.channel("spec")).mkdir(parents=True)
+    (job.channel("spec") / "tunedtensor.json").write_text(json.dumps(spec))
+    result = run_in_process(job)
+    assert result.code == 0, result.stderr
+    assert result.of("warning") == [
+        {"event": "warning", "message": "ignored unknown hyperparameters: lerning_rate"}
+    ]
+    assert json.loads((job.model_dir / "tunedtensor.json").read_text()) == spec
+    assert not (job.output_dir / "eval_predictions.jsonl").exists()  # no eval channel, no generations
+
+
+def test_gpu_precision_prefers_bf16_then_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert pick_precision("auto", cuda).name == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    fp16 = pick_precision("auto", cuda)
+    assert (fp16.name, fp16.load_dtype) == ("fp16", torch.float16)
+    assert pick_precision("fp32", cuda).amp_dtype is None

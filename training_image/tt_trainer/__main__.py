@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,11 +36,13 @@ class StopRequest:
         self.requested = True
 
     def __enter__(self) -> StopRequest:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -122,6 +125,13 @@ def run_job(
         tokenizer = bm.load_tokenizer(source, trust_remote_code=hp.trust_remote_code)
         encoder = data.ChatEncoder(tokenizer)
         pad_id = bm.choose_pad_id(tokenizer)
+        context = bm.context_length(bm.load_config(source, trust_remote_code=hp.trust_remote_code))
+        max_seq_length = min(hp.max_seq_length, context) if context else hp.max_seq_length
+        tokenized, report = data.tokenize_rows(
+            rows, encoder, max_seq_length=max_seq_length, long_examples=hp.long_examples
+        )
+        reporter.event("data", max_seq_length=max_seq_length, eval_rows=len(eval_rows), **report.as_dict())
+
         precision = train.pick_precision(hp.precision)
         train.seed_everything(hp.seed)
         model = bm.load_model(
@@ -130,12 +140,6 @@ def run_job(
             device=precision.device,
             trust_remote_code=hp.trust_remote_code,
         )
-        context = bm.context_length(model)
-        max_seq_length = min(hp.max_seq_length, context) if context else hp.max_seq_length
-        tokenized, report = data.tokenize_rows(
-            rows, encoder, max_seq_length=max_seq_length, long_examples=hp.long_examples
-        )
-        reporter.event("data", max_seq_length=max_seq_length, eval_rows=len(eval_rows), **report.as_dict())
         stop_ids = bm.stop_token_ids(tokenizer, model)
 
         gradient_checkpointing = (

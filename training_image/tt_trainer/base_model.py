@@ -167,7 +167,10 @@ def load_model(
     source: BaseModelSource, *, dtype: torch.dtype, device: torch.device, trust_remote_code: bool
 ) -> Any:
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    # A progress bar per load is noise in the job's log.
+    transformers_logging.disable_progress_bar()
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(
             source.path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
@@ -177,9 +180,24 @@ def load_model(
     return model.to(device)
 
 
-def context_length(model: Any) -> int | None:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    value = getattr(config, "max_position_embeddings", None)
+def load_config(source: BaseModelSource, *, trust_remote_code: bool) -> Any:
+    """The model config alone: enough to size the rows before the (slow) weights load."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(
+            source.path, local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise BaseModelError(
+            f"The configuration of base model {source.id} cannot be loaded ({exc})."
+        ) from None
+
+
+def context_length(config: Any) -> int | None:
+    """max_position_embeddings of the (text part of the) model config, if it declares one."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "max_position_embeddings", None)
     return int(value) if isinstance(value, int) and value > 0 else None
 
 

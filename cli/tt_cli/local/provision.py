@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 from tt_core.settings import ENV_BUCKET_NAME, ENV_TABLE_NAME
 
 REGION = "us-east-1"
-ACCOUNT = "000000000000"
+ACCOUNT = "123456789012"  # moto's default account: ARNs must match the ones its backends create
+FUNCTION_PREFIX = "functions."  # our handlers; CDK's own custom-resource functions are not run locally
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "The local stack runs this function's handler in-process.")
+    return buffer.getvalue()
+
+
+_EMPTY_ZIP = _empty_zip()
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -35,7 +49,8 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
         if function == "Fn::GetAtt":
             logical_id, _attribute = argument if isinstance(argument, list) else argument.split(".", 1)
             kind = template["Resources"][logical_id]["Type"].split("::")[1].lower()
-            return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{physical_name(logical_id)}"
+            resource = ("function:" if kind == "lambda" else "") + physical_name(logical_id)
+            return f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{resource}"
         if function == "Fn::Join":
             separator, parts = argument
             return separator.join(str(resolve(part, template)) for part in parts)
@@ -57,6 +72,8 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
     """Every Lambda function of the stack, by logical id, with its environment resolved."""
     found = {}
     for logical_id, props in _resources(template, "AWS::Lambda::Function").items():
+        if not str(props.get("Handler", "")).startswith(FUNCTION_PREFIX):
+            continue
         variables = props.get("Environment", {}).get("Variables", {})
         environment = {k: str(resolve(v, template)) for k, v in variables.items()}
         found[logical_id] = FunctionSpec(logical_id, props["Handler"], environment)
@@ -93,7 +110,37 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return {renamed.get(k, k): v for k, v in rule.items()}
 
 
-def provision_storage(template: dict[str, Any], session: Any) -> dict[str, str]:
+def _create_functions(template: dict[str, Any], session: Any) -> None:
+    """Registers each function with moto's Lambda (S3 notifications need a target); code runs in-process."""
+    iam, lambdas = session.client("iam", region_name=REGION), session.client("lambda", region_name=REGION)
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole"}]}  # fmt: skip
+    try:
+        role_arn = iam.get_role(RoleName="tt-local-lambda")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role_arn = iam.create_role(RoleName="tt-local-lambda", AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
+    existing = {f["FunctionName"] for f in lambdas.list_functions()["Functions"]}
+    for spec in functions(template).values():
+        if physical_name(spec.logical_id) in existing:
+            continue
+        lambdas.create_function(
+            FunctionName=physical_name(spec.logical_id),
+            Runtime="python3.13",
+            Role=role_arn,
+            Handler=spec.handler,
+            Code={"ZipFile": _EMPTY_ZIP},
+            Environment={"Variables": spec.environment},
+        )
+
+
+def function_handlers(template: dict[str, Any]) -> dict[str, str]:
+    """Local function name → handler path, for the dispatcher."""
+    return {physical_name(spec.logical_id): spec.handler for spec in functions(template).values()}
+
+
+def provision(template: dict[str, Any], session: Any) -> dict[str, str]:
     """Creates what does not exist yet; returns the data table and bucket names the API uses."""
     dynamodb, s3 = session.client("dynamodb", region_name=REGION), session.client("s3", region_name=REGION)
     existing_tables = set(dynamodb.list_tables()["TableNames"])
@@ -108,5 +155,11 @@ def provision_storage(template: dict[str, Any], session: Any) -> dict[str, str]:
         if "CorsConfiguration" in props:
             rules = [_cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+    _create_functions(template, session)
+    for props in _resources(template, "Custom::S3BucketNotifications").values():
+        configuration = resolve(props["NotificationConfiguration"], template)
+        s3.put_bucket_notification_configuration(
+            Bucket=resolve(props["BucketName"], template), NotificationConfiguration=configuration
+        )
     api = function_by_handler(template, "functions.api.handler.lambda_handler")
     return {"table": api.environment[ENV_TABLE_NAME], "bucket": api.environment[ENV_BUCKET_NAME]}

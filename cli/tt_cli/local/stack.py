@@ -63,6 +63,7 @@ class LocalStack:
         self._moto: Any = None
         self._http: Any = None
         self._snapshot: Any = None
+        self._lambdas: Any = None
         self._stop_snapshots = threading.Event()
         self._snapshot_thread: threading.Thread | None = None
 
@@ -113,14 +114,17 @@ class LocalStack:
     def _provision(self) -> LocalInfo:
         import boto3
 
-        from tt_cli.local.provision import functions, provision_storage
+        from tt_cli.local.lambdas import LambdaDispatcher
+        from tt_cli.local.provision import function_handlers, functions, provision
         from tt_cli.local.snapshot import Snapshot
         from tt_cli.local.template import load_template
         from tt_core import wiring
 
         template = load_template()
         session = boto3.session.Session()
-        names = provision_storage(template, session)
+        names = provision(template, session)
+        self._lambdas = LambdaDispatcher(function_handlers(template))
+        self._lambdas.install()
         # Every function of the stack gets the same environment here (they share one process).
         for spec in functions(template).values():
             os.environ.update(spec.environment)
@@ -161,6 +165,8 @@ class LocalStack:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        if self._lambdas is not None:
+            self._lambdas.uninstall()  # lets validations in flight finish before the last snapshot
         if self._snapshot is not None:
             self._snapshot.save()
         if self._moto is not None:

@@ -32,6 +32,8 @@ class ObjectStore(Protocol):
 
     def iter_chunks(self, key: str, chunk_bytes: int) -> Iterator[bytes]: ...
 
+    def clear_tags(self, key: str) -> None: ...
+
     def delete(self, key: str) -> None: ...
 
 
@@ -88,7 +90,9 @@ class DatasetRepository(Protocol):
         self, account_id: str, dataset_id: str, name: str, description: str | None, at: datetime
     ) -> None: ...
 
-    def claim_validation(self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime) -> bool:
+    def claim_validation(
+        self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime
+    ) -> bool:
         """pending_upload → validating (or takes over a claim older than `stale_before`); False if taken."""
         ...
 

@@ -14,6 +14,10 @@ TTL_ATTRIBUTE = "expires_at"
 
 # S3: one bucket, every object under accounts/<account_id>/.
 ACCOUNTS_PREFIX = "accounts/"
+# Uploaded dataset files end in this suffix: the validator's S3 notification filters on it.
+DATASET_OBJECT_SUFFIX = ".jsonl"
+# Uploads carry this tag until validation starts; a lifecycle rule expires those never validated.
+PENDING_UPLOAD_TAG = ("tt-upload", "pending")
 
 AWS_DEFAULT_BASE_MODEL = "meta-llama/Llama-3.2-3B-Instruct"
 LOCAL_DEFAULT_BASE_MODEL = "tunedtensor/tiny-chat"

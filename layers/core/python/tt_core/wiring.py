@@ -11,14 +11,16 @@ from typing import Any
 from tt_core.adapters.dynamodb import (
     DocumentPacker,
     DynamoAccountRepository,
+    DynamoDatasetRepository,
     DynamoIdempotencyRepository,
     DynamoSpecRepository,
     DynamoTable,
 )
-from tt_core.adapters.s3 import S3ObjectStore
+from tt_core.adapters.s3 import S3ObjectStore, S3UploadSigner
 from tt_core.adapters.system import SystemClock, UuidGenerator
 from tt_core.services.api_keys import ApiKeyService
 from tt_core.services.behavior_specs import SpecService
+from tt_core.services.datasets import DatasetService
 from tt_core.services.idempotency import IdempotencyService
 from tt_core.settings import Settings
 
@@ -33,6 +35,15 @@ def _client(service: str) -> Any:
     import boto3  # imported on first use: keeps the handler's cold import small
 
     return boto3.session.Session().client(service)
+
+
+@cache
+def _presigning_s3() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # SigV4 signs the headers the client must send (Content-Type, If-None-Match).
+    return boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))
 
 
 @cache
@@ -61,11 +72,26 @@ def spec_service() -> SpecService:
 
 
 @cache
+def dataset_service() -> DatasetService:
+    bucket = settings().bucket_name
+    return DatasetService(
+        DynamoDatasetRepository(_table()),
+        S3ObjectStore(_client("s3"), bucket),
+        S3UploadSigner(_presigning_s3(), bucket),
+        SystemClock(),
+        UuidGenerator(),
+        bucket=bucket,
+    )
+
+
+@cache
 def idempotency_service() -> IdempotencyService:
     return IdempotencyService(DynamoIdempotencyRepository(_table(), _packer()), SystemClock())
 
 
 def reset() -> None:
     """Forget every cached object, e.g. after a test changed the environment."""
-    for factory in (settings, _client, _table, _packer, api_key_service, spec_service, idempotency_service):
+    factories = (settings, _client, _presigning_s3, _table, _packer)
+    services = (api_key_service, spec_service, dataset_service, idempotency_service)
+    for factory in (*factories, *services):
         factory.cache_clear()

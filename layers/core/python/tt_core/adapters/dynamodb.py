@@ -486,7 +486,9 @@ class DynamoDatasetRepository:
             keep_nulls=True,
         )
 
-    def claim_validation(self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime) -> bool:
+    def claim_validation(
+        self, account_id: str, dataset_id: str, at: datetime, stale_before: datetime
+    ) -> bool:
         # The TTL goes too: a dataset being validated is no longer an abandoned upload.
         return self._table.update(
             *self._key(account_id, dataset_id),

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from tt_core.schema import PENDING_UPLOAD_TAG
+
 
 class S3ObjectStore:
     def __init__(self, client: Any, bucket: str) -> None:
@@ -36,6 +38,9 @@ class S3ObjectStore:
         finally:
             body.close()
 
+    def clear_tags(self, key: str) -> None:
+        self._client.delete_object_tagging(Bucket=self._bucket, Key=key)
+
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 
@@ -46,13 +51,20 @@ class S3UploadSigner:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
+        self._tagging = "=".join(PENDING_UPLOAD_TAG)
 
     def presign_put(self, key: str, content_type: str, expires: timedelta) -> tuple[str, dict[str, str]]:
         url = self._client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type, "IfNoneMatch": "*"},
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "IfNoneMatch": "*",
+                "Tagging": self._tagging,
+            },
             ExpiresIn=int(expires.total_seconds()),
         )
-        # Both headers are signed: S3 refuses the PUT without them, and If-None-Match makes the
-        # upload write-once, so a dataset's bytes cannot change after it was validated.
-        return url, {"Content-Type": content_type, "If-None-Match": "*"}
+        # The headers are signed: S3 refuses the PUT without them. If-None-Match makes the upload
+        # write-once, so a dataset's bytes cannot change after validation; the tag marks it pending.
+        return url, {"Content-Type": content_type, "If-None-Match": "*", "x-amz-tagging": self._tagging}

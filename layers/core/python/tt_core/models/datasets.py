@@ -40,7 +40,9 @@ class ValidationReport(Model):
     def whole_file(cls, code: str, message: str, file_size_bytes: int) -> ValidationReport:
         """A file rejected before its lines are read (size_mismatch, file_too_large, …)."""
         issue = ValidationIssue(line=None, field=None, code=code, message=message)
-        return cls(valid=False, row_count=None, file_size_bytes=file_size_bytes, errors=[issue], error_count=1)
+        return cls(
+            valid=False, row_count=None, file_size_bytes=file_size_bytes, errors=[issue], error_count=1
+        )
 
     def dataset_fields(self) -> dict[str, Any]:
         """The dataset attributes this report sets; token and duplicate counts only when valid."""
@@ -59,7 +61,7 @@ class UploadUrlRequest(RequestModel):
     description: Description | None = None
     filename: Annotated[str, Field(min_length=1, max_length=255)]
     size: int = Field(ge=1, description="Bytes; over 104,857,600 is refused with 413 payload_too_large.")
-    contentType: str = Field(default="application/octet-stream", min_length=1, max_length=255)  # noqa: N815
+    contentType: str = Field(default="application/octet-stream", min_length=1, max_length=255)
     format: Literal["jsonl"] = "jsonl"
 
     @field_validator("contentType", mode="before")

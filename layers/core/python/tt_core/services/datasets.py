@@ -29,7 +29,9 @@ PENDING_UPLOAD_TTL = timedelta(hours=24)
 VALIDATION_LEASE = timedelta(minutes=16)
 FINALIZE_WAIT_S = 10.0
 CHUNK_BYTES = 1024 * 1024
-_OBJECT_KEY = re.compile(rf"^{ACCOUNTS_PREFIX}(?P<account>[0-9a-f-]{{36}})/datasets/(?P<dataset>[0-9a-f-]{{36}})/")
+_OBJECT_KEY = re.compile(
+    rf"^{ACCOUNTS_PREFIX}(?P<account>[0-9a-f-]{{36}})/datasets/(?P<dataset>[0-9a-f-]{{36}})/"
+)
 
 
 def object_key(account_id: str, dataset_id: str) -> str:
@@ -62,7 +64,9 @@ class DatasetService:
 
     def create_upload(self, account_id: str, request: UploadUrlRequest) -> UploadUrl:
         if request.size > MAX_DATASET_BYTES:
-            raise PayloadTooLargeError(f"Dataset size exceeds the limit of {MAX_DATASET_BYTES} bytes (100 MB).")
+            raise PayloadTooLargeError(
+                f"Dataset size exceeds the limit of {MAX_DATASET_BYTES} bytes (100 MB)."
+            )
         now = self._clock.now()
         dataset_id = self._ids.new_id()
         key = object_key(account_id, dataset_id)
@@ -105,7 +109,9 @@ class DatasetService:
         record = self._datasets.get(account_id, match["dataset"]) if match else None
         if record is None or record.storage_path != request.path or match["account"] != account_id:
             raise NotFoundError("Dataset upload path not found for this account")
-        self._datasets.set_details(account_id, record.id, request.name, request.description, self._clock.now())
+        self._datasets.set_details(
+            account_id, record.id, request.name, request.description, self._clock.now()
+        )
         # Give validation a moment to settle so most clients get the final status in one call.
         deadline = time.monotonic() + FINALIZE_WAIT_S
         record = self.get_record(account_id, record.id)
@@ -133,6 +139,8 @@ class DatasetService:
         stale_before = claimed_at - VALIDATION_LEASE
         if not self._datasets.claim_validation(account_id, dataset_id, claimed_at, stale_before=stale_before):
             return None  # another event already validated it, or is validating it now
+        if self._objects.size(key) is not None:
+            self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
         report = self._validate(key, record.declared_size)
         return self._datasets.finish_validation(account_id, dataset_id, report, claimed_at, self._clock.now())
 

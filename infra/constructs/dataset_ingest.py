@@ -1,0 +1,119 @@
+"""DatasetIngest: the validator function that S3 ObjectCreated events of uploaded datasets trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag
+from infra.config import StageConfig
+from infra.constructs.lambda_defaults import make_function
+from tt_core.schema import ACCOUNTS_PREFIX, DATASET_OBJECT_SUFFIX, PENDING_UPLOAD_TAG
+
+VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
+# Uploads whose validation never started (the event was lost to the dead-letter queue) keep their
+# pending tag; their dataset record expires after 24 h, so the object goes a day later.
+PENDING_UPLOAD_EXPIRY = Duration.days(2)
+
+
+class DatasetIngest(Construct):
+    """S3 → validator directly (asynchronous invoke, two retries, then a dead-letter queue)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StageConfig,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+        table: dynamodb.ITable,
+        bucket: s3.Bucket,
+    ) -> None:
+        super().__init__(scope, id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        nag.acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the dataset validator's asynchronous "
+            "invocations; a dead-letter queue of a dead-letter queue would add nothing.",
+        )
+        self.validator = make_function(
+            self,
+            "Validator",
+            handler=VALIDATOR_HANDLER,
+            code=code,
+            environment=environment,
+            layers=layers,
+            memory_mb=config.validator_memory_mb,
+            timeout=Duration.seconds(config.validator_timeout_seconds),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+            description="Tuned Tensor dataset validator (S3 ObjectCreated of uploads)",
+        )
+        # Lambda's own retries for asynchronous invocations, then the dead-letter queue.
+        self.validator.configure_async_invoke(retry_attempts=2, max_event_age=Duration.hours(6))
+        cfn_function = self.validator.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
+            target_arn=self.dead_letter_queue.queue_arn
+        )
+        self.dead_letter_queue.grant_send_messages(self.validator)
+
+        table.grant_read_write_data(self.validator)
+        # It reads uploads and clears their pending tag; it never writes or deletes objects.
+        bucket.grant_read(self.validator, f"{ACCOUNTS_PREFIX}*")
+        iam.Grant.add_to_principal(
+            grantee=self.validator,
+            actions=["s3:DeleteObjectTagging"],
+            resource_arns=[bucket.arn_for_objects(f"{ACCOUNTS_PREFIX}*")],
+        )
+        self._acknowledge_grants(table, bucket)
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.validator),
+            s3.NotificationKeyFilter(prefix=ACCOUNTS_PREFIX, suffix=DATASET_OBJECT_SUFFIX),
+        )
+        bucket.add_lifecycle_rule(
+            id="ExpireUnvalidatedUploads",
+            tag_filters={PENDING_UPLOAD_TAG[0]: PENDING_UPLOAD_TAG[1]},
+            expiration=PENDING_UPLOAD_EXPIRY,
+        )
+
+    def _acknowledge_grants(self, table: dynamodb.ITable, bucket: s3.IBucket) -> None:
+        role = self.validator.role
+        assert role is not None  # make_function always gives the function its own role
+        nag.acknowledge(
+            role,
+            f"AwsSolutions-IAM5[{nag.arn_finding(table, '/index/*')}]",
+            "DynamoDB grants cover the table's indexes (<table>/index/*); the validator only reads and "
+            "updates dataset items, each scoped by its ACCOUNT# key.",
+        )
+        nag.acknowledge(
+            role,
+            f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNTS_PREFIX + '*')}]",
+            "The validator reads uploads under the accounts/ prefix where every object lives; the "
+            "wildcard is the server-chosen key under it (accounts/<account_id>/datasets/...).",
+        )
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*"):
+            nag.acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK's bucket read grant uses these action families to stream an upload, on the "
+                "datasets bucket and its accounts/ prefix only.",
+            )

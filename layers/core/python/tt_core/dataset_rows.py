@@ -1,0 +1,520 @@
+"""Streaming validation of uploaded JSONL datasets (PRODUCT.md §8) for the validator function and the CLI.
+
+Feed the bytes in chunks of any size (`RowValidator.feed`, then `finish`) or use `validate_stream` /
+`validate_file`. Memory stays bounded whatever the file size: one line of at most 1 MiB is assembled at a
+time, plus one 64-bit digest per valid row for `duplicate_rows`.
+
+Checks, in this order, each line ending the checks of that line when it fails:
+
+1. length: over 1,048,576 bytes, not counting the LF or CRLF ending → `line_too_long`. Checked first
+   because an over-long line is never held in memory: its bytes past the limit are dropped as they stream
+   by, so nothing else about it can be known. Whitespace-only lines count here too.
+2. blank: only spaces, tabs and CRs → skipped, but the line number still advances.
+3. UTF-8, strict (one BOM at the very start of the file is dropped) → `invalid_utf8`.
+4. JSON, strict as RFC 8259 and Python's `json.loads` (what the trainer reads with) → `invalid_json`. One
+   exception: a raw forbidden control character inside `input` or `output` is reported as the more useful
+   `control_character` rather than `invalid_json`.
+5. a JSON object → `not_an_object`.
+6. fields: `input`, then `output` (each at most one of `missing_field`, `wrong_type`, `empty_field`,
+   `control_character`), then every other key in the order it appears (`unknown_field`). One line can
+   yield several of these because each names a different field.
+
+Every non-blank line counts in `row_count`, valid or not. `estimated_tokens` and `duplicate_rows` are
+computed over the rows that passed every check. `size_mismatch` and `file_too_large` end validation at
+once and are then the only issue. Control-character offsets count characters from 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tt_core.models.datasets import (
+    MAX_DATASET_BYTES,
+    MAX_REPORTED_ISSUES,
+    ValidationIssue,
+    ValidationReport,
+)
+
+MAX_LINE_BYTES = 1_048_576
+CHUNK_BYTES = 1_048_576
+FIELDS = ("input", "output")
+
+_BOM = b"\xef\xbb\xbf"
+# A pending line may hold one byte more than the limit: the CR of a CRLF ending, not part of the line.
+_PENDING_CAP = MAX_LINE_BYTES + 1
+# JSON whitespace other than LF, which ends a line: a line of only these is blank.
+_JSON_SPACE = " \t\r"
+# Unknown keys are user data of any length; an issue stores at most this much of one (DynamoDB items are
+# limited to 400 KB and 20 issues are kept).
+_SHOWN_KEY_CHARS = 100
+_MISSING = object()
+
+# U+0000–U+001F and U+007F–U+009F except tab, LF and CR (PRODUCT.md §8).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# In a line that parsed strictly, a decoded string can hold such a character only if the line's bytes
+# hold it raw (C0 characters are refused raw inside JSON strings, so only DEL and C1, UTF-8 C2 80–C2 9F,
+# remain) or an escape that decodes to one (\b, \f, \u0000–\u001F, \u007F–\u009F). Searching a whole
+# block of lines for these (memchr-speed gates first) spares the common block any per-line check; a hit,
+# false ones included (an escaped backslash before "b"), only makes that block check each string exactly.
+_ESCAPE_HINT = re.compile(rb"\\(?:[bf]|u00(?:[0189][0-9A-Fa-f]|7[Ff]))")
+_C1_HINT = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def _may_hold_control_characters(block: bytes) -> bool:
+    return (
+        b"\x7f" in block
+        or (b"\\" in block and _ESCAPE_HINT.search(block) is not None)
+        or (b"\xc2" in block and _C1_HINT.search(block) is not None)
+    )
+
+
+# The C scanner behind json.loads, called directly: it skips json.loads' type checks and its two
+# whitespace regex matches per call. Lines it does not take whole (leading or trailing whitespace, CR,
+# errors) go to the exact path, which uses json.loads itself.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_lenient_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
+
+_KINDS: dict[type, str] = {
+    list: "a JSON array",
+    dict: "a JSON object",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+_ROW_EXAMPLE = '{"input": "…", "output": "…"}'
+
+
+def _shown(key: str) -> str:
+    """A key as an issue shows it: cut to a bounded length, escaped when it is not printable."""
+    cut = key if len(key) <= _SHOWN_KEY_CHARS else key[:_SHOWN_KEY_CHARS] + "…"
+    return cut if cut.isprintable() else json.dumps(cut)[1:-1]
+
+
+def _too_large_message(size: int, max_bytes: int, *, exact: bool) -> str:
+    amount = f"{size:,} bytes" if exact else f"more than {max_bytes:,} bytes"
+    return f"The file is {amount}; the limit is {max_bytes:,} bytes. Split it into smaller files."
+
+
+class RowValidator:
+    """Validates a JSONL dataset fed in chunks of any size; `finish()` returns the report.
+
+    Not thread-safe; one instance per file. After `done` becomes true (a size rule ended validation),
+    further chunks are ignored and need not be read.
+    """
+
+    def __init__(self, *, declared_size: int | None = None, max_bytes: int = MAX_DATASET_BYTES) -> None:
+        self._declared_size = declared_size
+        self._max_bytes = max_bytes
+        self._size = 0
+        self._line_no = 0  # lines completed so far, blank ones included
+        self._rows = 0  # non-blank lines
+        self._valid_rows = 0
+        self._chars = 0  # characters of the valid rows' inputs and outputs
+        # duplicate_rows = valid rows - distinct (input, output) pairs, so each valid row leaves a fixed-size
+        # digest: hash((input, output)), Python's keyed 64-bit SipHash of the pair. A 16-byte blake2b digest
+        # costs ~1 µs more per row (the pair encoded to bytes, a hash object), as much as the rest of the
+        # fast loop, and would cost the lead over a plain json.loads loop (bench/dataset_validation.py),
+        # while 64 bits already make a collision negligible: below n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest
+        # possible file, and one would only make duplicate_rows one too high.
+        # The bound: the shortest valid row, {"input":"a","output":"b"} and its LF, is 27 bytes, so 100 MB
+        # hold at most ~3.9 M rows at ~82 bytes each (an int object and its set slot), ~310 MB in the worst
+        # case, within the validator function's 1 GB; rows of a few hundred bytes, the usual, keep it to
+        # tens of MB.
+        self._seen: set[int] = set()
+        self._issues: list[ValidationIssue] = []
+        self._error_count = 0
+        self._head: bytes | None = b""  # the first bytes while a leading BOM is still possible
+        self._pending = bytearray()  # the line being assembled across chunks
+        self._pending_bytes = 0  # its length so far, counting the bytes dropped past the cap
+        self._pending_cr = False  # whether its last byte so far is a CR
+        self._report: ValidationReport | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the outcome is known: a size rule ended validation, or `finish()` was called."""
+        return self._report is not None
+
+    def feed(self, chunk: bytes) -> None:
+        """Checks the next bytes of the file."""
+        if self._report is not None or not chunk:
+            return
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            self._end("file_too_large", _too_large_message(self._size, self._max_bytes, exact=False))
+            return
+        if self._declared_size is not None and self._size > self._declared_size:
+            self._end(
+                "size_mismatch",
+                f"The stored file holds more than the {self._declared_size:,} bytes the upload declared. "
+                "Upload it again, declaring its exact size.",
+            )
+            return
+        if self._head is not None:
+            head = self._head + chunk if self._head else chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._head = head  # wait for enough bytes to tell
+                return
+            self._head = None
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+        # Slices of at most 1 MiB: then a line that both starts and ends inside one slice is within the
+        # limit, and the fast loop need not measure lines.
+        for start in range(0, len(chunk), CHUNK_BYTES):
+            self._feed_slice(chunk[start : start + CHUNK_BYTES] if len(chunk) > CHUNK_BYTES else chunk)
+
+    def finish(self) -> ValidationReport:
+        """Checks the last line and returns the report (the same one on later calls)."""
+        if self._report is None:
+            self._report = self._final_report()
+        return self._report
+
+    def _final_report(self) -> ValidationReport:
+        if self._head:
+            self._extend_pending(self._head)  # a partial BOM and nothing after it
+        self._head = None
+        if self._pending_bytes:
+            self._complete_pending()
+        if self._declared_size is not None and self._size != self._declared_size:
+            return self._end(
+                "size_mismatch",
+                f"The stored file is {self._size:,} bytes but the upload declared "
+                f"{self._declared_size:,} bytes. Upload it again.",
+            )
+        if self._rows == 0:
+            return self._end(
+                "empty_file", f"The file has no rows; write one JSON object per line: {_ROW_EXAMPLE}."
+            )
+        report = ValidationReport(
+            valid=self._error_count == 0,
+            row_count=self._rows,
+            file_size_bytes=self._size,
+            estimated_tokens=-(-self._chars // 4),
+            duplicate_rows=self._valid_rows - len(self._seen),
+            errors=self._issues,
+            error_count=self._error_count,
+        )
+        self._seen = set()
+        return report
+
+    # -- streaming -------------------------------------------------------------------------------------
+
+    def _feed_slice(self, data: bytes) -> None:
+        first = data.find(b"\n")
+        if first < 0:
+            self._extend_pending(data)
+            return
+        self._extend_pending(data[:first])
+        self._complete_pending()
+        last = data.rfind(b"\n")
+        if last > first:
+            self._check_block(data[first + 1 : last])
+        self._extend_pending(data[last + 1 :])
+
+    def _extend_pending(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self._pending_bytes += len(piece)
+        self._pending_cr = piece.endswith(b"\r")
+        if self._pending_bytes <= _PENDING_CAP:
+            self._pending += piece
+        elif self._pending:
+            self._pending = bytearray()  # too long already: drop what is held, and the rest as it comes
+
+    def _complete_pending(self) -> None:
+        self._line_no += 1
+        if self._pending_bytes > _PENDING_CAP:
+            self._rows += 1
+            self._line_too_long(self._pending_bytes - int(self._pending_cr))
+        else:
+            self._check_line(bytes(self._pending))
+        self._pending = bytearray()
+        self._pending_bytes = 0
+        self._pending_cr = False
+
+    def _check_block(self, block: bytes) -> None:
+        """Checks complete lines (a block of at most 1 MiB, LF-separated, without the final LF)."""
+        exact_controls = _may_hold_control_characters(block)
+        try:
+            # One decode and one split per block cost less than a decode per line.
+            self._check_texts(block.decode().split("\n"), exact_controls)
+            return
+        except UnicodeDecodeError:
+            pass
+        run: list[str] = []
+        for raw in block.split(b"\n"):
+            try:
+                run.append(raw.decode())
+            except UnicodeDecodeError:
+                self._check_texts(run, exact_controls)
+                run = []
+                self._line_no += 1
+                self._check_line(raw)
+        self._check_texts(run, exact_controls)
+
+    def _check_texts(self, texts: list[str], exact_controls: bool) -> None:
+        """The fast loop: accepts the common valid line with no Python-level work per character.
+
+        Anything it does not accept outright goes to `_check_line`, the exact rules, so the two never
+        disagree on what is valid: this loop only decides faster. Lines are at most 1 MiB each, and free
+        of forbidden control characters unless `exact_controls`.
+        """
+        scan = _scan
+        control = _CONTROL.search
+        seen_add = self._seen.add
+        line_no = self._line_no
+        valid = chars = 0
+        for text in texts:
+            line_no += 1
+            try:
+                row, end = scan(text, 0)
+            except (ValueError, StopIteration, RecursionError):
+                pass
+            else:
+                # A CRLF ending leaves its CR after the value: scanning stops there.
+                if (
+                    (end == len(text) or (end == len(text) - 1 and text[end] == "\r"))
+                    and type(row) is dict
+                    and len(row) == 2
+                ):
+                    text_in = row.get("input")
+                    text_out = row.get("output")
+                    if (
+                        type(text_in) is str
+                        and type(text_out) is str
+                        and text_in
+                        and text_out
+                        and not (exact_controls and (control(text_in) or control(text_out)))
+                    ):
+                        valid += 1
+                        chars += len(text_in) + len(text_out)
+                        seen_add(hash((text_in, text_out)))
+                        continue
+            self._line_no = line_no
+            self._check_text(text)
+        self._line_no = line_no
+        self._rows += valid
+        self._valid_rows += valid
+        self._chars += chars
+
+    # -- the rules of one line -------------------------------------------------------------------------
+    # Issues past the first 20 are only counted, so messages are passed as callables and built only for
+    # the issues kept: a file of millions of bad lines must still finish well within the function's
+    # timeout.
+
+    def _check_line(self, raw: bytes) -> None:
+        """Applies every rule to line `self._line_no`, given as bytes without its LF."""
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            self._rows += 1
+            self._line_too_long(len(raw))
+            return
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            line, start = self._line_no, exc.start
+            self._rows += 1  # not blank: blank lines are ASCII
+            self._add(
+                None,
+                "invalid_utf8",
+                lambda: (
+                    f"Line {line} is not valid UTF-8 (byte 0x{raw[start]:02X} at byte offset {start}). "
+                    "Save the file as UTF-8."
+                ),
+            )
+            return
+        self._check_text(text)
+
+    def _check_text(self, text: str) -> None:
+        """Applies the rules after UTF-8 to line `self._line_no`, decoded and within the length limit."""
+        body = text.strip(_JSON_SPACE)
+        if not body:
+            return  # blank
+        self._rows += 1
+        row = self._parse(text, body)
+        if row is _MISSING:
+            return
+        line = self._line_no
+        if type(row) is not dict:
+            kind = _KINDS.get(type(row), "not an object")
+            self._add(
+                None,
+                "not_an_object",
+                lambda: f"Line {line} is {kind}, not a JSON object; write each row as {_ROW_EXAMPLE}.",
+            )
+            return
+        errors_before = self._error_count
+        for name in FIELDS:
+            self._check_field(name, row.get(name, _MISSING))
+        for key in row:
+            if key not in FIELDS:
+                self._unknown_field(key)
+        if self._error_count == errors_before:
+            self._valid_rows += 1
+            self._chars += len(row["input"]) + len(row["output"])
+            self._seen.add(hash((row["input"], row["output"])))
+
+    def _parse(self, text: str, body: str) -> Any:
+        """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
+        or _MISSING once an invalid_json issue is recorded.
+
+        The scanner is called directly, as in the fast loop: json.loads would add a Python-level error
+        object (line and column arithmetic) to every bad line.
+        """
+        position: int | None
+        try:
+            value, end = _scan(body, 0)
+        except StopIteration:
+            position, reason = 0, "Expecting value"
+        except RecursionError:
+            position, reason = None, "it is nested too deeply"
+        except json.JSONDecodeError as exc:
+            value = self._with_raw_control_characters(body, exc.msg)
+            if value is not _MISSING:
+                return value
+            position, reason = exc.pos, exc.msg
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            position, reason = None, str(exc)
+        else:
+            if end == len(body):
+                return value
+            position, reason = end, "Extra data"
+        line = self._line_no
+
+        def message() -> str:
+            where = ""
+            if position is not None:
+                column = len(text) - len(text.lstrip(_JSON_SPACE)) + position + 1
+                where = f" at column {column}"
+            return (
+                f"Line {line} is not valid JSON: {reason[:1].lower()}{reason[1:]}{where}. "
+                "Each line must hold one complete JSON object."
+            )
+
+        self._add(None, "invalid_json", message)
+        return _MISSING
+
+    @staticmethod
+    def _with_raw_control_characters(body: str, error: str) -> Any:
+        """The value when raw control characters in `input`/`output` are the line's only JSON fault.
+
+        Strict JSON refuses raw control characters inside strings; telling the user which field holds
+        which character (`control_character`) helps more than a column number. Raw tabs or CRs inside a
+        string stay `invalid_json`: they are allowed characters, but only escaped.
+        """
+        if not error.startswith("Invalid control character"):
+            return _MISSING
+        try:
+            row, end = _lenient_scan(body, 0)
+        except (ValueError, StopIteration, RecursionError):
+            return _MISSING
+        if (
+            end == len(body)
+            and type(row) is dict
+            and any(type(row.get(name)) is str and _CONTROL.search(row[name]) for name in FIELDS)
+        ):
+            return row
+        return _MISSING
+
+    def _check_field(self, name: str, value: Any) -> None:
+        line = self._line_no
+        if value is _MISSING:
+            self._add(
+                name,
+                "missing_field",
+                lambda: (
+                    f"Line {line}: field '{name}' is missing; every row needs non-empty strings "
+                    "'input' and 'output'."
+                ),
+            )
+        elif type(value) is not str:
+            kind = _KINDS.get(type(value), "not a string")
+            self._add(
+                name,
+                "wrong_type",
+                lambda: f"Line {line}: field '{name}' must be a non-empty string, not {kind}.",
+            )
+        elif not value:
+            self._add(
+                name,
+                "empty_field",
+                lambda: f"Line {line}: field '{name}' must be a non-empty string; it is empty.",
+            )
+        elif (found := _CONTROL.search(value)) is not None:
+            self._add(
+                name,
+                "control_character",
+                lambda: (
+                    f"Line {line}: field '{name}' holds control character U+{ord(found.group()):04X} "
+                    f"at offset {found.start()}; remove it (tab, line feed and carriage return are the only "
+                    "ones allowed)."
+                ),
+            )
+
+    def _unknown_field(self, key: str) -> None:
+        line, shown = self._line_no, _shown(key)
+        self._add(
+            shown,
+            "unknown_field",
+            lambda: f"Line {line}: unknown field '{shown}'; a row may hold only 'input' and 'output'.",
+        )
+
+    def _line_too_long(self, length: int) -> None:
+        line = self._line_no
+        self._add(
+            None,
+            "line_too_long",
+            lambda: (
+                f"Line {line} is {length:,} bytes long; a line may hold at most {MAX_LINE_BYTES:,} bytes "
+                "(1 MiB)."
+            ),
+        )
+
+    def _add(self, field: str | None, code: str, message: Callable[[], str]) -> None:
+        """Counts an issue of line `self._line_no`; keeps it, with its message, while fewer than 20 are."""
+        self._error_count += 1
+        if len(self._issues) < MAX_REPORTED_ISSUES:
+            self._issues.append(
+                ValidationIssue(line=self._line_no, field=field, code=code, message=message())
+            )
+
+    def _end(self, code: str, message: str) -> ValidationReport:
+        """Ends validation with one whole-file issue and lets go of everything held."""
+        self._report = ValidationReport.whole_file(code, message, self._size)
+        self._seen = set()
+        self._pending = bytearray()
+        self._issues = []
+        return self._report
+
+
+def validate_stream(
+    chunks: Iterable[bytes], *, declared_size: int | None = None, max_bytes: int = MAX_DATASET_BYTES
+) -> ValidationReport:
+    """Validates a file given as chunks; stops reading as soon as a size rule ends validation."""
+    validator = RowValidator(declared_size=declared_size, max_bytes=max_bytes)
+    for chunk in chunks:
+        validator.feed(chunk)
+        if validator.done:
+            break
+    return validator.finish()
+
+
+def validate_file(
+    path: str | os.PathLike[str], *, declared_size: int | None = None, max_bytes: int = MAX_DATASET_BYTES
+) -> ValidationReport:
+    """Validates a local file in 1 MiB chunks (the CLI's check before an upload)."""
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        # A regular file's size is known up front: refuse it before reading a byte, with its exact size.
+        if stat.S_ISREG(info.st_mode) and info.st_size > max_bytes:
+            message = _too_large_message(info.st_size, max_bytes, exact=True)
+            return ValidationReport.whole_file("file_too_large", message, info.st_size)
+        return validate_stream(
+            iter(lambda: handle.read(CHUNK_BYTES), b""), declared_size=declared_size, max_bytes=max_bytes
+        )
