@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/api_cold_import.py
 	$(PY) bench/api_requests.py
 	$(PY) bench/trainer_throughput.py
+	$(PY) bench/dataset_validation.py
 
 deploy: setup
 	npx cdk deploy --no-notices

@@ -1,28 +1,4 @@
-"""Streaming validation of uploaded JSONL datasets (PRODUCT.md §8) for the validator function and the CLI.
-
-Feed the bytes in chunks of any size (`RowValidator.feed`, then `finish`) or use `validate_stream` /
-`validate_file`. Memory stays bounded whatever the file size: one line of at most 1 MiB is assembled at a
-time, plus one 64-bit digest per valid row for `duplicate_rows`.
-
-Checks, in this order, each line ending the checks of that line when it fails:
-
-1. length: over 1,048,576 bytes, not counting the LF or CRLF ending → `line_too_long`. Checked first
-   because an over-long line is never held in memory: its bytes past the limit are dropped as they stream
-   by, so nothing else about it can be known. Whitespace-only lines count here too.
-2. blank: only spaces, tabs and CRs → skipped, but the line number still advances.
-3. UTF-8, strict (one BOM at the very start of the file is dropped) → `invalid_utf8`.
-4. JSON, strict as RFC 8259 and Python's `json.loads` (what the trainer reads with) → `invalid_json`. One
-   exception: a raw forbidden control character inside `input` or `output` is reported as the more useful
-   `control_character` rather than `invalid_json`.
-5. a JSON object → `not_an_object`.
-6. fields: `input`, then `output` (each at most one of `missing_field`, `wrong_type`, `empty_field`,
-   `control_character`), then every other key in the order it appears (`unknown_field`). One line can
-   yield several of these because each names a different field.
-
-Every non-blank line counts in `row_count`, valid or not. `estimated_tokens` and `duplicate_rows` are
-computed over the rows that passed every check. `size_mismatch` and `file_too_large` end validation at
-once and are then the only issue. Control-character offsets count characters from 0.
-"""
+"""Streaming validation of uploaded JSONL datasets (PRODUCT.md §8) for the validator function and the CLI."""
 
 from __future__ import annotations
 
@@ -73,11 +49,12 @@ def _may_hold_control_characters(block: bytes) -> bool:
     )
 
 
-# The C scanner behind json.loads, called directly: it skips json.loads' type checks and its two
-# whitespace regex matches per call. Lines it does not take whole (leading or trailing whitespace, CR,
-# errors) go to the exact path, which uses json.loads itself.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_lenient_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
+# The C scanner behind json.loads, called directly: it skips json.loads' Python-level wrapper (type checks,
+# two whitespace regex matches, an error object with line and column arithmetic) on every line. The
+# surrounding whitespace json.loads would allow is stripped by the exact path (`_parse`).
+_Scanner = Callable[[str, int], tuple[Any, int]]
+_scan: _Scanner = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_lenient_scan: _Scanner = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
 
 _KINDS: dict[type, str] = {
     list: "a JSON array",
@@ -97,13 +74,46 @@ def _shown(key: str) -> str:
     return cut if cut.isprintable() else json.dumps(cut)[1:-1]
 
 
-def _too_large_message(size: int, max_bytes: int, *, exact: bool) -> str:
-    amount = f"{size:,} bytes" if exact else f"more than {max_bytes:,} bytes"
+def _too_large_message(size: int | None, max_bytes: int) -> str:
+    """`size` None: reading stopped as soon as the limit was passed."""
+    amount = f"more than {max_bytes:,} bytes" if size is None else f"{size:,} bytes"
     return f"The file is {amount}; the limit is {max_bytes:,} bytes. Split it into smaller files."
+
+
+def _mismatch_message(size: int | None, declared_size: int) -> str:
+    """`size` None: reading stopped as soon as the declared size was passed."""
+    amount = f"more than {declared_size:,} bytes" if size is None else f"{size:,} bytes"
+    return (
+        f"The stored file is {amount} but the upload declared {declared_size:,} bytes. "
+        "Upload it again, declaring its exact size."
+    )
 
 
 class RowValidator:
     """Validates a JSONL dataset fed in chunks of any size; `finish()` returns the report.
+
+    Memory stays bounded whatever the file size: one line of at most 1 MiB is assembled at a time, plus
+    one 64-bit digest per valid row for `duplicate_rows`.
+
+    Checks, in this order, each line ending the checks of that line when it fails:
+
+    1. length: over 1,048,576 bytes, not counting the LF or CRLF ending → `line_too_long`. Checked first
+       because an over-long line is never held in memory: its bytes past the limit are dropped as they stream
+       by, so nothing else about it can be known. Whitespace-only lines count here too.
+    2. UTF-8, strict (one BOM at the very start of the file is dropped) → `invalid_utf8`.
+    3. blank: only spaces, tabs and CRs → skipped, but the line number still advances.
+    4. JSON as Python's `json.loads` reads it, which refuses raw control characters inside strings →
+       `invalid_json`. One exception: a raw forbidden control character inside `input` or `output` is reported
+       as the more useful `control_character` instead.
+    5. a JSON object → `not_an_object`.
+    6. fields: `input`, then `output` (each at most one of `missing_field`, `wrong_type`, `empty_field`,
+       `control_character`), then every other key in the order it appears (`unknown_field`). One line can
+       yield several of these because each names a different field.
+
+    Every non-blank line counts in `row_count`, valid or not. `estimated_tokens` and `duplicate_rows` are
+    computed over the rows that passed every check. `size_mismatch` and `file_too_large` end validation at
+    once and are then the only issue (`row_count` null; `file_size_bytes` the bytes read when reading stopped
+    early, a lower bound). Control-character offsets count characters from 0.
 
     Not thread-safe; one instance per file. After `done` becomes true (a size rule ended validation),
     further chunks are ignored and need not be read.
@@ -147,14 +157,10 @@ class RowValidator:
             return
         self._size += len(chunk)
         if self._size > self._max_bytes:
-            self._end("file_too_large", _too_large_message(self._size, self._max_bytes, exact=False))
+            self._end("file_too_large", _too_large_message(None, self._max_bytes))
             return
         if self._declared_size is not None and self._size > self._declared_size:
-            self._end(
-                "size_mismatch",
-                f"The stored file holds more than the {self._declared_size:,} bytes the upload declared. "
-                "Upload it again, declaring its exact size.",
-            )
+            self._end("size_mismatch", _mismatch_message(None, self._declared_size))
             return
         if self._head is not None:
             head = self._head + chunk if self._head else chunk
@@ -181,15 +187,11 @@ class RowValidator:
         if self._pending_bytes:
             self._complete_pending()
         if self._declared_size is not None and self._size != self._declared_size:
-            return self._end(
-                "size_mismatch",
-                f"The stored file is {self._size:,} bytes but the upload declared "
-                f"{self._declared_size:,} bytes. Upload it again.",
-            )
+            return self._end("size_mismatch", _mismatch_message(self._size, self._declared_size))
         if self._rows == 0:
-            return self._end(
-                "empty_file", f"The file has no rows; write one JSON object per line: {_ROW_EXAMPLE}."
-            )
+            message = f"The file has no rows; write one JSON object per line: {_ROW_EXAMPLE}."
+            # Unlike the size rules, this one read every line: row_count is known, and 0.
+            return self._end("empty_file", message).model_copy(update={"row_count": 0})
         report = ValidationReport(
             valid=self._error_count == 0,
             row_count=self._rows,
@@ -260,7 +262,7 @@ class RowValidator:
     def _check_texts(self, texts: list[str], exact_controls: bool) -> None:
         """The fast loop: accepts the common valid line with no Python-level work per character.
 
-        Anything it does not accept outright goes to `_check_line`, the exact rules, so the two never
+        Anything it does not accept outright goes to `_check_text`, the exact rules, so the two never
         disagree on what is valid: this loop only decides faster. Lines are at most 1 MiB each, and free
         of forbidden control characters unless `exact_controls`.
         """
@@ -362,29 +364,32 @@ class RowValidator:
 
     def _parse(self, text: str, body: str) -> Any:
         """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
-        or _MISSING once an invalid_json issue is recorded.
-
-        The scanner is called directly, as in the fast loop: json.loads would add a Python-level error
-        object (line and column arithmetic) to every bad line.
-        """
+        or _MISSING once an invalid_json issue is recorded."""
         position: int | None
+        advice = "Each line must hold one complete JSON object."
         try:
             value, end = _scan(body, 0)
         except StopIteration:
-            position, reason = 0, "Expecting value"
+            position, reason = 0, "expecting value"
         except RecursionError:
             position, reason = None, "it is nested too deeply"
         except json.JSONDecodeError as exc:
             value = self._with_raw_control_characters(body, exc.msg)
             if value is not _MISSING:
                 return value
-            position, reason = exc.pos, exc.msg
-        except ValueError as exc:  # e.g. an integer past Python's digit limit
-            position, reason = None, str(exc)
+            position, reason = exc.pos, exc.msg[:1].lower() + exc.msg[1:].removesuffix(" at")
+            if reason.startswith("invalid control character"):
+                reason = f"raw control character U+{ord(body[position]):04X} inside a string"
+                advice = "Write it escaped (\\t for a tab) or remove it."
+        except ValueError:  # int() refuses numbers of more than 4,300 digits
+            position, reason = None, "it holds a number with too many digits"
         else:
             if end == len(body):
                 return value
-            position, reason = end, "Extra data"
+            position, reason = len(body) - len(body[end:].lstrip(_JSON_SPACE)), "extra data"
+        if body.startswith("\ufeff"):
+            position, reason = None, "it starts with a byte order mark (U+FEFF)"
+            advice = "Only the start of the file may hold one."
         line = self._line_no
 
         def message() -> str:
@@ -392,10 +397,7 @@ class RowValidator:
             if position is not None:
                 column = len(text) - len(text.lstrip(_JSON_SPACE)) + position + 1
                 where = f" at column {column}"
-            return (
-                f"Line {line} is not valid JSON: {reason[:1].lower()}{reason[1:]}{where}. "
-                "Each line must hold one complete JSON object."
-            )
+            return f"Line {line} is not valid JSON: {reason}{where}. {advice}"
 
         self._add(None, "invalid_json", message)
         return _MISSING
@@ -511,10 +513,16 @@ def validate_file(
     """Validates a local file in 1 MiB chunks (the CLI's check before an upload)."""
     with open(path, "rb") as handle:
         info = os.fstat(handle.fileno())
-        # A regular file's size is known up front: refuse it before reading a byte, with its exact size.
-        if stat.S_ISREG(info.st_mode) and info.st_size > max_bytes:
-            message = _too_large_message(info.st_size, max_bytes, exact=True)
-            return ValidationReport.whole_file("file_too_large", message, info.st_size)
+        # A regular file's size is known up front: the size rules need not read a byte, and can name it.
+        if stat.S_ISREG(info.st_mode):
+            size = info.st_size
+            if size > max_bytes:
+                return ValidationReport.whole_file(
+                    "file_too_large", _too_large_message(size, max_bytes), size
+                )
+            if declared_size is not None and size != declared_size:
+                message = _mismatch_message(size, declared_size)
+                return ValidationReport.whole_file("size_mismatch", message, size)
         return validate_stream(
             iter(lambda: handle.read(CHUNK_BYTES), b""), declared_size=declared_size, max_bytes=max_bytes
         )
