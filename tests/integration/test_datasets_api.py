@@ -18,7 +18,9 @@ def request_upload(client: Any, data: bytes, **overrides: Any) -> dict[str, Any]
 
 
 def put(upload: dict[str, Any], data: bytes) -> requests.Response:
-    return requests.request(upload["method"], upload["upload_url"], data=data, headers=upload["headers"], timeout=30)
+    return requests.request(
+        upload["method"], upload["upload_url"], data=data, headers=upload["headers"], timeout=30
+    )
 
 
 def upload(client: Any, aws: dict[str, Any], data: bytes, **overrides: Any) -> dict[str, Any]:
@@ -80,7 +82,9 @@ def test_duplicate_and_early_events_give_one_transition(client: Any, aws: dict[s
 
     issued = request_upload(client, GOOD)
     key = issued["path"].split("/", 3)[3]
-    event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key.replace("/", "%2F")}}}]}
+    event = {
+        "Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key.replace("/", "%2F")}}}]
+    }
     # The event arrives before the object can be read (and before finalize): nothing breaks.
     assert put(issued, GOOD).status_code == 200
     aws["lambdas"].wait()
@@ -104,7 +108,10 @@ def test_size_rules_of_the_upload_request(client: Any) -> None:
         assert response.json()["error"]["details"][0]["field"] == field
     missing = client.post("/datasets/upload-url", {"filename": "f", "size": 1})
     assert missing.json()["error"]["details"][0]["field"] == "name"
-    assert client.post("/datasets/upload-url", {"name": "n", "filename": "f", "size": 1, "format": "csv"}).status == 400
+    assert (
+        client.post("/datasets/upload-url", {"name": "n", "filename": "f", "size": 1, "format": "csv"}).status
+        == 400
+    )
 
 
 def test_list_get_and_delete(client: Any, aws: dict[str, Any]) -> None:
@@ -143,3 +150,84 @@ def test_objects_that_are_not_issued_uploads_are_ignored(aws: dict[str, Any]) ->
     event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": k}}} for k in keys]}
     assert lambda_handler(event, LambdaContext("validator")) == {"validated": 0}
     assert lambda_handler({"Event": "s3:TestEvent"}, LambdaContext("validator")) == {"validated": 0}
+
+
+CORPUS = [
+    "truncated JSON",
+    "a JSON array line",
+    "input a number",
+    "output null",
+    "input missing",
+    "an extra key",
+    "empty input",
+    "invalid UTF-8 byte",
+    "raw NUL in input",
+    "escaped BEL",
+    "raw C1",
+    "a 2 MiB line",
+    "errors on several lines",
+]
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_bad_files_end_invalid_with_line_and_code(client: Any, aws: dict[str, Any], case: str) -> None:
+    from tests.unit.test_dataset_rows import BAD
+
+    data, expected = BAD[case]
+    dataset = upload(client, aws, data)
+    assert dataset["status"] == "invalid"
+    found = [(e["line"], e["field"], e["code"]) for e in dataset["validation_errors"]]
+    assert found == expected
+    assert dataset["validation_error_count"] == len(expected)
+    assert dataset["row_count"] is not None and dataset["estimated_tokens"] is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n  \r\n"], ids=["empty file", "only blank lines"])
+def test_files_without_rows_are_empty_file(client: Any, aws: dict[str, Any], data: bytes) -> None:
+    issued = request_upload(client, data or b"x", size=max(1, len(data)))
+    assert put(issued, data).status_code == 200
+    aws["lambdas"].wait()
+    dataset = client.get(f"/datasets/{issued['dataset_id']}").json()["data"]
+    assert dataset["status"] == "invalid"
+    codes = [e["code"] for e in dataset["validation_errors"]]
+    assert codes == (["size_mismatch"] if not data else ["empty_file"])
+
+
+def test_a_file_over_100_mb_despite_a_smaller_declared_size(client: Any, aws: dict[str, Any]) -> None:
+    from tt_core.models.datasets import MAX_DATASET_BYTES
+
+    data = GOOD * (MAX_DATASET_BYTES // len(GOOD) + 1)
+    issued = request_upload(client, GOOD, size=1000)
+    assert put(issued, data).status_code == 200
+    del data
+    aws["lambdas"].wait()
+    dataset = client.get(f"/datasets/{issued['dataset_id']}").json()["data"]
+    assert dataset["status"] == "invalid"
+    assert [(e["line"], e["field"], e["code"]) for e in dataset["validation_errors"]] == [
+        (None, None, "file_too_large")
+    ]
+    assert dataset["file_size_bytes"] > MAX_DATASET_BYTES
+
+
+def test_a_failed_validation_is_handed_back_for_the_retry(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tt_core import wiring
+    from tt_core.services.datasets import DatasetService
+
+    issued = request_upload(client, GOOD)
+    key = issued["path"].split("/", 3)[3]
+    service = wiring.dataset_service()
+
+    def s3_read_fails(*_: Any) -> Any:
+        raise ConnectionError("S3 read timed out")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DatasetService, "_validate", s3_read_fails)
+        assert put(issued, GOOD).status_code == 200
+        aws["lambdas"].wait()
+        with pytest.raises(ConnectionError):
+            service.validate_object(key)  # what Lambda's retry of the failed event does
+    assert client.get(f"/datasets/{issued['dataset_id']}").json()["data"]["status"] == "pending_upload"
+    assert service.validate_object(key) is not None  # the next retry succeeds
+    assert client.get(f"/datasets/{issued['dataset_id']}").json()["data"]["status"] == "validated"

@@ -102,6 +102,10 @@ class DatasetRepository(Protocol):
         """validating → validated | invalid for the claim made at `claimed_at`; None if it was lost."""
         ...
 
+    def release_validation(self, account_id: str, dataset_id: str, claimed_at: datetime) -> None:
+        """validating → pending_upload for the claim made at `claimed_at` (validation must be retried)."""
+        ...
+
     def delete(self, account_id: str, dataset_id: str) -> bool: ...
 
 

@@ -516,5 +516,14 @@ class DynamoDatasetRepository:
         )  # fmt: skip
         return self.get(account_id, dataset_id) if stored else None
 
+    def release_validation(self, account_id: str, dataset_id: str, claimed_at: datetime) -> None:
+        self._table.update(
+            *self._key(account_id, dataset_id),
+            "SET #s = :pending REMOVE validation_started_at",
+            {":pending": "pending_upload", ":validating": "validating", ":claimed": claimed_at},
+            condition="#s = :validating AND validation_started_at = :claimed",
+            names={"#s": "status"},
+        )
+
     def delete(self, account_id: str, dataset_id: str) -> bool:
         return self._table.delete(*self._key(account_id, dataset_id), condition="attribute_exists(pk)")

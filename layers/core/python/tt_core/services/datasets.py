@@ -106,8 +106,10 @@ class DatasetService:
 
     def finalize(self, account_id: str, request: FinalizeDatasetRequest) -> DatasetRecord:
         match = _OBJECT_KEY.match(request.path.removeprefix(f"s3://{self._bucket}/"))
-        record = self._datasets.get(account_id, match["dataset"]) if match else None
-        if record is None or record.storage_path != request.path or match["account"] != account_id:
+        record = None
+        if match is not None and match["account"] == account_id:
+            record = self._datasets.get(account_id, match["dataset"])
+        if record is None or record.storage_path != request.path:
             raise NotFoundError("Dataset upload path not found for this account")
         self._datasets.set_details(
             account_id, record.id, request.name, request.description, self._clock.now()
@@ -141,7 +143,13 @@ class DatasetService:
             return None  # another event already validated it, or is validating it now
         if self._objects.size(key) is not None:
             self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
-        report = self._validate(key, record.declared_size)
+        try:
+            report = self._validate(key, record.declared_size)
+        except Exception:
+            # A transient failure (S3 read, timeout budget): hand the claim back so the retried
+            # event can validate it, instead of leaving the dataset in `validating`.
+            self._datasets.release_validation(account_id, dataset_id, claimed_at)
+            raise
         return self._datasets.finish_validation(account_id, dataset_id, report, claimed_at, self._clock.now())
 
     def _validate(self, key: str, declared_size: int | None) -> ValidationReport:
@@ -153,6 +161,4 @@ class DatasetService:
         if declared_size is not None and size != declared_size:
             message = f"The stored file is {size} bytes but the upload declared {declared_size} bytes."
             return ValidationReport.whole_file("size_mismatch", message, size)
-        if size == 0:
-            return ValidationReport.whole_file("empty_file", "The file has no rows.", 0)
         return validate_stream(self._objects.iter_chunks(key, CHUNK_BYTES), declared_size=declared_size)
