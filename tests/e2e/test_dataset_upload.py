@@ -10,7 +10,7 @@ import requests
 from tests.e2e.conftest import RunningStack
 
 ROWS = (
-    b'{"input": "How do I reset my password?", "output": "Go to Settings > Security and choose Reset password."}\n'
+    b'{"input": "How do I reset my password?", "output": "Go to Settings > Security."}\n'
     b'{"input": "Where can I see invoices?", "output": "Open Billing > Invoices from the dashboard."}\n'
 )
 
