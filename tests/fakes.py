@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 
@@ -28,27 +27,3 @@ class SequentialIds:
     def new_id(self) -> str:
         self.count += 1
         return f"00000000-0000-4000-8000-{self.count:012d}"
-
-
-class MemoryObjectStore:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self.objects[key] = body
-
-    def get_bytes(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def size(self, key: str) -> int | None:
-        return len(self.objects[key]) if key in self.objects else None
-
-    def iter_chunks(self, key: str, chunk_bytes: int) -> Iterator[bytes]:
-        data = self.objects[key]
-        yield from (data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes))
-
-    def clear_tags(self, key: str) -> None:
-        pass  # the fake keeps no tags
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
