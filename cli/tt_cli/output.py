@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TextIO
 
 from tt_cli.errors import CliError
@@ -22,15 +22,19 @@ def color_enabled(no_color_flag: bool, stream: TextIO) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, cut: bool = True) -> str:
     if value is None:
         return "-"
     text = str(value).replace("\n", " ")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    return text if not cut or len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def render_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
+def render_table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], *, uncut: Collection[str] = ()
+) -> str:
+    """Aligned columns; cells longer than MAX_CELL are cut, except in the columns named in `uncut`."""
+    keep = [header in uncut for header in headers]
+    cells = [[_cell(v, cut=not k) for v, k in zip(row, keep, strict=True)] for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -82,8 +86,10 @@ class Output:
     def dim(self, text: str) -> None:
         self.line(self._paint(text, _DIM, self.stdout))
 
-    def table(self, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-        self.line(render_table(rows, headers))
+    def table(
+        self, rows: Sequence[Sequence[Any]], headers: Sequence[str], *, uncut: Collection[str] = ()
+    ) -> None:
+        self.line(render_table(rows, headers, uncut=uncut))
 
     def footer(self, meta: Mapping[str, Any]) -> None:
         self.dim(page_footer(meta))

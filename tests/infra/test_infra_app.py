@@ -13,24 +13,26 @@ from infra.service_stack import STACK_ID
 from tt_core.settings import ENV_TABLE_NAME
 
 
-def test_synth_template_gives_the_local_stack_its_resources() -> None:
+def test_synth_template_gives_the_local_stack_its_resources(our_functions) -> None:
     template = synth_template(StageConfig(stage="local-test"))
     resources = template["Resources"]
     (table_id,) = (k for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table")
+    # The local stack runs our handlers only; CDK's custom-resource function has no environment.
     handlers = {
-        r["Properties"]["Handler"]: r["Properties"]["Environment"]["Variables"]
-        for r in resources.values()
-        if r["Type"] == "AWS::Lambda::Function"
+        props["Handler"]: props["Environment"]["Variables"] for props in our_functions(template).values()
     }
     assert set(handlers) == {
         "functions.api.handler.lambda_handler",
         "functions.authorizer.handler.lambda_handler",
+        "functions.dataset_validation.handler.lambda_handler",
     }
     for environment in handlers.values():
         assert environment[ENV_TABLE_NAME] == {"Ref": table_id}
         assert environment["TT_STAGE"] == "local-test"
     assert sum(r["Type"] == "AWS::S3::Bucket" for r in resources.values()) == 2
     assert sum(r["Type"] == "AWS::ApiGateway::RestApi" for r in resources.values()) == 1
+    # The notification that the local stack wires to the validator.
+    assert sum(r["Type"] == "Custom::S3BucketNotifications" for r in resources.values()) == 1
 
 
 def test_stack_id_and_environment_agnostic(dev) -> None:

@@ -116,7 +116,16 @@ def test_both_buckets_refuse_plain_http(dev) -> None:
 def test_datasets_bucket_lifecycle_cors_and_access_logs(dev) -> None:
     datasets, _ = _buckets(dev)
     assert datasets["LifecycleConfiguration"] == {
-        "Rules": [{"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Status": "Enabled"}]
+        "Rules": [
+            {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Status": "Enabled"},
+            # DatasetIngest's rule for uploads never validated (test_infra_dataset_ingest.py).
+            {
+                "Id": "ExpireUnvalidatedUploads",
+                "ExpirationInDays": 2,
+                "TagFilters": [{"Key": "tt-upload", "Value": "pending"}],
+                "Status": "Enabled",
+            },
+        ]
     }
     (cors,) = datasets["CorsConfiguration"]["CorsRules"]
     assert sorted(cors["AllowedMethods"]) == ["GET", "PUT"]

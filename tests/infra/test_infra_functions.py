@@ -11,6 +11,7 @@ import pytest
 
 from infra.constructs.lambda_defaults import CopyIntoSubdirectory
 from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
+from infra.service_stack import NOTIFICATIONS_HANDLER_ID
 from tt_core.settings import (
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
@@ -23,13 +24,17 @@ from tt_core.settings import (
 
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
+VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
+HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, VALIDATOR_HANDLER)
 
 
 def _functions(synth) -> dict[str, dict[str, Any]]:
-    """Handler string -> function properties."""
-    return {
-        f["Properties"]["Handler"]: f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()
-    }
+    """Handler string -> properties of our functions (CDK's custom-resource functions left out)."""
+    return {props["Handler"]: props for props in synth.functions().values()}
+
+
+def _our_function_constructs(synth) -> list[Any]:
+    return [synth.stack.api.api_function, synth.stack.api.authorizer_function, synth.stack.ingest.validator]
 
 
 def _policy_statements(synth, function) -> list[dict[str, Any]]:
@@ -42,11 +47,22 @@ def _policy_statements(synth, function) -> list[dict[str, Any]]:
     return policy["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
-def test_exactly_the_api_and_authorizer_functions(dev) -> None:
-    assert set(_functions(dev)) == {API_HANDLER, AUTHORIZER_HANDLER}
+def test_exactly_our_three_functions(dev) -> None:
+    functions = dev.functions()
+    assert sorted(props["Handler"] for props in functions.values()) == sorted(HANDLERS)
+    assert set(functions) == {dev.logical_id(function) for function in _our_function_constructs(dev)}
 
 
-@pytest.mark.parametrize("handler", [API_HANDLER, AUTHORIZER_HANDLER])
+def test_the_only_other_function_is_cdks_bucket_notifications_handler(dev) -> None:
+    """Whatever is not ours must really be CDK's custom resource, not a function of ours misnamed."""
+    ((logical_id, props),) = dev.cdk_functions().items()
+    assert logical_id.startswith(NOTIFICATIONS_HANDLER_ID)
+    assert props["Handler"] == "index.handler"
+    assert "Custom::S3BucketNotifications" in props["Description"]
+    assert "Environment" not in props and "Layers" not in props
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
 def test_handler_names_a_module_in_functions(handler: str) -> None:
     module, _, function = handler.rpartition(".")
     source = REPO_ROOT / Path(*module.split(".")).with_suffix(".py")
@@ -56,6 +72,7 @@ def test_handler_names_a_module_in_functions(handler: str) -> None:
 
 def test_functions_share_defaults_and_one_code_asset(dev) -> None:
     functions = _functions(dev).values()
+    assert len(functions) == len(HANDLERS)
     for props in functions:
         assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
@@ -73,18 +90,25 @@ def test_memory_and_timeouts_come_from_the_config(dev) -> None:
         512,
         10,
     )
+    assert (functions[VALIDATOR_HANDLER]["MemorySize"], functions[VALIDATOR_HANDLER]["Timeout"]) == (
+        1024,
+        300,
+    )
 
 
 def test_log_groups_keep_logs_for_the_stage_retention(dev, prod) -> None:
     for synth, days, policy in ((dev, 30, "Delete"), (prod, 365, "Retain")):
-        groups = synth.resources("AWS::Logs::LogGroup").values()
-        assert len(groups) == 3  # two functions and the API access log
-        for group in groups:
+        groups = synth.resources("AWS::Logs::LogGroup")
+        # One per function of ours and the API access log (CDK's notifications handler has none).
+        function_groups = {props["LoggingConfig"]["LogGroup"]["Ref"] for props in synth.functions().values()}
+        assert len(function_groups) == len(HANDLERS)
+        assert set(groups) == function_groups | {synth.logical_id(synth.stack.api.access_log_group)}
+        for group in groups.values():
             assert group["Properties"]["RetentionInDays"] == days
             assert group["DeletionPolicy"] == policy
 
 
-def test_both_functions_get_the_service_environment(dev) -> None:
+def test_every_function_gets_the_service_environment(dev) -> None:
     table = {"Ref": dev.logical_id(dev.stack.data.table)}
     bucket = {"Ref": dev.logical_id(dev.stack.data.bucket)}
     expected = {
@@ -98,7 +122,9 @@ def test_both_functions_get_the_service_environment(dev) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "TunedTensor",
         "LOG_LEVEL": "INFO",
     }
-    for props in _functions(dev).values():
+    functions = _functions(dev)
+    assert set(functions) == set(HANDLERS)
+    for props in functions.values():
         assert props["Environment"]["Variables"] == expected
 
 
@@ -121,18 +147,20 @@ def test_two_layers_for_python_3_13_arm64_on_every_function(dev) -> None:
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    for props in _functions(dev).values():
+    functions = _functions(dev)
+    assert set(functions) == set(HANDLERS)
+    for props in functions.values():
         assert sorted(ref["Ref"] for ref in props["Layers"]) == sorted(layers)
 
 
 def test_roles_have_no_managed_policies(dev) -> None:
-    for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function):
+    for function in _our_function_constructs(dev):
         role = dev.resources("AWS::IAM::Role")[dev.logical_id(function.role)]
         assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_each_function_writes_only_to_its_own_log_group(dev) -> None:
-    for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function):
+    for function in _our_function_constructs(dev):
         (logs,) = (s for s in _policy_statements(dev, function) if "logs:PutLogEvents" in s["Action"])
         props = dev.resources("AWS::Lambda::Function")[dev.logical_id(function)]["Properties"]
         assert logs["Resource"] == {"Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
@@ -165,6 +193,7 @@ def test_functions_asset_holds_the_functions_package(tmp_path: Path) -> None:
     assert CopyIntoSubdirectory(FUNCTIONS_DIR, "functions").try_bundle(str(tmp_path))
     assert (tmp_path / "functions" / "api" / "handler.py").is_file()
     assert (tmp_path / "functions" / "authorizer" / "handler.py").is_file()
+    assert (tmp_path / "functions" / "dataset_validation" / "handler.py").is_file()
     assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
 
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from tt_core.dataset_rows import validate_stream
 from tt_core.errors import NotFoundError, PayloadTooLargeError
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.datasets import (
@@ -161,4 +160,7 @@ class DatasetService:
         if declared_size is not None and size != declared_size:
             message = f"The stored file is {size} bytes but the upload declared {declared_size} bytes."
             return ValidationReport.whole_file("size_mismatch", message, size)
+        # Imported here: only the validator function streams files; the API's cold start skips it.
+        from tt_core.dataset_rows import validate_stream
+
         return validate_stream(self._objects.iter_chunks(key, CHUNK_BYTES), declared_size=declared_size)
