@@ -62,10 +62,8 @@ def test_an_error_alarm_for_every_function_of_ours(dev) -> None:
     alarms = _alarms(dev)
     errors = {key.removeprefix("Errors:") for key in alarms if key.startswith("Errors:")}
     # API, authorizer and dataset validator; CDK's deployment-time notifications handler has none.
-    assert errors == set(dev.functions()) == {
-        dev.logical_id(function)
-        for function in (dev.stack.api.api_function, dev.stack.api.authorizer_function, dev.stack.ingest.validator)
-    }
+    ours = (dev.stack.api.api_function, dev.stack.api.authorizer_function, dev.stack.ingest.validator)
+    assert errors == set(dev.functions()) == {dev.logical_id(function) for function in ours}
     for logical_id in errors:
         props = alarms[f"Errors:{logical_id}"]
         assert props["Namespace"] == "AWS/Lambda"
