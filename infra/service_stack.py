@@ -72,6 +72,7 @@ class ServiceStack(Stack):
                 "Authorizer": self.api.authorizer_function,
                 "DatasetValidator": self.ingest.validator,
             },
+            dead_letter_queues={"DatasetValidator": self.ingest.dead_letter_queue},
         )
 
         # What `tt admin create-account --stack TunedTensor` and operators look up.

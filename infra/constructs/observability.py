@@ -1,4 +1,4 @@
-"""Observability: alarms on API 5xx, rate-limited requests and function errors, sent to one topic."""
+"""Observability: alarms on API 5xx, rate limiting, function errors and dead letters, sent to one topic."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -35,6 +36,7 @@ class Observability(Construct):
         rest_api: apigateway.RestApi,
         access_log_group: logs.ILogGroup,
         functions: Mapping[str, lambda_.IFunction],
+        dead_letter_queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, id)
         period = Duration.minutes(config.alarm_period_minutes)
@@ -96,6 +98,16 @@ class Observability(Construct):
                 function.metric_errors(period=period, statistic="Sum"),
                 threshold=config.alarm_lambda_errors_threshold,
                 description=f"The {name} function failed invocations.",
+                action=action,
+            )
+
+        # A dead letter means an event was given up after its retries (e.g. an upload never validated).
+        for name, queue in dead_letter_queues.items():
+            self._alarm(
+                f"{name}DeadLettersAlarm",
+                queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+                threshold=1,
+                description=f"Events reached the {name} dead-letter queue after every retry failed.",
                 action=action,
             )
 

@@ -19,15 +19,22 @@ def _alarms(synth) -> dict[str, dict[str, Any]]:
     return alarms
 
 
-def test_five_alarms_all_notify_the_topic(dev) -> None:
+def test_six_alarms_all_notify_the_topic(dev) -> None:
     topic_id, _ = dev.only("AWS::SNS::Topic")
     alarms = _alarms(dev)
-    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 5
-    for props in alarms.values():
+    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 6
+    for name, props in alarms.items():
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert props["TreatMissingData"] == "notBreaching"
-        assert props["Statistic"] == "Sum"
+        assert props["Statistic"] == ("Maximum" if name == "ApproximateNumberOfMessagesVisible" else "Sum")
         assert props["Period"] == 300
+
+
+def test_any_dead_letter_raises_an_alarm(dev) -> None:
+    queue_id, _ = dev.only("AWS::SQS::Queue")
+    props = _alarms(dev)["ApproximateNumberOfMessagesVisible"]
+    assert props["Namespace"] == "AWS/SQS" and props["Threshold"] == 1
+    assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
 
 
 def test_api_5xx_alarm_watches_the_api_stage(dev) -> None:
