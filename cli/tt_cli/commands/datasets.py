@@ -17,7 +17,6 @@ from tt_cli.client import TIMEOUT, ApiResponse, _reason
 from tt_cli.commands.specs import paging_options
 from tt_cli.context import Context
 from tt_cli.errors import CLI_ERROR, CONNECTION_ERROR, CliError
-from tt_core import dataset_rows
 
 DATASETS_PATH = "/datasets"
 UPLOAD_URL_PATH = "/datasets/upload-url"
@@ -278,6 +277,8 @@ def _where(issue: Mapping[str, Any]) -> str:
 
 def check_locally(ctx: Context, path: Path) -> None:
     """The server's row rules (the shared validator) run before anything is sent; failures end here."""
+    from tt_core import dataset_rows  # only `upload` needs the validator: not loaded for other commands
+
     try:
         report = dataset_rows.validate_file(path)
     except OSError as error:
@@ -349,17 +350,20 @@ def put_file(ctx: Context, issued: Mapping[str, Any], path: Path, size: int) -> 
         raise error
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+
+
 def _wait(ctx: Context, response: ApiResponse) -> ApiResponse:
     """Polls `GET /datasets/:id` every 2 s until validated or invalid, for at most 10 minutes."""
     dataset_id = response.data["id"]
     if response.data.get("status") not in TERMINAL and not ctx.json_mode:
         ctx.out.dim(f"Waiting for the server to validate dataset {dataset_id}…")
     deadline = _now() + POLL_TIMEOUT_S
-    while response.data.get("status") not in TERMINAL:
+    while (status := response.data.get("status")) not in TERMINAL:
         if _now() >= deadline:
             raise CliError.local(
-                f"Dataset {dataset_id} is still {response.data.get('status')} after "
-                f"{POLL_TIMEOUT_S / 60:g} minutes",
+                f"Dataset {dataset_id} is still {status} after {_duration(POLL_TIMEOUT_S)}",
                 hint=f"Check it later with `tt datasets get {dataset_id}`.",
             )
         _sleep(POLL_INTERVAL_S)
