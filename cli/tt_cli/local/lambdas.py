@@ -61,10 +61,10 @@ class LambdaDispatcher:
             return b""
 
         self._original = LambdaFunction.invoke
-        LambdaFunction.invoke = invoke
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         from moto.awslambda.models import LambdaFunction
 
         self.wait()
-        LambdaFunction.invoke = self._original
+        LambdaFunction.invoke = self._original  # type: ignore[method-assign]
