@@ -71,7 +71,8 @@ def main() -> None:
             return response.json() or {}
 
         # Reads run against an account holding 20 specs; creates come last.
-        spec_id = [call("POST", "/behavior-specs", body) for _ in range(20)][0]["data"]["id"]  # type: ignore[index]
+        spec_ids = [call("POST", "/behavior-specs", body)["data"]["id"] for _ in range(20)]  # type: ignore[index]
+        spec_id = spec_ids[0]
         results = {
             "get": timed(lambda: call("GET", f"/behavior-specs/{spec_id}")),
             "list (20 per page)": timed(lambda: call("GET", "/behavior-specs", query="per_page=20")),
@@ -82,7 +83,9 @@ def main() -> None:
         item = {"pk": {"S": "BENCH"}, "sk": {"S": "ITEM"}, "doc": {"S": json.dumps(SPEC)}}
         baseline = {
             "create": timed(lambda: client.put_item(TableName=names["table"], Item=item)),
-            "get": timed(lambda: client.get_item(TableName=names["table"], Key={"pk": item["pk"], "sk": item["sk"]})),
+            "get": timed(
+                lambda: client.get_item(TableName=names["table"], Key={"pk": item["pk"], "sk": item["sk"]})
+            ),
             "list (20 per page)": timed(
                 lambda: client.query(
                     TableName=names["table"],
@@ -93,8 +96,8 @@ def main() -> None:
             ),
         }
 
-    header = f"{'endpoint':<20} {'API p50':>9} {'API p99':>9} {'boto3 p50':>10} {'boto3 p99':>10}  (ms, {REQUESTS} requests)"
-    print(header)
+    print(f"{'endpoint':<20} {'API p50':>9} {'API p99':>9} {'boto3 p50':>10} {'boto3 p99':>10}", end="")
+    print(f"  (ms, {REQUESTS} requests)")
     report = {}
     for name, samples in results.items():
         p50, p99 = percentiles(samples)
