@@ -195,3 +195,19 @@ def test_request_body_over_6_mb_is_413(client: Any) -> None:
     response = client.post("/behavior-specs", raw=b'{"name": "' + b"x" * (6 * 1024 * 1024) + b'"}')
     assert response.status == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_unexpected_failures_are_500_without_internals(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tt_core import wiring
+
+    def broken() -> Any:
+        raise RuntimeError("secret table name tt-local-xyz exploded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wiring, "spec_service", broken)
+        response = client.get("/behavior-specs")
+    assert response.status == 500
+    request_id = response.header("X-Request-Id")
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": f"Internal error (request {request_id})"}
+    }
