@@ -94,6 +94,16 @@ class Output:
     def footer(self, meta: Mapping[str, Any]) -> None:
         self.dim(page_footer(meta))
 
+    def page(
+        self, rows: Sequence[Sequence[Any]], headers: Sequence[str], meta: Mapping[str, Any], *, empty: str
+    ) -> None:
+        """One page of a list endpoint: the table (or `empty`), then `Page p/N (total T)`."""
+        if rows:
+            self.table(rows, headers)
+        else:
+            self.line(empty)
+        self.footer(meta)
+
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Aligned `Label: value` lines for a single object."""
         width = max(len(label) for label, _ in pairs) + 1

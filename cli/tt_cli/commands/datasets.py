@@ -160,11 +160,8 @@ def list_command(ctx: Context) -> int:
             ]
             for item in response.data or []
         ]
-        if rows:
-            ctx.out.table(rows, ["ID", "NAME", "STATUS", "ROWS", "SIZE", "SOURCE", "CREATED"])
-        else:
-            ctx.out.line("No datasets.")
-        ctx.out.footer(response.meta)
+        headers = ["ID", "NAME", "STATUS", "ROWS", "SIZE", "SOURCE", "CREATED"]
+        ctx.out.page(rows, headers, response.meta, empty="No datasets.")
 
     return ctx.emit(response, render)
 

@@ -84,11 +84,8 @@ def list_command(ctx: Context) -> int:
             ]
             for item in response.data or []
         ]
-        if rows:
-            ctx.out.table(rows, ["ID", "NAME", "BASE MODEL", "EXAMPLES", "RUNS", "LATEST RUN", "UPDATED"])
-        else:
-            ctx.out.line("No behaviour specs.")
-        ctx.out.footer(response.meta)
+        headers = ["ID", "NAME", "BASE MODEL", "EXAMPLES", "RUNS", "LATEST RUN", "UPDATED"]
+        ctx.out.page(rows, headers, response.meta, empty="No behaviour specs.")
 
     return ctx.emit(response, render)
 
