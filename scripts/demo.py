@@ -1,4 +1,4 @@
-"""The main job: start the local stack, push the example spec with the `tt` CLI, list it, stop.
+"""The main job: start the local stack, push the example spec and upload its dataset with `tt`, stop.
 
 `make run` calls this. It drives the real product: the stack in this process (moto, the API and
 authorizer handlers behind the HTTP gateway) and the CLI over real HTTP, with its own config so the
@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "customer-support" / "tunedtensor.json"
+DATASET = ROOT / "examples" / "customer-support" / "training.jsonl"
 
 
 def main() -> int:
@@ -37,6 +38,8 @@ def main() -> int:
             ("lint the example spec", ["eval", "-f", str(spec_file)]),
             ("push it", [*cli, "push", "-f", str(spec_file)]),
             ("list specs", [*cli, "specs", "list"]),
+            ("upload a dataset", [*cli, "datasets", "upload", str(DATASET), "-n", "support-faq"]),
+            ("list datasets", [*cli, "datasets", "list"]),
         ]
         for title, args in steps:
             print(f"\n▶ tt {title}: tt {' '.join(a for a in args if a not in cli)}", flush=True)
