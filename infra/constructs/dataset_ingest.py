@@ -19,6 +19,8 @@ from infra.constructs.lambda_defaults import make_function
 from tt_core.schema import ACCOUNTS_PREFIX, DATASET_OBJECT_SUFFIX, PENDING_UPLOAD_TAG
 
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
+# Uploads live at accounts/<account_id>/datasets/<dataset_id>/…: the validator may touch nothing else.
+DATASET_OBJECTS = f"{ACCOUNTS_PREFIX}*/datasets/*"
 # Uploads whose validation never started (the event was lost to the dead-letter queue) keep their
 # pending tag; their dataset record expires after 24 h, so the object goes a day later.
 PENDING_UPLOAD_EXPIRY = Duration.days(2)
@@ -73,11 +75,11 @@ class DatasetIngest(Construct):
 
         table.grant_read_write_data(self.validator)
         # It reads uploads and clears their pending tag; it never writes or deletes objects.
-        bucket.grant_read(self.validator, f"{ACCOUNTS_PREFIX}*")
+        bucket.grant_read(self.validator, DATASET_OBJECTS)
         iam.Grant.add_to_principal(
             grantee=self.validator,
             actions=["s3:DeleteObjectTagging"],
-            resource_arns=[bucket.arn_for_objects(f"{ACCOUNTS_PREFIX}*")],
+            resource_arns=[bucket.arn_for_objects(DATASET_OBJECTS)],
         )
         self._acknowledge_grants(table, bucket)
         bucket.add_event_notification(
@@ -102,9 +104,9 @@ class DatasetIngest(Construct):
         )
         nag.acknowledge(
             role,
-            f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNTS_PREFIX + '*')}]",
-            "The validator reads uploads under the accounts/ prefix where every object lives; the "
-            "wildcard is the server-chosen key under it (accounts/<account_id>/datasets/...).",
+            f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + DATASET_OBJECTS)}]",
+            "The validator reads only uploaded datasets: the wildcards stand for the account and the "
+            "server-chosen key under its datasets/ prefix (accounts/<account_id>/datasets/<id>/...).",
         )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*"):
             nag.acknowledge(

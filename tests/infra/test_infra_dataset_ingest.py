@@ -33,8 +33,8 @@ def _bucket_arn(synth) -> dict[str, Any]:
     return _get_att(synth.logical_id(synth.stack.data.bucket))
 
 
-def _accounts_objects(synth) -> dict[str, Any]:
-    return {"Fn::Join": ["", [_bucket_arn(synth), "/accounts/*"]]}
+def _dataset_objects(synth) -> dict[str, Any]:
+    return {"Fn::Join": ["", [_bucket_arn(synth), "/accounts/*/datasets/*"]]}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -206,17 +206,17 @@ def test_validator_reads_and_updates_the_table(dev) -> None:
     assert dynamodb["Resource"] == [table_arn, {"Fn::Join": ["", [table_arn, "/index/*"]]}]
 
 
-def test_validator_reads_objects_under_accounts_only(dev) -> None:
+def test_validator_reads_uploaded_datasets_only(dev) -> None:
     (read,) = _statements_with(_validator_statements(dev), "s3:GetObject*")
     assert sorted(read["Action"]) == ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
     # The bucket itself (list, location) and the objects under accounts/: not the whole bucket.
-    assert read["Resource"] == [_bucket_arn(dev), _accounts_objects(dev)]
+    assert read["Resource"] == [_bucket_arn(dev), _dataset_objects(dev)]
 
 
-def test_validator_may_clear_the_pending_tag_of_accounts_objects(dev) -> None:
+def test_validator_may_clear_the_pending_tag_of_dataset_objects(dev) -> None:
     (untag,) = _statements_with(_validator_statements(dev), "s3:DeleteObjectTagging")
     assert _as_list(untag["Action"]) == ["s3:DeleteObjectTagging"]
-    assert untag["Resource"] == _accounts_objects(dev)
+    assert untag["Resource"] == _dataset_objects(dev)
 
 
 def test_validator_never_writes_or_deletes_objects(dev) -> None:
@@ -229,7 +229,7 @@ def test_validator_never_writes_or_deletes_objects(dev) -> None:
     for statement in statements:
         if any(a.startswith("s3:") for a in _as_list(statement["Action"])):
             for resource in _as_list(statement["Resource"]):
-                assert resource in (_bucket_arn(dev), _accounts_objects(dev))
+                assert resource in (_bucket_arn(dev), _dataset_objects(dev))
 
 
 # --- the lifecycle rule -------------------------------------------------------------------------
