@@ -9,7 +9,7 @@ from infra import nag
 from infra.config import StageConfig
 from infra.constructs.data_store import DataStore
 from infra.constructs.dataset_ingest import DatasetIngest
-from infra.constructs.lambda_defaults import functions_code, service_environment
+from infra.constructs.lambda_defaults import FunctionDefaults, functions_code, service_environment
 from infra.constructs.observability import Observability
 from infra.constructs.public_api import PublicApi
 from infra.constructs.shared_layers import SharedLayers
@@ -38,23 +38,20 @@ class ServiceStack(Stack):
         environment = service_environment(
             config=config, table_name=self.data.table.table_name, bucket_name=self.data.bucket.bucket_name
         )
-        code = functions_code()
-        self.api = PublicApi(
-            self,
-            "PublicApi",
-            config=config,
-            code=code,
+        defaults = FunctionDefaults(
+            code=functions_code(),
             layers=self.layers.all,
             environment=environment,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
         )
+        self.api = PublicApi(self, "PublicApi", config=config, defaults=defaults)
         self._grant_api_access()
         self.ingest = DatasetIngest(
             self,
             "DatasetIngest",
             config=config,
-            code=code,
-            layers=self.layers.all,
-            environment=environment,
+            defaults=defaults,
             table=self.data.table,
             bucket=self.data.bucket,
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -15,7 +13,7 @@ from constructs import Construct
 
 from infra import nag
 from infra.config import StageConfig
-from infra.constructs.lambda_defaults import make_function
+from infra.constructs.lambda_defaults import FunctionDefaults, make_function
 from tt_core.schema import ACCOUNTS_PREFIX, DATASET_OBJECT_SUFFIX, PENDING_UPLOAD_TAG
 
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
@@ -35,9 +33,7 @@ class DatasetIngest(Construct):
         id: str,
         *,
         config: StageConfig,
-        code: lambda_.Code,
-        layers: Sequence[lambda_.ILayerVersion],
-        environment: Mapping[str, str],
+        defaults: FunctionDefaults,
         table: dynamodb.ITable,
         bucket: s3.Bucket,
     ) -> None:
@@ -53,13 +49,9 @@ class DatasetIngest(Construct):
             self,
             "Validator",
             handler=VALIDATOR_HANDLER,
-            code=code,
-            environment=environment,
-            layers=layers,
+            defaults=defaults,
             memory_mb=config.validator_memory_mb,
             timeout=Duration.seconds(config.validator_timeout_seconds),
-            log_retention=config.log_retention,
-            removal_policy=config.removal_policy,
             description="Tuned Tensor dataset validator (S3 ObjectCreated of uploads)",
         )
         # Lambda's own retries for asynchronous invocations, then the dead-letter queue.

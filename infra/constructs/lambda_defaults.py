@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,22 +90,31 @@ def service_environment(*, config: StageConfig, table_name: str, bucket_name: st
     }
 
 
+@dataclass(frozen=True)
+class FunctionDefaults:
+    """What every function of the stack shares: code asset, layers, environment, log settings."""
+
+    code: lambda_.Code
+    layers: Sequence[lambda_.ILayerVersion]
+    environment: Mapping[str, str]
+    log_retention: logs.RetentionDays
+    removal_policy: RemovalPolicy
+
+
 def make_function(
     scope: Construct,
     id: str,
     *,
+    defaults: FunctionDefaults,
     handler: str,
-    code: lambda_.Code,
-    environment: Mapping[str, str],
-    layers: Sequence[lambda_.ILayerVersion],
     memory_mb: int,
     timeout: Duration,
-    log_retention: logs.RetentionDays,
-    removal_policy: RemovalPolicy,
     description: str,
 ) -> lambda_.Function:
     """A Python 3.13 arm64 function with JSON logs to its own log group and active X-Ray tracing."""
-    log_group = logs.LogGroup(scope, f"{id}Logs", retention=log_retention, removal_policy=removal_policy)
+    log_group = logs.LogGroup(
+        scope, f"{id}Logs", retention=defaults.log_retention, removal_policy=defaults.removal_policy
+    )
     # Its own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
     role = iam.Role(
         scope,
@@ -119,9 +129,9 @@ def make_function(
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         handler=handler,
-        code=code,
-        layers=list(layers),
-        environment=dict(environment),
+        code=defaults.code,
+        layers=list(defaults.layers),
+        environment=dict(defaults.environment),
         memory_size=memory_mb,
         timeout=timeout,
         role=role,

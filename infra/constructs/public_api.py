@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import nag
 from infra.config import StageConfig
-from infra.constructs.lambda_defaults import make_function
+from infra.constructs.lambda_defaults import FunctionDefaults, make_function
 from tt_core.schema import (
     API_STAGE_NAME,
     API_VERSION_PATH,
@@ -97,35 +96,25 @@ class PublicApi(Construct):
         id: str,
         *,
         config: StageConfig,
-        code: lambda_.Code,
-        layers: Sequence[lambda_.ILayerVersion],
-        environment: Mapping[str, str],
+        defaults: FunctionDefaults,
     ) -> None:
         super().__init__(scope, id)
         self.api_function = make_function(
             self,
             "ApiFunction",
             handler=API_HANDLER,
-            code=code,
-            environment=environment,
-            layers=layers,
+            defaults=defaults,
             memory_mb=config.api_memory_mb,
             timeout=Duration.seconds(config.api_timeout_seconds),
-            log_retention=config.log_retention,
-            removal_policy=config.removal_policy,
             description="Tuned Tensor API (every /api/v1 route)",
         )
         self.authorizer_function = make_function(
             self,
             "AuthorizerFunction",
             handler=AUTHORIZER_HANDLER,
-            code=code,
-            environment=environment,
-            layers=layers,
+            defaults=defaults,
             memory_mb=config.authorizer_memory_mb,
             timeout=Duration.seconds(config.authorizer_timeout_seconds),
-            log_retention=config.log_retention,
-            removal_policy=config.removal_policy,
             description="Tuned Tensor API-key authorizer",
         )
 
