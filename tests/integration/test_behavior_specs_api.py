@@ -211,3 +211,19 @@ def test_unexpected_failures_are_500_without_internals(client: Any, monkeypatch:
     assert response.json() == {
         "error": {"code": "internal_error", "message": f"Internal error (request {request_id})"}
     }
+
+
+def test_large_replays_belong_to_their_own_key(client: Any, spec_body: dict[str, Any]) -> None:
+    import random
+    import string
+
+    rng = random.Random(3)
+    # Responses too large for an item are kept as objects: two keys with one body must not collide.
+    text = "".join(rng.choice(string.ascii_letters) for _ in range(60_000))
+    spec_body["examples"] = [{"input": f"{i} {text}", "output": text} for i in range(8)]
+    first = client.post("/behavior-specs", spec_body, headers={"Idempotency-Key": "a"}).json()["data"]["id"]
+    second = client.post("/behavior-specs", spec_body, headers={"Idempotency-Key": "b"}).json()["data"]["id"]
+    assert first != second
+    replay = client.post("/behavior-specs", spec_body, headers={"Idempotency-Key": "a"})
+    assert replay.header("Idempotent-Replayed") == "true"
+    assert replay.json()["data"]["id"] == first
