@@ -1,28 +1,23 @@
 """The composition root: cached factories that build services from settings and adapters.
 
-Nothing here runs at import time; tests call reset() between cases.
+Nothing here runs at import time; tests call reset() between cases. Each factory imports its
+service and adapters when first called, so a function's cold start loads only what its requests
+use (the authorizer never loads datasets, the validator never loads specs).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tt_core.adapters.dynamodb import (
-    DocumentPacker,
-    DynamoAccountRepository,
-    DynamoDatasetRepository,
-    DynamoIdempotencyRepository,
-    DynamoSpecRepository,
-    DynamoTable,
-)
-from tt_core.adapters.s3 import S3ObjectStore, S3UploadSigner
-from tt_core.adapters.system import SystemClock, UuidGenerator
-from tt_core.services.api_keys import ApiKeyService
-from tt_core.services.behavior_specs import SpecService
-from tt_core.services.datasets import DatasetService
-from tt_core.services.idempotency import IdempotencyService
 from tt_core.settings import Settings
+
+if TYPE_CHECKING:
+    from tt_core.adapters.dynamodb import DocumentPacker, DynamoTable
+    from tt_core.services.api_keys import ApiKeyService
+    from tt_core.services.behavior_specs import SpecService
+    from tt_core.services.datasets import DatasetService
+    from tt_core.services.idempotency import IdempotencyService
 
 
 @cache
@@ -32,7 +27,7 @@ def settings() -> Settings:
 
 @cache
 def _client(service: str) -> Any:
-    import boto3  # imported on first use: keeps the handler's cold import small
+    import boto3
 
     return boto3.session.Session().client(service)
 
@@ -48,21 +43,34 @@ def _presigning_s3() -> Any:
 
 @cache
 def _table() -> DynamoTable:
+    from tt_core.adapters.dynamodb import DynamoTable
+
     return DynamoTable(_client("dynamodb"), settings().table_name)
 
 
 @cache
 def _packer() -> DocumentPacker:
+    from tt_core.adapters.dynamodb import DocumentPacker
+    from tt_core.adapters.s3 import S3ObjectStore
+
     return DocumentPacker(S3ObjectStore(_client("s3"), settings().bucket_name))
 
 
 @cache
 def api_key_service() -> ApiKeyService:
+    from tt_core.adapters.dynamodb import DynamoAccountRepository
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.services.api_keys import ApiKeyService
+
     return ApiKeyService(DynamoAccountRepository(_table()), SystemClock(), UuidGenerator())
 
 
 @cache
 def spec_service() -> SpecService:
+    from tt_core.adapters.dynamodb import DynamoSpecRepository
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.services.behavior_specs import SpecService
+
     return SpecService(
         DynamoSpecRepository(_table(), _packer()),
         SystemClock(),
@@ -73,6 +81,11 @@ def spec_service() -> SpecService:
 
 @cache
 def dataset_service() -> DatasetService:
+    from tt_core.adapters.dynamodb import DynamoDatasetRepository
+    from tt_core.adapters.s3 import S3ObjectStore, S3UploadSigner
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.services.datasets import DatasetService
+
     bucket = settings().bucket_name
     return DatasetService(
         DynamoDatasetRepository(_table()),
@@ -86,6 +99,10 @@ def dataset_service() -> DatasetService:
 
 @cache
 def idempotency_service() -> IdempotencyService:
+    from tt_core.adapters.dynamodb import DynamoIdempotencyRepository
+    from tt_core.adapters.system import SystemClock
+    from tt_core.services.idempotency import IdempotencyService
+
     return IdempotencyService(DynamoIdempotencyRepository(_table(), _packer()), SystemClock())
 
 
