@@ -209,3 +209,9 @@ def test_api_key_rules(client: Any, body: dict[str, Any], field: str) -> None:
     response = client.post("/api-keys", body)
     assert response.status == 400
     assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_a_missing_spec_is_404_before_its_body_is_compared(client: Any) -> None:
+    body = {"id": "00000000-0000-4000-8000-000000000001", "name": "x"}
+    assert client.put("/behavior-specs/not-a-uuid", body).status == 404
+    assert client.put("/behavior-specs/00000000-0000-4000-8000-000000000002", body).status == 404

@@ -20,7 +20,6 @@ from functions.api.http import (
 from functions.api.routers.docs import documented
 from functions.api.routers.pagination import Page, PerPage, page_query
 from tt_core import wiring
-from tt_core.errors import InvalidRequestError
 from tt_core.models.behavior_specs import (
     BehaviorSpec,
     BehaviorSpecDetail,
@@ -28,7 +27,6 @@ from tt_core.models.behavior_specs import (
     CreateBehaviorSpecRequest,
     UpdateBehaviorSpecRequest,
 )
-from tt_core.models.common import normalize_id
 
 router = APIGatewayRouter()
 
@@ -68,11 +66,8 @@ def get_spec(spec_id: str) -> Response[Any]:
 
 @router.put("/behavior-specs/<spec_id>", **documented(200, BehaviorSpec, "Update a behaviour spec"))
 def update_spec(spec_id: str, body: UpdateBehaviorSpecRequest) -> Response[Any]:
-    account_id = principal(router).account_id
-    if body.id is not None and normalize_id(body.id) != normalize_id(spec_id):
-        raise InvalidRequestError.for_field("id", "must match the id in the path")
     spec = wiring.spec_service().update(
-        account_id, spec_id, body, expected_updated_at=expected_updated_at(router)
+        principal(router).account_id, spec_id, body, expected_updated_at=expected_updated_at(router)
     )
     return ok(dump(spec.public()), headers=etag(spec.updated_at))
 

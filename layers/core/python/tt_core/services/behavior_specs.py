@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from tt_core.errors import NotFoundError, SpecModifiedError
+from tt_core.errors import InvalidRequestError, NotFoundError, SpecModifiedError
 from tt_core.models.behavior_specs import (
     BehaviorSpecDetail,
     BehaviorSpecListItem,
@@ -84,6 +84,8 @@ class SpecService:
         attempts = 1 if expected_updated_at is not None else _UNGUARDED_ATTEMPTS
         for _ in range(attempts):
             current = self.get_record(account_id, spec_id)
+            if request.id is not None and normalize_id(request.id) != current.id:
+                raise InvalidRequestError.for_field("id", "must match the id in the path")
             if expected_updated_at is not None and expected_updated_at != current.updated_at:
                 raise SpecModifiedError(
                     "Behaviour spec was modified since you read it: fetch it again and reapply your change."
