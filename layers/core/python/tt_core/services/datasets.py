@@ -140,8 +140,6 @@ class DatasetService:
         stale_before = claimed_at - VALIDATION_LEASE
         if not self._datasets.claim_validation(account_id, dataset_id, claimed_at, stale_before=stale_before):
             return None  # another event already validated it, or is validating it now
-        if self._objects.size(key) is not None:
-            self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
         try:
             report = self._validate(key, record.declared_size)
         except Exception:
@@ -152,8 +150,11 @@ class DatasetService:
         return self._datasets.finish_validation(account_id, dataset_id, report, claimed_at, self._clock.now())
 
     def _validate(self, key: str, declared_size: int | None) -> ValidationReport:
+        size = self._objects.size(key)
+        if size is None:
+            raise FileNotFoundError(f"{key} is not readable yet")  # retried by the event's redelivery
+        self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
         # Both size rules end validation at once, before a single line is read.
-        size = self._objects.size(key) or 0
         if size > MAX_DATASET_BYTES:
             message = f"The file is {size} bytes; the limit is {MAX_DATASET_BYTES} bytes (100 MB)."
             return ValidationReport.whole_file("file_too_large", message, size)
