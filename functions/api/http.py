@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,9 +28,8 @@ def principal(router: BaseRouter) -> Principal:
 
 
 def header(router: BaseRouter, name: str) -> str | None:
-    headers = router.current_event.headers or {}
-    lowered = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == lowered), None)
+    value: str | None = router.current_event.headers.get(name)  # Powertools matches names case-insensitively
+    return value
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -44,9 +44,9 @@ def ok(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -
     return respond(status, data_envelope(data), headers)
 
 
-def ok_list(items: list[Any], total: int, page: PageQuery) -> Response[Any]:
+def ok_list(items: Sequence[BaseModel], total: int, page: PageQuery) -> Response[Any]:
     meta = ListMeta(page=page.page, per_page=page.per_page, total=total).model_dump()
-    return respond(200, data_envelope(items, meta))
+    return respond(200, data_envelope([dump(item) for item in items], meta))
 
 
 def no_content() -> Response[Any]:

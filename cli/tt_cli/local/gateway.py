@@ -86,8 +86,8 @@ class LocalGateway:
         proxy = path[len(resource_root) + 1 :]
         public = method == "GET" and proxy in PUBLIC_PATHS
         resource = f"{resource_root}/{proxy}" if public else f"{resource_root}/{{proxy+}}"
-        single_query = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         multi_query = parse_qs(query, keep_blank_values=True)
+        single_query = {k: v[-1] for k, v in multi_query.items()}
         header_map = dict(headers)
         request_context: dict[str, Any] = {
             "resourcePath": resource,

@@ -9,11 +9,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api.http import dump, no_content, ok, ok_list, principal
 from functions.api.routers.docs import documented
-from functions.api.routers.pagination import Page, PerPage, page_query
+from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
-from tt_core.errors import NotFoundError
 from tt_core.models.api_keys import ApiKey, CreateApiKeyRequest, CreatedApiKey
-from tt_core.models.common import normalize_id
+from tt_core.models.common import PageQuery
 
 router = APIGatewayRouter()
 
@@ -26,15 +25,12 @@ def create_key(body: CreateApiKeyRequest) -> Response[Any]:
 
 @router.get("/api-keys", **documented(200, ApiKey, "List API keys, revoked ones included", paged=True))
 def list_keys(page: Page = 1, per_page: PerPage = 20) -> Response[Any]:
-    query = page_query(page, per_page)
+    query = PageQuery(page=page, per_page=per_page)
     keys, total = wiring.api_key_service().list_keys(principal(router).account_id, query)
-    return ok_list([dump(key) for key in keys], total, query)
+    return ok_list(keys, total, query)
 
 
 @router.delete("/api-keys/<key_id>", **documented(204, None, "Revoke an API key"))
 def revoke_key(key_id: str) -> Response[Any]:
-    normalized = normalize_id(key_id)
-    if normalized is None:
-        raise NotFoundError("API key not found")
-    wiring.api_key_service().revoke_key(principal(router).account_id, normalized)
+    wiring.api_key_service().revoke_key(principal(router).account_id, key_id)
     return no_content()

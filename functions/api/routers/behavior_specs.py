@@ -18,7 +18,7 @@ from functions.api.http import (
     principal,
 )
 from functions.api.routers.docs import documented
-from functions.api.routers.pagination import Page, PerPage, page_query
+from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
 from tt_core.models.behavior_specs import (
     BehaviorSpec,
@@ -27,6 +27,7 @@ from tt_core.models.behavior_specs import (
     CreateBehaviorSpecRequest,
     UpdateBehaviorSpecRequest,
 )
+from tt_core.models.common import PageQuery
 
 router = APIGatewayRouter()
 
@@ -53,9 +54,9 @@ def create_spec(body: CreateBehaviorSpecRequest) -> Response[Any]:
 
 @router.get("/behavior-specs", **documented(200, BehaviorSpecListItem, "List behaviour specs", paged=True))
 def list_specs(page: Page = 1, per_page: PerPage = 20) -> Response[Any]:
-    query = page_query(page, per_page)
+    query = PageQuery(page=page, per_page=per_page)
     items, total = wiring.spec_service().list(principal(router).account_id, query)
-    return ok_list([dump(item) for item in items], total, query)
+    return ok_list(items, total, query)
 
 
 @router.get("/behavior-specs/<spec_id>", **documented(200, BehaviorSpecDetail, "Get a behaviour spec"))

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api.http import dump, no_content, ok, ok_list, principal
 from functions.api.routers.docs import documented
-from functions.api.routers.pagination import Page, PerPage, page_query
+from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
+from tt_core.models.common import PageQuery
 from tt_core.models.datasets import Dataset, FinalizeDatasetRequest, UploadUrl, UploadUrlRequest
 
 router = APIGatewayRouter()
@@ -25,20 +26,20 @@ def create_upload_url(body: UploadUrlRequest) -> Response[Any]:
 @router.post("/datasets/finalize", **documented(200, Dataset, "Name an upload and get its validation status"))
 def finalize_upload(body: FinalizeDatasetRequest) -> Response[Any]:
     dataset = wiring.dataset_service().finalize(principal(router).account_id, body)
-    return ok(dump(dataset.public()))
+    return ok(dump(dataset))
 
 
 @router.get("/datasets", **documented(200, Dataset, "List datasets", paged=True))
 def list_datasets(page: Page = 1, per_page: PerPage = 20) -> Response[Any]:
-    query = page_query(page, per_page)
-    records, total = wiring.dataset_service().list(principal(router).account_id, query)
-    return ok_list([dump(record.public()) for record in records], total, query)
+    query = PageQuery(page=page, per_page=per_page)
+    datasets, total = wiring.dataset_service().list(principal(router).account_id, query)
+    return ok_list(datasets, total, query)
 
 
 @router.get("/datasets/<dataset_id>", **documented(200, Dataset, "Get a dataset"))
 def get_dataset(dataset_id: str) -> Response[Any]:
-    record = wiring.dataset_service().get_record(principal(router).account_id, dataset_id)
-    return ok(dump(record.public()))
+    dataset = wiring.dataset_service().get(principal(router).account_id, dataset_id)
+    return ok(dump(dataset))
 
 
 @router.delete("/datasets/<dataset_id>", **documented(204, None, "Delete a dataset and its file"))

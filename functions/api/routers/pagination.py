@@ -6,11 +6,5 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from tt_core.models.common import PageQuery
-
 Page = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page, 1–100.")]
-
-
-def page_query(page: int, per_page: int) -> PageQuery:
-    return PageQuery(page=page, per_page=per_page)

@@ -15,7 +15,7 @@ from tt_core.models.api_keys import (
     hash_api_key,
     key_from_authorization,
 )
-from tt_core.models.common import PageQuery
+from tt_core.models.common import PageQuery, normalize_id
 from tt_core.ports import AccountRepository, Clock, IdGenerator
 
 # last_used_at is written at most once a minute per key: a busy key must not cost a write per request.
@@ -52,7 +52,8 @@ class ApiKeyService:
         return [record.public() for record in records], total
 
     def revoke_key(self, account_id: str, key_id: str) -> None:
-        record = self._accounts.get_key(account_id, key_id)
+        normalized = normalize_id(key_id)
+        record = self._accounts.get_key(account_id, normalized) if normalized else None
         if record is None:
             raise NotFoundError("API key not found")
         if record.revoked_at is None:

@@ -61,7 +61,7 @@ class SpecService:
         ]
         return items, total
 
-    def get_record(self, account_id: str, spec_id: str) -> BehaviorSpecRecord:
+    def _record(self, account_id: str, spec_id: str) -> BehaviorSpecRecord:
         normalized = normalize_id(spec_id)
         record = self._specs.get(account_id, normalized) if normalized else None
         if record is None:
@@ -69,7 +69,7 @@ class SpecService:
         return record
 
     def get(self, account_id: str, spec_id: str) -> BehaviorSpecDetail:
-        record = self.get_record(account_id, spec_id)
+        record = self._record(account_id, spec_id)
         # `_runs` lists run summaries once runs exist; no run can be started before the runs API lands.
         return BehaviorSpecDetail(**record.public().model_dump(), run_count=record.run_count, runs=[])
 
@@ -83,7 +83,7 @@ class SpecService:
     ) -> BehaviorSpecRecord:
         attempts = 1 if expected_updated_at is not None else _UNGUARDED_ATTEMPTS
         for _ in range(attempts):
-            current = self.get_record(account_id, spec_id)
+            current = self._record(account_id, spec_id)
             if request.id is not None and normalize_id(request.id) != current.id:
                 raise InvalidRequestError.for_field("id", "must match the id in the path")
             if expected_updated_at is not None and expected_updated_at != current.updated_at:
@@ -105,7 +105,7 @@ class SpecService:
         raise SpecModifiedError("Behaviour spec was modified concurrently: fetch it again and retry.")
 
     def delete(self, account_id: str, spec_id: str) -> None:
-        record = self.get_record(account_id, spec_id)
+        record = self._record(account_id, spec_id)
         for hook in self._deletion_hooks:
             hook.spec_deleted(account_id, record.id)
         if not self._specs.delete(account_id, record.id):

@@ -11,6 +11,7 @@ from tt_core.errors import NotFoundError, PayloadTooLargeError
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.datasets import (
     MAX_DATASET_BYTES,
+    Dataset,
     DatasetRecord,
     FinalizeDatasetRequest,
     UploadUrl,
@@ -93,17 +94,21 @@ class DatasetService:
             expires_at=now + UPLOAD_URL_TTL,
         )
 
-    def get_record(self, account_id: str, dataset_id: str) -> DatasetRecord:
+    def _record(self, account_id: str, dataset_id: str) -> DatasetRecord:
         normalized = normalize_id(dataset_id)
         record = self._datasets.get(account_id, normalized) if normalized else None
         if record is None:
             raise NotFoundError(_NOT_FOUND)
         return record
 
-    def list(self, account_id: str, page: PageQuery) -> tuple[list[DatasetRecord], int]:
-        return self._datasets.list_page(account_id, page)
+    def get(self, account_id: str, dataset_id: str) -> Dataset:
+        return self._record(account_id, dataset_id).public()
 
-    def finalize(self, account_id: str, request: FinalizeDatasetRequest) -> DatasetRecord:
+    def list(self, account_id: str, page: PageQuery) -> tuple[list[Dataset], int]:
+        records, total = self._datasets.list_page(account_id, page)
+        return [record.public() for record in records], total
+
+    def finalize(self, account_id: str, request: FinalizeDatasetRequest) -> Dataset:
         match = _OBJECT_KEY.match(request.path.removeprefix(f"s3://{self._bucket}/"))
         record = None
         if match is not None and match["account"] == account_id:
@@ -115,14 +120,14 @@ class DatasetService:
         )
         # Give validation a moment to settle so most clients get the final status in one call.
         deadline = time.monotonic() + FINALIZE_WAIT_S
-        record = self.get_record(account_id, record.id)
-        while record.status in ("pending_upload", "validating") and time.monotonic() < deadline:
+        dataset = self.get(account_id, record.id)
+        while dataset.status in ("pending_upload", "validating") and time.monotonic() < deadline:
             self._sleep(0.25)
-            record = self.get_record(account_id, record.id)
-        return record
+            dataset = self.get(account_id, record.id)
+        return dataset
 
     def delete(self, account_id: str, dataset_id: str) -> None:
-        record = self.get_record(account_id, dataset_id)
+        record = self._record(account_id, dataset_id)
         if not self._datasets.delete(account_id, record.id):
             raise NotFoundError(_NOT_FOUND)
         self._objects.delete(record.storage_path.removeprefix(f"s3://{self._bucket}/"))
