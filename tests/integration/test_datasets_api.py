@@ -231,3 +231,15 @@ def test_a_failed_validation_is_handed_back_for_the_retry(
     assert client.get(f"/datasets/{issued['dataset_id']}").json()["data"]["status"] == "pending_upload"
     assert service.validate_object(key) is not None  # the next retry succeeds
     assert client.get(f"/datasets/{issued['dataset_id']}").json()["data"]["status"] == "validated"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"name": "n"}, "path"), ({"path": "s3://b/k"}, "name"), ({"path": "s3://b/k", "name": ""}, "name"),
+     ({"path": "s3://b/k", "name": "n", "colour": "red"}, "colour")],
+)  # fmt: skip
+def test_finalize_body_rules(client: Any, body: dict[str, Any], field: str) -> None:
+    response = client.post("/datasets/finalize", body)
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert response.json()["error"]["details"][0]["field"] == field

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TextIO
 import requests
 
 from tt_cli.client import TIMEOUT, ApiResponse, _reason
-from tt_cli.commands.specs import paging_options
+from tt_cli.commands.resources import delete_confirmed, delete_parser, id_argument, list_page, paging_options
 from tt_cli.context import Context
 from tt_cli.errors import CLI_ERROR, CONNECTION_ERROR, CliError
 
@@ -51,13 +51,10 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=list_command)
 
     get = commands.add_parser("get", help="show one dataset and its validation result")
-    get.add_argument("id", metavar="ID", help="dataset id or a unique prefix (≥ 4 characters)")
+    id_argument(get, NOUN)
     get.set_defaults(func=get_command)
 
-    delete = commands.add_parser("delete", help="delete a dataset and its file")
-    delete.add_argument("id", metavar="ID", help="dataset id or a unique prefix (≥ 4 characters)")
-    delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(func=delete_command)
+    delete_parser(commands, NOUN, "and its file").set_defaults(func=delete_command)
 
     upload = commands.add_parser(
         "upload", help="check a JSONL file locally, upload it and wait for its validation"
@@ -145,7 +142,7 @@ def render_dataset(ctx: Context, dataset: Mapping[str, Any]) -> None:
 
 
 def list_command(ctx: Context) -> int:
-    response = ctx.client.get(DATASETS_PATH, params={"page": ctx.args.page, "per_page": ctx.args.per_page})
+    response = list_page(ctx, DATASETS_PATH)
 
     def render(response: ApiResponse) -> None:
         rows = [
@@ -172,11 +169,7 @@ def get_command(ctx: Context) -> int:
 
 
 def delete_command(ctx: Context) -> int:
-    dataset_id = resolve(ctx, ctx.args.id)
-    if not ctx.confirm(f"Delete dataset {dataset_id} and its file?"):
-        raise CliError.local("Cancelled; nothing was deleted")
-    response = ctx.client.delete(f"{DATASETS_PATH}/{dataset_id}")
-    return ctx.emit(response, lambda _: ctx.out.success(f"Deleted dataset {dataset_id}"))
+    return delete_confirmed(ctx, DATASETS_PATH, resolve(ctx, ctx.args.id), NOUN, "and its file")
 
 
 # -- upload: progress --------------------------------------------------------------------------------

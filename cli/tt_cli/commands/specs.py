@@ -6,6 +6,7 @@ from typing import Any
 
 from tt_cli import spec_file
 from tt_cli.client import ApiResponse
+from tt_cli.commands.resources import delete_confirmed, delete_parser, id_argument, list_page, paging_options
 from tt_cli.context import Context
 from tt_cli.errors import CliError
 
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=list_command)
 
     get = commands.add_parser("get", help="show one behaviour spec and its recent runs")
-    get.add_argument("id", metavar="ID", help="spec id or a unique prefix (≥ 4 characters)")
+    id_argument(get, "spec")
     get.set_defaults(func=get_command)
 
     create = commands.add_parser("create", help="create a behaviour spec from a JSON file")
@@ -34,22 +35,12 @@ def register(subparsers: Any) -> None:
     create.set_defaults(func=create_command)
 
     update = commands.add_parser("update", help="change a behaviour spec (only the given fields change)")
-    update.add_argument("id", metavar="ID", help="spec id or a unique prefix (≥ 4 characters)")
+    id_argument(update, "spec")
     update.add_argument("-f", "--file", metavar="FILE", help="spec JSON whose fields replace the spec's")
     _override_options(update)
     update.set_defaults(func=update_command, usage_error=update.error)
 
-    delete = commands.add_parser("delete", help="delete a behaviour spec and its runs")
-    delete.add_argument("id", metavar="ID", help="spec id or a unique prefix (≥ 4 characters)")
-    delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(func=delete_command)
-
-
-def paging_options(parser: Any) -> None:
-    parser.add_argument("-p", "--page", type=int, default=1, help="page number (default: %(default)s)")
-    parser.add_argument(
-        "--per-page", type=int, default=20, help="items per page, 1–100 (default: %(default)s)"
-    )
+    delete_parser(commands, "behaviour spec", "and all its runs").set_defaults(func=delete_command)
 
 
 def _override_options(parser: Any) -> None:
@@ -69,7 +60,7 @@ def _latest(item: dict[str, Any]) -> str:
 
 
 def list_command(ctx: Context) -> int:
-    response = ctx.client.get(SPECS_PATH, params={"page": ctx.args.page, "per_page": ctx.args.per_page})
+    response = list_page(ctx, SPECS_PATH)
 
     def render(response: ApiResponse) -> None:
         rows = [
@@ -170,8 +161,4 @@ def update_command(ctx: Context) -> int:
 
 
 def delete_command(ctx: Context) -> int:
-    spec_id = resolve(ctx, ctx.args.id)
-    if not ctx.confirm(f"Delete behaviour spec {spec_id} and all its runs?"):
-        raise CliError.local("Cancelled; nothing was deleted")
-    response = ctx.client.delete(f"{SPECS_PATH}/{spec_id}")
-    return ctx.emit(response, lambda _: ctx.out.success(f"Deleted behaviour spec {spec_id}"))
+    return delete_confirmed(ctx, SPECS_PATH, resolve(ctx, ctx.args.id), NOUN, "and all its runs")

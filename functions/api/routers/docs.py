@@ -30,7 +30,6 @@ def documented(
     *,
     paged: bool = False,
     public: bool = False,
-    errors: tuple[int, ...] = (400, 401, 403, 404, 409, 429, 500),
 ) -> dict[str, Any]:
     """Route decorator arguments: summary plus the success and error responses."""
     responses: dict[int, Any] = {}
@@ -39,6 +38,6 @@ def documented(
     else:
         envelope = ListEnvelope[model] if paged else Envelope[model]  # type: ignore[valid-type]
         responses[status] = {"description": "Success.", "content": {"application/json": {"model": envelope}}}
-    for code in (500,) if public else errors:
+    for code in (500,) if public else _ERRORS:
         responses[code] = _error(_ERRORS[code])
     return {"summary": summary, "responses": responses}
