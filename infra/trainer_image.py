@@ -58,10 +58,6 @@ def resolve_base_image(region: str) -> BaseImage:
     return BaseImage(str(uri), "sagemaker")
 
 
-def default_base_image_uri(region: str) -> str:
-    return resolve_base_image(region).uri
-
-
 def registry_of(uri: str) -> str | None:
     """The ECR registry to `docker login` to before building FROM uri; None for Docker Hub images."""
     host = uri.split("/", 1)[0]

@@ -40,7 +40,6 @@ _ALIASES: dict[str, str] = {
     **{model.name.lower(): model.id for model in CATALOGUE},
     **_EXTRA_ALIASES,
 }
-_BY_ID = {model.id: model for model in CATALOGUE}
 
 
 class UnknownBaseModelError(ValueError):
@@ -54,7 +53,3 @@ def canonical_base_model(value: str) -> str:
         return _ALIASES[value.strip().lower()]
     except KeyError:
         raise UnknownBaseModelError(value) from None
-
-
-def base_model_info(model_id: str) -> BaseModelInfo:
-    return _BY_ID[canonical_base_model(model_id)]

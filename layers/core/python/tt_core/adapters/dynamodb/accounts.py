@@ -22,10 +22,6 @@ class DynamoAccountRepository:
         if not self._table.put(item, "attribute_not_exists(pk)"):
             raise ValueError(f"account {account.id} already exists")
 
-    def get_account(self, account_id: str) -> Account | None:
-        item = self._table.get(account_pk(account_id), "ACCOUNT")
-        return Account.model_validate(item) if item else None
-
     def add_key(self, key: ApiKeyRecord) -> None:
         pk = account_pk(key.account_id)
         item = {
