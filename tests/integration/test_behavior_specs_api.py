@@ -175,7 +175,13 @@ def test_tenant_isolation(client: Any, other_client: Any, spec_body: dict[str, A
     assert client.get(path).json()["data"]["name"] == spec_body["name"]
 
 
-def test_large_specs_are_stored_whole(client: Any, spec_body: dict[str, Any]) -> None:
+def test_large_specs_are_stored_whole(client: Any, aws: dict[str, Any], spec_body: dict[str, Any]) -> None:
+    import boto3
+
+    def stored_documents() -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=aws["bucket"], Prefix="accounts/")
+        return [o["Key"] for o in listing.get("Contents", []) if "/specs/" in o["Key"]]
+
     import random
     import string
 
@@ -186,9 +192,13 @@ def test_large_specs_are_stored_whole(client: Any, spec_body: dict[str, Any]) ->
     spec = create(client, spec_body)
     stored = client.get(f"/behavior-specs/{spec['id']}").json()["data"]
     assert stored["examples"] == spec_body["examples"]
+    assert [key.rsplit("/", 1)[1] for key in stored_documents()] == ["v1.json.gz"]
     spec_body["examples"][0]["output"] = "short"
     assert client.put(f"/behavior-specs/{spec['id']}", {"examples": spec_body["examples"]}).status == 200
     assert client.get(f"/behavior-specs/{spec['id']}").json()["data"]["examples"][0]["output"] == "short"
+    assert [key.rsplit("/", 1)[1] for key in stored_documents()] == ["v2.json.gz"]  # v1 is removed
+    assert client.delete(f"/behavior-specs/{spec['id']}").status == 204
+    assert stored_documents() == []
 
 
 def test_request_body_over_6_mb_is_413(client: Any) -> None:

@@ -63,12 +63,11 @@ class DynamoSpecRepository:
         return [self._record(item) for item in items], total
 
     def replace(self, spec: BehaviorSpecRecord, expected_version: int) -> bool:
-        previous = self._table.get(*self._key(spec.account_id, spec.id))
         item = self._item(spec)
-        stored = self._table.put(item, "version = :v", {":v": expected_version})
+        previous = self._table.replace(item, "version = :v", {":v": expected_version})
         # Whichever document lost (the new one on a conflict, else the old one) is removed.
-        self._packer.discard(previous if stored else item)
-        return stored
+        self._packer.discard(item if previous is None else previous)
+        return previous is not None
 
     def delete(self, account_id: str, spec_id: str) -> bool:
         key = self._key(account_id, spec_id)

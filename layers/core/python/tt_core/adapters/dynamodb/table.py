@@ -74,6 +74,22 @@ class DynamoTable:
             return False
         return True
 
+    def replace(
+        self, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Conditionally overwrites an item; the item it replaced, or None when the condition failed."""
+        try:
+            response = self.client.put_item(
+                TableName=self.name,
+                Item=_marshal(item),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_marshal(values),
+                ReturnValues="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return _unmarshal(response.get("Attributes", {}))
+
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self.client.get_item(
             TableName=self.name, Key=_marshal({"pk": pk, "sk": sk}), ConsistentRead=True
