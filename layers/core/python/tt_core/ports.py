@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from tt_core.models.api_keys import Account, ApiKeyRecord
 from tt_core.models.behavior_specs import BehaviorSpecRecord
@@ -121,3 +123,69 @@ class SpecDeletionHook(Protocol):
     """Called when a spec is deleted so each resource can cascade (runs, their datasets, …)."""
 
     def spec_deleted(self, account_id: str, spec_id: str) -> None: ...
+
+
+class WorkflowStarter(Protocol):
+    """The run workflow (a Step Functions state machine on AWS and on the local stack)."""
+
+    def start(self, run_id: str, state: dict[str, Any]) -> str:
+        """Starts one execution named by the run id (exactly once); returns the execution ARN."""
+        ...
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        """Stops an execution; nothing happens when it has already ended."""
+        ...
+
+
+class TrainingJobSpec(BaseModel):
+    """What a launcher needs to start one training job of the trainer in training_image/."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_name: str  # `tt-<fine_tune_job_id>`: ≤ 63 characters of [A-Za-z0-9-]
+    base_model: str  # canonical id
+    hyperparameters: dict[str, str]  # training_image/README.md §3 names; SageMaker passes strings
+    # Channel name (train, eval, parent_model, spec) → object key prefix in the bucket.
+    channels: dict[str, str]
+    # Artifacts land at <output_prefix>/<job_name>/output/model.tar.gz and …/output.tar.gz.
+    output_prefix: str
+    # Checkpoints (and the trainer's live progress under progress/) are synced here.
+    checkpoint_prefix: str
+    instance_type: str
+    max_runtime_seconds: int
+    use_spot: bool = False
+
+
+class TrainingJobStatus(BaseModel):
+    """A launcher's view of a job: its state plus what the trainer reported so far."""
+
+    state: Literal["queued", "running", "completed", "failed", "stopped"]
+    failure_reason: str | None = None
+    # The trainer's progress.json (training_image/README.md §5), when it could be read.
+    progress: dict[str, Any] | None = None
+    # The trainer's train_step events so far (training_log.jsonl), oldest first.
+    log: list[dict[str, Any]] = []
+
+
+class TrainingLauncher(Protocol):
+    def start(self, job: TrainingJobSpec) -> None:
+        """Starts the job; starting a job name that already exists is not an error (task retries)."""
+        ...
+
+    def describe(self, job: TrainingJobSpec) -> TrainingJobStatus: ...
+
+    def stop(self, job_name: str) -> None:
+        """Stops the job (SIGTERM, then it is gone); nothing happens when it has already ended."""
+        ...
+
+
+class Augmenter(Protocol):
+    """Generates training rows from training rows (PRODUCT.md §9.4); behind the LanguageModel port."""
+
+    method: str  # the run's augmentation_method when this augmenter produced the rows
+
+    def augment(
+        self, rows: list[tuple[str, str]], count: int, *, seed: str, context: dict[str, Any]
+    ) -> list[tuple[str, str]]:
+        """Up to `count` new (input, output) pairs derived from `rows`; `context` holds the spec's prompt fields."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -9,6 +10,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tt_core.schema import AWS_DEFAULT_BASE_MODEL
+from tt_core.training_profiles import (
+    DEFAULT_TRAINING_PROFILES,
+    LOCAL_TRAINING_PROFILE,
+    TrainingProfile,
+)
 
 # Environment variable names: the CDK stack sets them on every function, the local stack reads them
 # back from the synthesized template, and contract tests keep the three in step.
@@ -18,6 +24,17 @@ ENV_MODE = "TT_MODE"
 ENV_STAGE = "TT_STAGE"
 ENV_DEFAULT_BASE_MODEL = "TT_DEFAULT_BASE_MODEL"
 ENV_MAX_ACTIVE_RUNS = "TT_MAX_ACTIVE_RUNS"
+# Runs (PRODUCT.md §9, §16).
+ENV_STATE_MACHINE_ARN = "TT_STATE_MACHINE_ARN"
+ENV_MAX_EVAL_EXAMPLES_CEILING = "TT_MAX_EVAL_EXAMPLES_CEILING"
+ENV_RUN_TIMEOUT_HOURS = "TT_RUN_TIMEOUT_HOURS"
+ENV_TRAINING_POLL_SECONDS = "TT_TRAINING_POLL_SECONDS"
+ENV_TRAINING_IMAGE_URI = "TT_TRAINING_IMAGE_URI"
+ENV_TRAINING_ROLE_ARN = "TT_TRAINING_ROLE_ARN"
+ENV_TRAINING_PROFILES = "TT_TRAINING_PROFILES"  # JSON: base model id → TrainingProfile
+ENV_TRAINING_USE_SPOT = "TT_TRAINING_USE_SPOT"
+# The local stack only: where LocalProcessLauncher lays out its jobs (the SageMaker directory layout).
+ENV_LOCAL_JOBS_DIR = "TT_LOCAL_JOBS_DIR"
 
 
 class Settings(BaseModel):
@@ -31,6 +48,27 @@ class Settings(BaseModel):
     stage: str = "dev"
     default_base_model: str = AWS_DEFAULT_BASE_MODEL
     max_active_runs: int = Field(default=2, ge=1)
+    max_eval_examples_ceiling: int = Field(default=500, ge=1)
+    run_timeout_hours: float = Field(default=24, gt=0)
+    # How long the workflow waits between two looks at the training job (None: 60 s on AWS, 1 s locally).
+    training_poll_seconds: int | None = Field(default=None, ge=1, le=3600)
+    training_image_uri: str = ""
+    training_role_arn: str = ""
+    training_profiles: dict[str, TrainingProfile] = DEFAULT_TRAINING_PROFILES
+    training_use_spot: bool = False
+    local_jobs_dir: str | None = None
+
+    @property
+    def poll_seconds(self) -> int:
+        if self.training_poll_seconds is not None:
+            return self.training_poll_seconds
+        return 60 if self.mode == "aws" else 1
+
+    def training_profile(self, base_model: str) -> TrainingProfile:
+        """Instance type, price and throughput for a base model (the catalogue default otherwise)."""
+        if self.mode == "local":
+            return LOCAL_TRAINING_PROFILE
+        return self.training_profiles.get(base_model) or self.training_profiles["default"]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,5 +80,13 @@ class Settings(BaseModel):
             "stage": env.get(ENV_STAGE),
             "default_base_model": env.get(ENV_DEFAULT_BASE_MODEL),
             "max_active_runs": env.get(ENV_MAX_ACTIVE_RUNS),
+            "max_eval_examples_ceiling": env.get(ENV_MAX_EVAL_EXAMPLES_CEILING),
+            "run_timeout_hours": env.get(ENV_RUN_TIMEOUT_HOURS),
+            "training_poll_seconds": env.get(ENV_TRAINING_POLL_SECONDS),
+            "training_image_uri": env.get(ENV_TRAINING_IMAGE_URI),
+            "training_role_arn": env.get(ENV_TRAINING_ROLE_ARN),
+            "training_profiles": json.loads(env[ENV_TRAINING_PROFILES]) if env.get(ENV_TRAINING_PROFILES) else None,
+            "training_use_spot": env.get(ENV_TRAINING_USE_SPOT),
+            "local_jobs_dir": env.get(ENV_LOCAL_JOBS_DIR),
         }
         return cls.model_validate({k: v for k, v in values.items() if v})

@@ -1,0 +1,40 @@
+"""The run workflow's state: what each Step Functions task receives and returns (ARCHITECTURE.md §4)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+
+from tt_core.models.common import Model
+
+TrainingState = Literal["queued", "running", "completed", "failed", "stopped"]
+
+
+class WorkflowError(Model):
+    """What a Catch puts at `$.error`: the error name and its cause (a Lambda error's JSON payload)."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    Error: str = "States.Runtime"
+    Cause: str | None = None
+
+
+class RunTaskState(Model):
+    """The execution's JSON document. Every task takes it whole and returns it whole (updated).
+
+    - Prepare sets `poll_seconds`; StartTraining sets `job_name`; PollTraining sets `training_state`
+      (the Choice after it reads it); a Catch sets `error` (ResultPath `$.error`) before RecordFailure.
+    """
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    account_id: str
+    run_id: str
+    poll_seconds: int = 60
+    job_name: str | None = None
+    training_state: TrainingState | None = None
+    error: WorkflowError | None = None
+
+    def output(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
