@@ -38,6 +38,14 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, sorted."""
+        ...
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        """A server-side copy within the bucket."""
+        ...
+
 
 class UploadSigner(Protocol):
     def presign_put(self, key: str, content_type: str, expires: timedelta) -> tuple[str, dict[str, str]]:

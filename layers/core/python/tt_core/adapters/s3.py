@@ -44,6 +44,16 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self._bucket, Prefix=prefix)
+        return sorted(entry["Key"] for page in pages for entry in page.get("Contents", []))
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        self._client.copy_object(
+            Bucket=self._bucket, Key=target_key, CopySource={"Bucket": self._bucket, "Key": source_key}
+        )
+
 
 class S3UploadSigner:
     """Presigned PUTs (SigV4) that may create the object once: a second PUT to the URL is refused."""
