@@ -135,7 +135,7 @@ def split_dataset_rows(
     if n_train <= 0:
         raise InvalidRequestError.for_field(
             "split_ratios",
-            f"leaves no training rows: {len(rows)} rows give {n_validation} validation and {n_test} test rows",
+            f"leaves no training rows ({len(rows)} rows: {n_validation} validation, {n_test} test)",
         )
     order = _shuffled_indices(len(rows), seed)
     validation_rows = [rows[i] for i in order[:n_validation]]

@@ -11,7 +11,7 @@ def _section(title: str, items: Sequence[str]) -> str:
 
 
 def compose_system_prompt(system_prompt: str, guidelines: Sequence[str], constraints: Sequence[str]) -> str:
-    """The prompt, guidelines and constraints separated by blank lines; empty parts left out ("" if all are)."""
+    """The prompt, guidelines and constraints separated by blank lines; empty parts are left out."""
     parts = [system_prompt.strip(), _section("Guidelines", guidelines), _section("Constraints", constraints)]
     return "\n\n".join(part for part in parts if part)
 

@@ -1,0 +1,33 @@
+"""The run estimate response (PRODUCT.md §9.8)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from tt_core.models.common import Model
+
+EstimateBasis = Literal["matched_model", "all_completed_runs", "fallback"]
+EstimateConfidence = Literal["high", "medium", "low"]
+
+
+class RangeMinutes(Model):
+    low: float
+    high: float
+
+
+class DurationEstimate(Model):
+    estimated_minutes: float
+    range_minutes: RangeMinutes
+    basis: EstimateBasis
+    confidence: EstimateConfidence
+    sample_count: int  # completed runs behind a history basis; 0 for fallback
+
+
+class RunEstimate(Model):
+    estimated_rows: int
+    estimated_training_tokens: int
+    estimated_epochs: int
+    duration: DurationEstimate
+    estimated_cost_usd: float
+    estimated_cost_cents: int
+    instance_type: str
