@@ -17,7 +17,7 @@ from typing import Any
 
 from tt_trainer.config import CHANNELS, Hyperparameters, JobPaths, load_hyperparameters, resolve_paths
 from tt_trainer.errors import DataError, TrainerError
-from tt_trainer.progress import ProgressReporter
+from tt_trainer.progress import PROGRESS_MIRROR_DIR, ProgressReporter
 
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1 KiB of the failure file as FailureReason
 
@@ -278,7 +278,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         },
         channel_overrides=_channel_overrides(args.channel),
     )
-    reporter = ProgressReporter(paths.output_data_dir)
+    # The mirror in the checkpoint dir is what SageMaker syncs to S3 during the job: live progress on AWS.
+    reporter = ProgressReporter(paths.output_data_dir, mirror_dir=paths.checkpoint_dir / PROGRESS_MIRROR_DIR)
     try:
         with StopRequest() as stop:
             run_job(paths, env, reporter, stop)

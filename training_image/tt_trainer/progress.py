@@ -1,4 +1,4 @@
-"""Progress reporting: one JSON line per event on stdout, progress.json in the output dir, metric regexes."""
+"""Progress reporting: JSON lines on stdout, progress.json and training_log.jsonl (mirrored); metrics."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 PROGRESS_FILE = "progress.json"
+TRAINING_LOG_FILE = "training_log.jsonl"
+# The mirror's directory under the checkpoint dir: SageMaker syncs that dir to S3 while the job runs, so
+# <checkpoint_prefix>/progress/ is where a launcher reads live progress on AWS.
+PROGRESS_MIRROR_DIR = "progress"
 
 # The train_step line, keys always in this order (json.dumps keeps insertion order, ", " and ": " separators):
 # {"event": "train_step", "step": 12, "total_steps": 60, "epoch": 0.6, "loss": 1.2345,
@@ -30,29 +35,63 @@ def _finite(value: float | None, digits: int) -> float | None:
     return round(value, digits)
 
 
-class ProgressReporter:
-    """Writes events as JSON lines and keeps progress.json current for the workflow's live progress."""
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers (the workflow, SageMaker's checkpoint sync) never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
-    def __init__(self, output_dir: Path | None, stream: TextIO | None = None) -> None:
+
+def _keep_steps_before(path: Path, step: int) -> None:
+    """Drop lines of steps ≥ `step` and torn lines: a resumed job repeats the steps after its checkpoint."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    kept = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int) and entry["step"] < step:
+            kept.append(line + "\n")
+    _write_atomic(path, "".join(kept))
+
+
+class ProgressReporter:
+    """Writes events as JSON lines and keeps progress.json and training_log.jsonl current for live progress.
+
+    `output_dir` gets both files (failures to write there propagate); `mirror_dir` gets best-effort copies:
+    a mirror that cannot be written is reported once as a warning and never fails training.
+    """
+
+    def __init__(
+        self, output_dir: Path | None, stream: TextIO | None = None, *, mirror_dir: Path | None = None
+    ) -> None:
         self.output_dir = output_dir
+        self.mirror_dir = mirror_dir
         self.stream = stream if stream is not None else sys.stdout
         self.state: dict[str, Any] = {"status": "starting"}
+        self._logs_opened: set[Path] = set()
+        self._mirror_failed = False
 
     def event(self, name: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": name, **fields}, default=str) + "\n")
+        self._print(json.dumps({"event": name, **fields}, default=str))
+
+    def _print(self, line: str) -> None:
+        self.stream.write(line + "\n")
         self.stream.flush()
 
     def update(self, **fields: Any) -> None:
         """Merge fields into progress.json (written atomically: the workflow may read it at any moment)."""
         self.state.update(fields)
         self.state["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        if self.output_dir is None:
-            return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        target = self.output_dir / PROGRESS_FILE
-        tmp = target.with_name(f".{PROGRESS_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.state, indent=2, default=str) + "\n")
-        os.replace(tmp, target)
+        text = json.dumps(self.state, indent=2, default=str) + "\n"
+        if self.output_dir is not None:
+            _write_atomic(self.output_dir / PROGRESS_FILE, text)
+        self._to_mirror(lambda mirror: _write_atomic(mirror / PROGRESS_FILE, text))
 
     def train_step(
         self,
@@ -64,7 +103,7 @@ class ProgressReporter:
         learning_rate: float,
         tokens_per_second: float,
     ) -> None:
-        line = {
+        fields = {
             "step": step,
             "total_steps": total_steps,
             "epoch": round(epoch, 4),
@@ -72,5 +111,33 @@ class ProgressReporter:
             "learning_rate": float(f"{learning_rate:.6g}"),
             "tokens_per_second": round(tokens_per_second, 1),
         }
-        self.event("train_step", **line)
-        self.update(status="training", **line)
+        # training_log.jsonl holds exactly the stdout line (the "event" key included), one per logging step.
+        line = json.dumps({"event": "train_step", **fields}, default=str)
+        self._print(line)
+        if self.output_dir is not None:
+            self._append_log(self.output_dir / TRAINING_LOG_FILE, line, step)
+        self._to_mirror(lambda mirror: self._append_log(mirror / TRAINING_LOG_FILE, line, step))
+        self.update(status="training", **fields)
+
+    def _append_log(self, path: Path, line: str, step: int) -> None:
+        if path not in self._logs_opened:
+            # A log left by an earlier attempt (a resumed job, a checkpoint dir restored from S3) keeps only
+            # the steps before this process's first one, so no step appears twice.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _keep_steps_before(path, step)
+            self._logs_opened.add(path)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+            log.flush()
+
+    def _to_mirror(self, write: Callable[[Path], None]) -> None:
+        if self.mirror_dir is None:
+            return
+        try:
+            write(self.mirror_dir)
+        except OSError as exc:
+            if not self._mirror_failed:
+                self._mirror_failed = True
+                self.event(
+                    "warning", message=f"live progress cannot be mirrored to the checkpoint dir: {exc}"
+                )
