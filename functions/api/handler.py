@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
 from functions.api.http import JSON, respond
-from functions.api.routers import api_keys, behavior_specs, datasets, meta
+from functions.api.routers import api_keys, behavior_specs, datasets, meta, runs, tuned_models
 from tt_core.envelope import dumps, error_envelope
 from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
 from tt_core.observability import logger
@@ -28,6 +28,8 @@ app = APIGatewayRestResolver(enable_validation=True, strip_prefixes=[BASE_PATH, 
 app.include_router(behavior_specs.router)
 app.include_router(api_keys.router)
 app.include_router(datasets.router)
+app.include_router(runs.router)
+app.include_router(tuned_models.router)
 app.include_router(meta.router)
 
 

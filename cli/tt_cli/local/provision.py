@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
     """CloudFormation intrinsics → local values (names for Ref, fake ARNs for GetAtt)."""
     if isinstance(value, dict) and len(value) == 1:
         ((function, argument),) = value.items()
+        if function == "Ref" and argument in template["Resources"]:
+            return _ref(argument, template)
         if function == "Ref":
             return {
                 "AWS::Region": REGION,
@@ -54,11 +57,36 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
         if function == "Fn::Join":
             separator, parts = argument
             return separator.join(str(resolve(part, template)) for part in parts)
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return _SUB_VARIABLE.sub(
+                lambda m: str(_sub_value(m.group(1), variables, template)), text
+            )
     if isinstance(value, dict):
         return {k: resolve(v, template) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v, template) for v in value]
     return value
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+
+
+def _ref(logical_id: str, template: dict[str, Any]) -> str:
+    """What Ref returns for a resource: the ARN for a state machine, else its (local) name."""
+    name = physical_name(logical_id)
+    if template["Resources"][logical_id]["Type"] == "AWS::StepFunctions::StateMachine":
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    return name
+
+
+def _sub_value(variable: str, variables: dict[str, Any], template: dict[str, Any]) -> Any:
+    if variable in variables:
+        return resolve(variables[variable], template)
+    if "." in variable:
+        logical_id, attribute = variable.split(".", 1)
+        return resolve({"Fn::GetAtt": [logical_id, attribute]}, template)
+    return resolve({"Ref": variable}, template)
 
 
 @dataclass(frozen=True)
@@ -110,7 +138,7 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return {renamed.get(k, k): v for k, v in rule.items()}
 
 
-def _create_functions(template: dict[str, Any], session: Any) -> None:
+def _create_functions(template: dict[str, Any], session: Any) -> str:
     """Registers each function with moto's Lambda (S3 notifications need a target); code runs in-process."""
     iam, lambdas = session.client("iam", region_name=REGION), session.client("lambda", region_name=REGION)
     trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
@@ -133,6 +161,27 @@ def _create_functions(template: dict[str, Any], session: Any) -> None:
             Code={"ZipFile": _EMPTY_ZIP},
             Environment={"Variables": spec.environment},
         )
+    return str(role_arn)
+
+
+def state_machines(template: dict[str, Any]) -> dict[str, str]:
+    """Each state machine of the stack: logical id → its definition with local names and ARNs."""
+    return {
+        logical_id: str(resolve(props["DefinitionString"], template))
+        for logical_id, props in _resources(template, "AWS::StepFunctions::StateMachine").items()
+    }
+
+
+def _create_state_machines(template: dict[str, Any], session: Any, role_arn: str) -> None:
+    """The synthesized definitions, as they are: moto's interpreter runs the very same states."""
+    client = session.client("stepfunctions", region_name=REGION)
+    existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines()["stateMachines"]}
+    for logical_id, definition in state_machines(template).items():
+        name = physical_name(logical_id)
+        if name in existing:
+            client.update_state_machine(stateMachineArn=existing[name], definition=definition)
+        else:
+            client.create_state_machine(name=name, definition=definition, roleArn=role_arn)
 
 
 def function_handlers(template: dict[str, Any]) -> dict[str, str]:
@@ -155,7 +204,8 @@ def provision(template: dict[str, Any], session: Any) -> dict[str, str]:
         if "CorsConfiguration" in props:
             rules = [_cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
-    _create_functions(template, session)
+    role_arn = _create_functions(template, session)
+    _create_state_machines(template, session, role_arn)
     for props in _resources(template, "Custom::S3BucketNotifications").values():
         configuration = resolve(props["NotificationConfiguration"], template)
         s3.put_bucket_notification_configuration(

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from tt_core.schema import LOCAL_DEFAULT_BASE_MODEL
-from tt_core.settings import ENV_DEFAULT_BASE_MODEL, ENV_MODE
+from tt_core.settings import ENV_DEFAULT_BASE_MODEL, ENV_LOCAL_JOBS_DIR, ENV_MODE
 
 LOCAL_ACCOUNT_NAME = "local"
 SNAPSHOT_INTERVAL_S = 5.0
+INTERRUPTED_RUN = "The local stack stopped during the run."
 
 
 class PortInUseError(RuntimeError):
@@ -128,10 +129,17 @@ class LocalStack:
         # Every function of the stack gets the same environment here (they share one process).
         for spec in functions(template).values():
             os.environ.update(spec.environment)
-        os.environ.update({ENV_MODE: "local", ENV_DEFAULT_BASE_MODEL: LOCAL_DEFAULT_BASE_MODEL})
+        os.environ.update(
+            {
+                ENV_MODE: "local",
+                ENV_DEFAULT_BASE_MODEL: LOCAL_DEFAULT_BASE_MODEL,
+                ENV_LOCAL_JOBS_DIR: str(self.jobs_dir.resolve()),
+            }
+        )
         wiring.reset()
         self._snapshot = Snapshot(session, self.data_dir, [names["table"]], [names["bucket"]])
         self._snapshot.restore()
+        self._recover_runs()
 
         keys = wiring.api_key_service()
         previous = read_local_info(self.data_dir)
@@ -143,6 +151,18 @@ class LocalStack:
                 return LocalInfo(self.base_url, keys.create_key(record.account_id, "local").key)
         _, key = keys.create_account(LOCAL_ACCOUNT_NAME)
         return LocalInfo(self.base_url, key.key)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    def _recover_runs(self) -> None:
+        """Runs the previous stack left active have lost their workflow: fail them, end their trainers."""
+        from tt_core import wiring
+        from tt_core.adapters.local_process_launcher import reap_orphans
+
+        reap_orphans(self.jobs_dir)
+        wiring.run_service().fail_interrupted(INTERRUPTED_RUN)
 
     def _start_http(self) -> None:
         from functions.api.handler import lambda_handler as api
@@ -167,6 +187,9 @@ class LocalStack:
             self._http.server_close()
         if self._lambdas is not None:
             self._lambdas.uninstall()  # lets validations in flight finish before the last snapshot
+        from tt_core.adapters.local_process_launcher import reap_orphans
+
+        reap_orphans(self.jobs_dir)  # no trainer outlives the stack that started it
         if self._snapshot is not None:
             self._snapshot.save()
         if self._moto is not None:

@@ -78,6 +78,25 @@ class IdempotencyKeyInProgressError(TtError):
     code = "idempotency_key_in_progress"
 
 
+class RunLimitReachedError(TtError):
+    http_status = 409
+    code = "run_limit_reached"
+
+
+class RunNotCancellableError(TtError):
+    http_status = 409
+    code = "run_not_cancellable"
+
+
+class DatasetInUseError(TtError):
+    http_status = 409
+    code = "dataset_in_use"
+
+
+class RunStepError(TtError):
+    """A workflow step failed for a reason the user can act on; its message becomes the run's `error`."""
+
+
 class LastActiveKeyError(TtError):
     http_status = 409
     code = "last_active_key"

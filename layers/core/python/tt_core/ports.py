@@ -9,10 +9,12 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tt_core.models.api_keys import Account, ApiKeyRecord
-from tt_core.models.behavior_specs import BehaviorSpecRecord
+from tt_core.models.behavior_specs import BehaviorSpecRecord, RunSummary
 from tt_core.models.common import PageQuery
 from tt_core.models.datasets import DatasetRecord, ValidationReport
 from tt_core.models.idempotency import IdempotencyRecord
+from tt_core.models.runs import RunRecord, SpecRunStats
+from tt_core.models.tuned_models import TunedModelRecord
 
 
 class Clock(Protocol):
@@ -127,6 +129,20 @@ class IdempotencyRepository(Protocol):
     def release(self, record: IdempotencyRecord) -> None: ...
 
 
+class SpecRunViews(Protocol):
+    """What a spec shows of its runs (`_run_count`, `_latest_run_*`, `_runs`)."""
+
+    def spec_stats(self, account_id: str, spec_ids: list[str]) -> dict[str, SpecRunStats]: ...
+
+    def spec_runs(self, account_id: str, spec_id: str) -> list[RunSummary]: ...
+
+
+class DatasetUsage(Protocol):
+    def dataset_in_use(self, account_id: str, dataset_id: str) -> bool:
+        """An active run trains on the dataset (or generated it)."""
+        ...
+
+
 class SpecDeletionHook(Protocol):
     """Called when a spec is deleted so each resource can cascade (runs, their datasets, …)."""
 
@@ -197,3 +213,49 @@ class Augmenter(Protocol):
     ) -> list[tuple[str, str]]:
         """Up to `count` new (input, output) pairs derived from `rows`; `context` holds the spec's prompt fields."""
         ...
+
+
+class RunRepository(Protocol):
+    def get(self, account_id: str, run_id: str) -> RunRecord | None: ...
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[RunRecord], int]: ...
+
+    def list_for_spec(self, account_id: str, spec_id: str, page: PageQuery) -> tuple[list[RunRecord], int]:
+        """The spec's runs, highest run_number first."""
+        ...
+
+    def active_run_ids(self, account_id: str) -> set[str]: ...
+
+    def active_runs_everywhere(self) -> list[tuple[str, str]]:
+        """(account id, run id) of every active run of the deployment."""
+        ...
+
+    def spec_stats(self, account_id: str, spec_ids: list[str]) -> dict[str, SpecRunStats]: ...
+
+    def next_run_number(self, account_id: str, spec_id: str) -> int: ...
+
+    def create(self, run: RunRecord, max_active: int) -> bool:
+        """Stores a new run if the account has fewer than `max_active` active runs; False otherwise."""
+        ...
+
+    def save(self, run: RunRecord, expected_version: int) -> bool:
+        """Stores `run` if the stored version is still `expected_version`; False if it moved on."""
+        ...
+
+    def record_score(self, account_id: str, spec_id: str, run_number: int, score: float | None) -> None: ...
+
+    def delete_spec_runs(self, account_id: str, spec_id: str) -> list[RunRecord]: ...
+
+    def add_throughput_sample(self, base_model: str, run_id: str, at: str, rate: float) -> None: ...
+
+    def throughput_samples(self, base_model: str | None = None) -> list[float]: ...
+
+
+class TunedModelRepository(Protocol):
+    def create(self, model: TunedModelRecord) -> None: ...
+
+    def get(self, account_id: str, model_id: str) -> TunedModelRecord | None: ...
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[TunedModelRecord], int]: ...
+
+    def detach_spec(self, account_id: str, spec_id: str) -> None: ...

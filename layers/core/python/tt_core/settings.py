@@ -52,6 +52,7 @@ class Settings(BaseModel):
     run_timeout_hours: float = Field(default=24, gt=0)
     # How long the workflow waits between two looks at the training job (None: 60 s on AWS, 1 s locally).
     training_poll_seconds: int | None = Field(default=None, ge=1, le=3600)
+    state_machine_arn: str = ""
     training_image_uri: str = ""
     training_role_arn: str = ""
     training_profiles: dict[str, TrainingProfile] = DEFAULT_TRAINING_PROFILES
@@ -83,6 +84,7 @@ class Settings(BaseModel):
             "max_eval_examples_ceiling": env.get(ENV_MAX_EVAL_EXAMPLES_CEILING),
             "run_timeout_hours": env.get(ENV_RUN_TIMEOUT_HOURS),
             "training_poll_seconds": env.get(ENV_TRAINING_POLL_SECONDS),
+            "state_machine_arn": env.get(ENV_STATE_MACHINE_ARN),
             "training_image_uri": env.get(ENV_TRAINING_IMAGE_URI),
             "training_role_arn": env.get(ENV_TRAINING_ROLE_ARN),
             "training_profiles": json.loads(env[ENV_TRAINING_PROFILES]) if env.get(ENV_TRAINING_PROFILES) else None,

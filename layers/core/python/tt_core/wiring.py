@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from tt_core.services.behavior_specs import SpecService
     from tt_core.services.datasets import DatasetService
     from tt_core.services.idempotency import IdempotencyService
+    from tt_core.services.run_workflow import RunWorkflowService
+    from tt_core.services.runs import RunService
+    from tt_core.services.tuned_models import TunedModelService
 
 
 @cache
@@ -71,12 +74,100 @@ def spec_service() -> SpecService:
     from tt_core.adapters.system import SystemClock, UuidGenerator
     from tt_core.services.behavior_specs import SpecService
 
+    runs = run_service()
     return SpecService(
         DynamoSpecRepository(_table(), _packer()),
         SystemClock(),
         UuidGenerator(),
         default_base_model=settings().default_base_model,
+        runs=runs,
+        deletion_hooks=(runs,),
     )
+
+
+@cache
+def _objects() -> Any:
+    from tt_core.adapters.s3 import S3ObjectStore
+
+    return S3ObjectStore(_client("s3"), settings().bucket_name)
+
+
+@cache
+def _launcher() -> Any:
+    """SageMaker on AWS; on the local stack the trainer runs as a subprocess of this machine."""
+    config = settings()
+    if config.mode == "local":
+        from pathlib import Path
+
+        from tt_core.adapters.local_process_launcher import LocalProcessLauncher
+
+        return LocalProcessLauncher(_objects(), Path(config.local_jobs_dir or ".tt-local/jobs"))
+    from tt_core.adapters.sagemaker import SageMakerLauncher
+
+    return SageMakerLauncher(
+        _client("sagemaker"),
+        _objects(),
+        bucket=config.bucket_name,
+        image_uri=config.training_image_uri,
+        role_arn=config.training_role_arn,
+    )
+
+
+@cache
+def run_service() -> RunService:
+    from tt_core.adapters.dynamodb import (
+        DynamoDatasetRepository,
+        DynamoRunRepository,
+        DynamoSpecRepository,
+        DynamoTunedModelRepository,
+    )
+    from tt_core.adapters.stepfunctions import StepFunctionsStarter
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.services.runs import RunService
+
+    config = settings()
+    return RunService(
+        DynamoRunRepository(_table(), _packer()),
+        DynamoSpecRepository(_table(), _packer()),
+        DynamoDatasetRepository(_table()),
+        DynamoTunedModelRepository(_table()),
+        _objects(),
+        lambda: StepFunctionsStarter(_client("stepfunctions"), config.state_machine_arn),
+        _launcher,
+        SystemClock(),
+        UuidGenerator(),
+        config,
+    )
+
+
+@cache
+def run_workflow_service() -> RunWorkflowService:
+    from tt_core.adapters.dynamodb import DynamoDatasetRepository, DynamoRunRepository, DynamoTunedModelRepository
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.augmentation import EdaAugmenter
+    from tt_core.services.run_workflow import RunWorkflowService
+
+    config = settings()
+    return RunWorkflowService(
+        DynamoRunRepository(_table(), _packer()),
+        DynamoDatasetRepository(_table()),
+        DynamoTunedModelRepository(_table()),
+        _objects(),
+        _launcher(),
+        EdaAugmenter(),
+        SystemClock(),
+        UuidGenerator(),
+        config,
+        bucket=config.bucket_name,
+    )
+
+
+@cache
+def tuned_model_service() -> TunedModelService:
+    from tt_core.adapters.dynamodb import DynamoTunedModelRepository
+    from tt_core.services.tuned_models import TunedModelService
+
+    return TunedModelService(DynamoTunedModelRepository(_table()))
 
 
 @cache
@@ -94,6 +185,7 @@ def dataset_service() -> DatasetService:
         SystemClock(),
         UuidGenerator(),
         bucket=bucket,
+        usage=run_service(),
     )
 
 
@@ -102,13 +194,24 @@ def idempotency_service() -> IdempotencyService:
     from tt_core.adapters.dynamodb import DynamoIdempotencyRepository
     from tt_core.adapters.system import SystemClock
     from tt_core.services.idempotency import IdempotencyService
+    from tt_core.services.run_workflow import RunWorkflowService
+    from tt_core.services.runs import RunService
+    from tt_core.services.tuned_models import TunedModelService
 
     return IdempotencyService(DynamoIdempotencyRepository(_table(), _packer()), SystemClock())
 
 
 def reset() -> None:
     """Forget every cached object, e.g. after a test changed the environment."""
-    factories = (settings, _client, _presigning_s3, _table, _packer)
-    services = (api_key_service, spec_service, dataset_service, idempotency_service)
+    factories = (settings, _client, _presigning_s3, _table, _packer, _objects, _launcher)
+    services = (
+        api_key_service,
+        spec_service,
+        dataset_service,
+        idempotency_service,
+        run_service,
+        run_workflow_service,
+        tuned_model_service,
+    )
     for factory in (*factories, *services):
         factory.cache_clear()

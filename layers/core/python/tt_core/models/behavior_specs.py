@@ -111,13 +111,10 @@ class BehaviorSpec(Model):
 
 
 class BehaviorSpecRecord(BehaviorSpec):
-    """The stored spec: the object plus bookkeeping that runs maintain."""
+    """The stored spec: the object plus its owner and version."""
 
     account_id: str
     version: int = 1
-    run_count: int = 0
-    latest_run_status: str | None = None
-    latest_run_score: float | None = None
 
     def public(self) -> BehaviorSpec:
         return BehaviorSpec.model_validate(self.model_dump(include=set(BehaviorSpec.model_fields)))

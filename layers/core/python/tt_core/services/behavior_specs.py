@@ -14,7 +14,7 @@ from tt_core.models.behavior_specs import (
     UpdateBehaviorSpecRequest,
 )
 from tt_core.models.common import PageQuery, normalize_id
-from tt_core.ports import Clock, IdGenerator, SpecDeletionHook, SpecRepository
+from tt_core.ports import Clock, IdGenerator, SpecDeletionHook, SpecRepository, SpecRunViews
 
 _NOT_FOUND = "Behaviour spec not found"
 # Without If-Match a PUT is last-writer-wins: a concurrent write only makes it re-read and retry.
@@ -29,8 +29,10 @@ class SpecService:
         ids: IdGenerator,
         *,
         default_base_model: str,
+        runs: SpecRunViews,
         deletion_hooks: Sequence[SpecDeletionHook] = (),
     ) -> None:
+        self._runs = runs
         self._specs = specs
         self._clock = clock
         self._ids = ids
@@ -49,13 +51,12 @@ class SpecService:
 
     def list(self, account_id: str, page: PageQuery) -> tuple[list[BehaviorSpecListItem], int]:
         records, total = self._specs.list_page(account_id, page)
+        stats = self._runs.spec_stats(account_id, [record.id for record in records])
         items = [
             BehaviorSpecListItem(
                 **record.public().model_dump(),
                 example_count=len(record.examples),
-                run_count=record.run_count,
-                latest_run_status=record.latest_run_status,
-                latest_run_score=record.latest_run_score,
+                **stats[record.id].model_dump(),
             )
             for record in records
         ]
@@ -70,8 +71,10 @@ class SpecService:
 
     def get(self, account_id: str, spec_id: str) -> BehaviorSpecDetail:
         record = self._record(account_id, spec_id)
-        # `_runs` lists run summaries once runs exist; no run can be started before the runs API lands.
-        return BehaviorSpecDetail(**record.public().model_dump(), run_count=record.run_count, runs=[])
+        run_count = self._runs.spec_stats(account_id, [record.id])[record.id].run_count
+        return BehaviorSpecDetail(
+            **record.public().model_dump(), run_count=run_count, runs=self._runs.spec_runs(account_id, record.id)
+        )
 
     def update(
         self,

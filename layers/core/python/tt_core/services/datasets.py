@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from tt_core.errors import NotFoundError, PayloadTooLargeError
+from tt_core.errors import DatasetInUseError, NotFoundError, PayloadTooLargeError
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.datasets import (
     MAX_DATASET_BYTES,
@@ -18,7 +18,7 @@ from tt_core.models.datasets import (
     UploadUrlRequest,
     ValidationReport,
 )
-from tt_core.ports import Clock, DatasetRepository, IdGenerator, ObjectStore, UploadSigner
+from tt_core.ports import Clock, DatasetRepository, DatasetUsage, IdGenerator, ObjectStore, UploadSigner
 from tt_core.schema import ACCOUNTS_PREFIX
 
 _NOT_FOUND = "Dataset not found"
@@ -49,8 +49,10 @@ class DatasetService:
         ids: IdGenerator,
         *,
         bucket: str,
+        usage: DatasetUsage,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._usage = usage
         self._datasets = datasets
         self._objects = objects
         self._signer = signer
@@ -128,6 +130,8 @@ class DatasetService:
 
     def delete(self, account_id: str, dataset_id: str) -> None:
         record = self._record(account_id, dataset_id)
+        if self._usage.dataset_in_use(account_id, record.id):
+            raise DatasetInUseError("Dataset is used by an active run: wait for the run to finish or cancel it.")
         if not self._datasets.delete(account_id, record.id):
             raise NotFoundError(_NOT_FOUND)
         self._objects.delete(record.storage_path.removeprefix(f"s3://{self._bucket}/"))

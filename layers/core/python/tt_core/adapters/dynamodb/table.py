@@ -121,8 +121,9 @@ class DynamoTable:
             "TableName": self.name,
             "Key": _marshal({"pk": pk, "sk": sk}),
             "UpdateExpression": expression,
-            "ExpressionAttributeValues": _marshal(values, keep_nulls),
         }
+        if values:
+            kwargs["ExpressionAttributeValues"] = _marshal(values, keep_nulls)
         if condition:
             kwargs["ConditionExpression"] = condition
         if names:

@@ -1,0 +1,71 @@
+"""Routes of runs (PRODUCT.md §9): start, estimate, lists, one run, cancel, diagnostics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from functions.api.http import dump, idempotency_key, ok, ok_list, principal
+from functions.api.routers.docs import documented
+from functions.api.routers.pagination import Page, PerPage
+from tt_core import wiring
+from tt_core.models.common import PageQuery
+from tt_core.models.estimates import RunEstimate
+from tt_core.models.runs import RunDetail, RunListItem, StartRunRequest
+
+router = APIGatewayRouter()
+View = Annotated[Literal["full", "summary"], Query(description="`full` rows (default) or `summary` rows.")]
+
+
+@router.post("/behavior-specs/<spec_id>/runs", **documented(201, RunDetail, "Start a run"))
+def start_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
+    account_id = principal(router).account_id
+
+    def start() -> tuple[int, Any]:
+        return 201, dump(wiring.run_service().start(account_id, spec_id, body))
+
+    result = wiring.idempotency_service().run(
+        account_id=account_id,
+        scope=f"POST /behavior-specs/{spec_id.strip().lower()}/runs",
+        key=idempotency_key(router),
+        body=router.current_event.json_body,
+        action=start,
+    )
+    return ok(result.body, status=result.status, headers={"Idempotent-Replayed": "true"} if result.replayed else {})
+
+
+@router.post("/behavior-specs/<spec_id>/runs/estimate", **documented(200, RunEstimate, "Estimate a run"))
+def estimate_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
+    return ok(dump(wiring.run_service().estimate(principal(router).account_id, spec_id, body)))
+
+
+@router.get("/behavior-specs/<spec_id>/runs", **documented(200, RunListItem, "List a spec's runs", paged=True))
+def list_spec_runs(spec_id: str, page: Page = 1, per_page: PerPage = 20, view: View = "full") -> Response[Any]:
+    query = PageQuery(page=page, per_page=per_page)
+    runs, total = wiring.run_service().list_for_spec(principal(router).account_id, spec_id, query, view)
+    return ok_list(runs, total, query)
+
+
+@router.get("/runs", **documented(200, RunListItem, "List runs", paged=True))
+def list_runs(page: Page = 1, per_page: PerPage = 20, view: View = "full") -> Response[Any]:
+    query = PageQuery(page=page, per_page=per_page)
+    runs, total = wiring.run_service().list(principal(router).account_id, query, view)
+    return ok_list(runs, total, query)
+
+
+@router.get("/runs/<run_id>", **documented(200, RunDetail, "Get a run"))
+def get_run(run_id: str) -> Response[Any]:
+    return ok(dump(wiring.run_service().get(principal(router).account_id, run_id)))
+
+
+@router.post("/runs/<run_id>/cancel", **documented(200, RunDetail, "Cancel a run"))
+def cancel_run(run_id: str) -> Response[Any]:
+    return ok(dump(wiring.run_service().cancel(principal(router).account_id, run_id)))
+
+
+@router.get("/runs/<run_id>/diagnostics", **documented(200, None, "Get a run's diagnostics"))
+def run_diagnostics(run_id: str) -> Response[Any]:
+    return ok(wiring.run_service().diagnostics(principal(router).account_id, run_id))

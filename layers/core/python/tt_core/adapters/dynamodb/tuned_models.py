@@ -1,0 +1,43 @@
+"""Fine-tuned models in the table (`MODEL#<id>`), listed newest first through GSI1."""
+
+from __future__ import annotations
+
+from tt_core.adapters.dynamodb.table import DynamoTable, account_pk
+from tt_core.models.common import PageQuery, format_timestamp
+from tt_core.models.tuned_models import TunedModelRecord
+from tt_core.schema import GSI1_PARTITION_KEY, GSI1_SORT_KEY
+
+
+class DynamoTunedModelRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self._table = table
+
+    def create(self, model: TunedModelRecord) -> None:
+        pk = account_pk(model.account_id)
+        item = {
+            "pk": pk,
+            "sk": f"MODEL#{model.id}",
+            GSI1_PARTITION_KEY: f"{pk}#MODELS",
+            GSI1_SORT_KEY: f"{format_timestamp(model.created_at)}#{model.id}",
+            **model.model_dump(),
+        }
+        if not self._table.put(item, "attribute_not_exists(pk)"):
+            raise ValueError(f"model {model.id} already exists")
+
+    def get(self, account_id: str, model_id: str) -> TunedModelRecord | None:
+        item = self._table.get(account_pk(account_id), f"MODEL#{model_id}")
+        return TunedModelRecord.model_validate(item) if item else None
+
+    def list_page(self, account_id: str, page: PageQuery) -> tuple[list[TunedModelRecord], int]:
+        items, total = self._table.page_by_index(f"{account_pk(account_id)}#MODELS", page)
+        return [TunedModelRecord.model_validate(item) for item in items], total
+
+    def detach_spec(self, account_id: str, spec_id: str) -> None:
+        """The spec and its runs are gone: its models keep living with null run and spec ids."""
+        models = self._table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            FilterExpression="behavior_spec_id = :spec",
+            ExpressionAttributeValues={":pk": account_pk(account_id), ":prefix": "MODEL#", ":spec": spec_id},
+        )
+        for item in models:
+            self._table.update(item["pk"], item["sk"], "REMOVE run_id, behavior_spec_id", {})

@@ -1,0 +1,417 @@
+"""The run workflow's steps (ARCHITECTURE.md §4): each Step Functions task calls one method here.
+
+Every method takes the execution's state and returns it updated. A step that finds its run no longer
+active changes nothing (a cancel or a failure won the race) and lets the workflow end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from tt_core.errors import RunStepError
+from tt_core.models.datasets import DatasetRecord
+from tt_core.models.runs import EvalPlan, RowCounts, RunRecord
+from tt_core.models.tuned_models import TunedModelRecord, model_name
+from tt_core.models.workflow import RunTaskState
+from tt_core.ports import (
+    Augmenter,
+    Clock,
+    DatasetRepository,
+    IdGenerator,
+    ObjectStore,
+    RunRepository,
+    TrainingJobSpec,
+    TrainingLauncher,
+    TunedModelRepository,
+)
+from tt_core.run_artifacts import (
+    checkpoint_prefix,
+    evals_key,
+    input_prefix,
+    job_output_key,
+    key_of,
+    model_artifact_key,
+    read_dataset_examples,
+    training_prefix,
+)
+from tt_core.run_diagnostics import training_view
+from tt_core.services.run_evaluation import evaluate_predictions
+from tt_core.services.run_state import RunUpdater, stage_label
+from tt_core.settings import Settings
+
+TRAIN_FILE, EVAL_FILE, SPEC_FILE = "train.jsonl", "eval.jsonl", "tunedtensor.json"
+PRIMARY, TEST = "primary", "test"
+_INTERNAL = "an unexpected error occurred. Start the run again; if it fails again, contact your operator."
+
+
+class RunWorkflowService:
+    def __init__(
+        self,
+        runs: RunRepository,
+        datasets: DatasetRepository,
+        models: TunedModelRepository,
+        objects: ObjectStore,
+        launcher: TrainingLauncher,
+        augmenter: Augmenter,
+        clock: Clock,
+        ids: IdGenerator,
+        settings: Settings,
+        *,
+        bucket: str,
+    ) -> None:
+        self._runs = runs
+        self._datasets = datasets
+        self._models = models
+        self._objects = objects
+        self._launcher = launcher
+        self._augmenter = augmenter
+        self._clock = clock
+        self._ids = ids
+        self._settings = settings
+        self._bucket = bucket
+        self._updater = RunUpdater(runs, clock, ids)
+
+    def _stage(self, run: RunRecord, stage: str, message: str, **changes: Any) -> RunRecord | None:
+        """Moves the run to `stage`: one `completed` event for the stage it leaves, one `started` event."""
+        def change(current: RunRecord) -> RunRecord:
+            events = []
+            if current.current_stage != stage:
+                events = [(current.current_stage, "completed", f"{current.stage_label} finished."),
+                          (stage, "started", message)]  # fmt: skip
+            return self._updater.moved(current, stage=stage, message=message, events=events, **changes)
+
+        return self._updater.update(run.account_id, run.id, change)
+
+    def _info(self, run: RunRecord, message: str) -> None:
+        self._updater.update(
+            run.account_id,
+            run.id,
+            lambda r: self._updater.moved(r, events=[(r.current_stage, "info", message)]),
+        )
+
+    # --- Prepare ---------------------------------------------------------------------------------
+    def prepare(self, state: RunTaskState) -> RunTaskState:
+        from tt_core.augmentation import augment_rows
+        from tt_core.run_compiler import (
+            Example,
+            eval_jsonl,
+            split_dataset_rows,
+            split_spec_examples,
+            training_jsonl,
+        )
+        from tt_core.spec_prompt import compose_system_prompt
+
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state
+        snapshot, hp = run.spec_snapshot, run.hyperparameters
+        system = compose_system_prompt(
+            snapshot.get("system_prompt", ""), snapshot.get("guidelines", []), snapshot.get("constraints", [])
+        )
+        if run.uploaded_dataset_id is not None:
+            dataset = self._datasets.get(run.account_id, run.uploaded_dataset_id)
+            if dataset is None:
+                raise RunStepError("Compiling failed: the run's dataset was deleted. Upload it again and start a new run.")
+            ratios = run.split_ratios
+            assert ratios is not None
+            plan = split_dataset_rows(
+                read_dataset_examples(self._objects, dataset.storage_path),
+                train=ratios.train,
+                validation=ratios.validation,
+                test=ratios.test,
+                seed=run.id,
+                max_eval=hp.max_eval_examples,
+                max_test=hp.max_test_eval_examples,
+            )
+        else:
+            examples = [Example(e["input"], e["output"]) for e in snapshot["examples"]]
+            plan = split_spec_examples(examples, seed=run.id, max_eval=hp.max_eval_examples)
+
+        generated: list[Example] = []
+        method = "none"
+        if hp.augment:
+            moved = self._stage(run, "augmenting", "Generating extra training rows from the training rows.")
+            if moved is None:
+                return state
+            excluded = [row.input for row in (*plan.eval, *plan.test)]
+            context = {k: snapshot.get(k) for k in ("system_prompt", "guidelines", "constraints")}
+            generated = augment_rows(plan.train, exclude_inputs=excluded, augmenter=self._augmenter,
+                                     seed=run.id, context=context)  # fmt: skip
+            method = self._augmenter.method if generated else "none"
+        training_rows = [*plan.train, *generated]
+        row_counts = RowCounts(
+            training=len(training_rows), augmented=len(generated), evaluation=len(plan.eval), test=len(plan.test)
+        )
+        moved = self._stage(
+            run, "uploading_dataset", f"Uploading {len(training_rows)} training rows.",
+            augmentation_method=method, row_counts=row_counts,
+        )  # fmt: skip
+        if moved is None:
+            return state
+
+        train_key = input_prefix(run.account_id, run.id, "train") + TRAIN_FILE
+        train_bytes = training_jsonl(training_rows, system)
+        self._objects.put_bytes(train_key, train_bytes, "application/jsonl")
+        evals = eval_jsonl(plan.eval, system, split=PRIMARY, id_prefix="eval")
+        evals += eval_jsonl(plan.test, system, split=TEST, id_prefix="test")
+        self._objects.put_bytes(input_prefix(run.account_id, run.id, "eval") + EVAL_FILE, evals, "application/jsonl")
+        spec_file = {k: v for k, v in snapshot.items() if k != "updated_at"}
+        self._objects.put_bytes(
+            input_prefix(run.account_id, run.id, "spec") + SPEC_FILE,
+            json.dumps(spec_file, ensure_ascii=False, indent=2).encode(),
+            "application/json",
+        )
+        dataset_id = run.dataset_id
+        if run.uploaded_dataset_id is None:
+            dataset_id = dataset_id or self._generated_dataset(run, training_rows, train_key, train_bytes, method)
+        eval_plan = EvalPlan(
+            eval_split=plan.eval_split,
+            eval_overlaps_training=plan.eval_overlaps_training,
+            eval_examples_total=plan.eval_examples_total,
+            eval_truncated=plan.eval_truncated,
+            test_examples_total=plan.test_examples_total,
+            test_truncated=plan.test_truncated,
+        )
+        self._updater.update(
+            run.account_id,
+            run.id,
+            lambda r: self._updater.moved(r, progress=19, dataset_id=dataset_id, eval_plan=eval_plan),
+        )
+        return state.model_copy(update={"poll_seconds": self._settings.poll_seconds})
+
+    def _generated_dataset(
+        self, run: RunRecord, rows: list[Any], key: str, data: bytes, method: str
+    ) -> str:
+        """§9.4: the compiled training rows as a `source: "run"` dataset named after the run."""
+        now = self._clock.now()
+        augmented = "augmented" if method != "none" else "not augmented"
+        dataset = DatasetRecord(
+            id=self._ids.new_id(),
+            account_id=run.account_id,
+            name=f"{run.spec_snapshot.get('name', '')} - Run #{run.run_number}"[:255],
+            description=f"Auto-compiled from behaviour spec. {len(rows)} examples ({augmented}).",
+            status="validated",
+            row_count=len(rows),
+            file_size_bytes=len(data),
+            estimated_tokens=math.ceil(sum(len(r.input) + len(r.output) for r in rows) / 4),
+            duplicate_rows=len(rows) - len({(r.input, r.output) for r in rows}),
+            storage_path=f"s3://{self._bucket}/{key}",
+            validation_error_count=0,
+            source="run",
+            run_id=run.id,
+            created_at=now,
+            updated_at=now,
+        )
+        self._datasets.create(dataset)
+        return dataset.id
+
+    # --- StartTraining ---------------------------------------------------------------------------
+    def job_spec(self, run: RunRecord) -> TrainingJobSpec:
+        hp = run.hyperparameters
+        hyperparameters = {
+            name: str(getattr(hp, name))
+            for name in ("n_epochs", "learning_rate", "batch_size", "lora_rank", "lora_alpha", "lora_dropout",
+                         "max_seq_length", "long_examples", "max_output_tokens", "eval_reserved_output_tokens")
+        }  # fmt: skip
+        hyperparameters["base_model"] = run.base_model
+        channels = {name: input_prefix(run.account_id, run.id, name) for name in ("train", "eval", "spec")}
+        if run.parent_model_id:
+            parent = self._models.get(run.account_id, run.parent_model_id)
+            if parent is None:
+                raise RunStepError("Training could not start: the parent model was deleted. Start a new run without it.")
+            channels["parent_model"] = parent.artifact_key
+        assert run.job_name is not None
+        return TrainingJobSpec(
+            job_name=run.job_name,
+            base_model=run.base_model,
+            hyperparameters=hyperparameters,
+            channels=channels,
+            output_prefix=training_prefix(run.account_id, run.id),
+            checkpoint_prefix=checkpoint_prefix(run.account_id, run.id),
+            instance_type=self._settings.training_profile(run.base_model).instance_type,
+            max_runtime_seconds=int(self._settings.run_timeout_hours * 3600),
+            use_spot=self._settings.training_use_spot,
+        )
+
+    def start_training(self, state: RunTaskState) -> RunTaskState:
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state
+        if run.job_name is None:  # a retried task reuses the job it named
+            job_id = self._ids.new_id()
+            named = self._updater.update(
+                run.account_id, run.id,
+                lambda r: r.model_copy(update={"fine_tune_job_id": job_id, "job_name": f"tt-{job_id}",
+                                               "version": r.version + 1}),
+            )  # fmt: skip
+            if named is None:
+                return state
+            run = named
+        self._launcher.start(self.job_spec(run))
+        self._stage(run, "training_queued", "Waiting for a training machine.")
+        return state.model_copy(update={"job_name": run.job_name})
+
+    # --- PollTraining ----------------------------------------------------------------------------
+    def poll_training(self, state: RunTaskState) -> RunTaskState:
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state.model_copy(update={"training_state": "stopped"})
+        now = self._clock.now()
+        hours = self._settings.run_timeout_hours
+        if (now - run.started_at).total_seconds() > hours * 3600:
+            if run.job_name:
+                self._launcher.stop(run.job_name)
+            raise RunStepError(f"Run timed out after {hours:g} hours.")
+        status = self._launcher.describe(self.job_spec(run))
+        if status.state == "failed":
+            reason = status.failure_reason or "the training job failed without a reason."
+            raise RunStepError(f"Training failed: {reason}")
+        if status.state == "stopped":
+            raise RunStepError("Training stopped before it finished. Start the run again.")
+        progress = status.progress or {}
+        training = training_view(status, n_epochs=run.hyperparameters.n_epochs, previous=run.training, now=now)
+        skipped = int((progress.get("data") or {}).get("skipped") or 0)
+        self._note_skipped(run, skipped)
+        stage, pct, message = self._progress_stage(run, status.state, progress)
+        self._stage(run, stage, message, training=training, progress=pct)
+        return state.model_copy(update={"training_state": status.state})
+
+    def _note_skipped(self, run: RunRecord, skipped: int) -> None:
+        if skipped and not any(e.status == "info" and "longer than max_seq_length" in e.message for e in run.events):
+            self._info(run, f"{skipped} training row(s) longer than max_seq_length were skipped.")
+
+    @staticmethod
+    def _progress_stage(run: RunRecord, state: str, progress: dict[str, Any]) -> tuple[str, int, str]:
+        n_epochs = run.hyperparameters.n_epochs
+        if progress.get("status") == "generating_predictions" or state == "completed":
+            done, total = progress.get("eval_rows_done") or 0, progress.get("eval_rows_total") or 0
+            pct = 85 + (9 * done // total if total else (9 if state == "completed" else 0))
+            return "generating_predictions", pct, f"Generating predictions ({done} of {total} rows)."
+        if state == "running" and progress.get("status") == "training":
+            epoch = float(progress.get("epoch") or 0)
+            pct = min(84, 25 + math.floor(60 * epoch / n_epochs))
+            return "training_running", pct, f"Training epoch {min(n_epochs, math.floor(epoch) + 1)} of {n_epochs}."
+        if state == "running":
+            return "training_running", 25, "Loading the base model."
+        return "training_queued", 20, "Waiting for a training machine."
+
+    # --- Evaluate --------------------------------------------------------------------------------
+    def evaluate(self, state: RunTaskState) -> RunTaskState:
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state
+        moved = self._stage(run, "scoring", "Scoring base and tuned outputs.")
+        if moved is None:
+            return state
+        if run.hyperparameters.use_llm_judge:
+            self._info(run, "No LLM judge is configured: outputs are scored by similarity.")
+        previous = self._previous_completed(moved)
+        assert run.job_name is not None and run.eval_plan is not None
+        output_key = job_output_key(run.account_id, run.id, run.job_name, "output.tar.gz")
+        results, summary = evaluate_predictions(
+            self._objects, output_key, run, previous=previous
+        )
+        self._objects.put_bytes(evals_key(run.account_id, run.id), json.dumps(results).encode(), "application/json")
+        self._updater.update(
+            run.account_id, run.id,
+            lambda r: self._updater.moved(r, progress=99, eval_summary=summary.model_dump(mode="json")),
+        )  # fmt: skip
+        return state
+
+    def _previous_completed(self, run: RunRecord) -> tuple[str, list[dict[str, Any]]] | None:
+        """The previous completed run of the spec (highest lower run_number) and its candidate rows."""
+        from tt_core.models.common import PageQuery
+
+        runs, _ = self._runs.list_for_spec(run.account_id, run.behavior_spec_id, PageQuery(page=1, per_page=100))
+        for other in runs:
+            if other.run_number < run.run_number and other.status == "completed":
+                key = evals_key(run.account_id, other.id)
+                if self._objects.size(key) is None:
+                    return None
+                return other.id, json.loads(self._objects.get_bytes(key))["primary"]["candidate"]
+        return None
+
+    # --- Finish ----------------------------------------------------------------------------------
+    def finish(self, state: RunTaskState) -> RunTaskState:
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state
+        if run.model_id is None:  # name the model first, so a retried Finish registers the same one
+            model_id = self._ids.new_id()
+            named = self._updater.update(
+                run.account_id, run.id,
+                lambda r: r.model_copy(update={"model_id": model_id, "version": r.version + 1}),
+            )  # fmt: skip
+            if named is None:
+                return state
+            run = named
+        assert run.model_id and run.job_name and run.fine_tune_job_id
+        artifact = model_artifact_key(run.account_id, run.model_id)
+        self._objects.copy(job_output_key(run.account_id, run.id, run.job_name, "model.tar.gz"), artifact)
+        if self._models.get(run.account_id, run.model_id) is None:
+            self._models.create(
+                TunedModelRecord(
+                    id=run.model_id,
+                    account_id=run.account_id,
+                    name=model_name(run.base_model, run.fine_tune_job_id),
+                    provider_model_id=f"s3://{self._bucket}/{artifact}",
+                    base_model=run.base_model,
+                    run_id=run.id,
+                    behavior_spec_id=run.behavior_spec_id,
+                    fine_tune_job_id=run.fine_tune_job_id,
+                    description=f"{run.spec_snapshot.get('name', '')} run #{run.run_number}",
+                    created_at=self._clock.now(),
+                    artifact_key=artifact,
+                    lora_rank=run.hyperparameters.lora_rank,
+                    lora_alpha=run.hyperparameters.lora_alpha,
+                )
+            )
+        done = self._stage(run, "completed", f"Model {run.model_id} is registered.")
+        if done is not None:
+            score = (done.eval_summary or {}).get("avg_score")
+            self._runs.record_score(done.account_id, done.behavior_spec_id, done.run_number, score)
+            self._record_throughput(done)
+        return state
+
+    def _record_throughput(self, run: RunRecord) -> None:
+        from tt_core.estimates import rate_minutes_per_million
+        from tt_core.models.common import format_timestamp
+
+        data = self._objects.get_bytes(input_prefix(run.account_id, run.id, "train") + TRAIN_FILE)
+        tokens = math.ceil(len(data.decode("utf-8")) / 4)
+        assert run.completed_at is not None
+        minutes = (run.completed_at - run.started_at).total_seconds() / 60
+        rate = rate_minutes_per_million(minutes, tokens, run.hyperparameters.n_epochs)
+        self._runs.add_throughput_sample(run.base_model, run.id, format_timestamp(run.completed_at), rate)
+
+    # --- RecordFailure ---------------------------------------------------------------------------
+    def record_failure(self, state: RunTaskState) -> RunTaskState:
+        run = self._updater.load(state.account_id, state.run_id)
+        if not run.active:
+            return state
+        message = self._error_message(run, state)
+        failed = self._updater.update(
+            run.account_id, run.id,
+            lambda r: self._updater.moved(r, stage="failed", error=message, message=message,
+                                          events=[(r.current_stage, "failed", message)]),
+        )  # fmt: skip
+        if failed is not None and failed.job_name:
+            self._launcher.stop(failed.job_name)
+        return state
+
+    @staticmethod
+    def _error_message(run: RunRecord, state: RunTaskState) -> str:
+        """Our own step errors carry a readable sentence; anything else gets a generic one (§9.2)."""
+        error = state.error
+        if error is not None and error.Cause:
+            try:
+                cause = json.loads(error.Cause)
+            except ValueError:
+                cause = {}
+            if isinstance(cause, dict) and cause.get("errorType") == RunStepError.__name__:
+                return str(cause.get("errorMessage"))
+        if error is not None and error.Error == "States.Timeout":
+            return f"{stage_label(run.current_stage)} took too long and was stopped. Start the run again."
+        return f"{stage_label(run.current_stage)} failed: {_INTERNAL}"
