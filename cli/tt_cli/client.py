@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -153,11 +153,11 @@ class ApiClient:
     def delete(self, path: str, **kwargs: Any) -> ApiResponse:
         return self.request("DELETE", path, **kwargs)
 
-    def iterate(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, all pages."""
+    def iterate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, all pages; `params` are extra query parameters (`view`)."""
         page = 1
         while True:
-            response = self.get(path, params={"page": page, "per_page": LIST_PAGE_SIZE})
+            response = self.get(path, params={**(params or {}), "page": page, "per_page": LIST_PAGE_SIZE})
             items = response.data or []
             yield from items
             total = int(response.meta.get("total", 0))
@@ -165,8 +165,20 @@ class ApiClient:
                 return
             page += 1
 
-    def resolve_id(self, list_path: str, value: str, noun: str) -> str:
-        """A full UUID as is; a prefix of ≥ 4 characters resolved through the list endpoint (§14.2)."""
+    def resolve_id(
+        self,
+        list_path: str,
+        value: str,
+        noun: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        label: Callable[[dict[str, Any]], str] | None = None,
+    ) -> str:
+        """A full UUID as is; a prefix of ≥ 4 characters resolved through the list endpoint (§14.2).
+
+        `params` narrow the list request (runs resolve through their light `view=summary` rows);
+        `label` names each match of an ambiguous prefix (default: the item's `name`).
+        """
         full = normalize_id(value)
         if full is not None:
             return full
@@ -176,7 +188,9 @@ class ApiClient:
                 f"'{value}' is not a {noun} id or an id prefix of at least {MIN_PREFIX} characters"
             )
         matches = [
-            item for item in self.iterate(list_path) if str(item.get("id", "")).lower().startswith(prefix)
+            item
+            for item in self.iterate(list_path, params)
+            if str(item.get("id", "")).lower().startswith(prefix)
         ]
         if not matches:
             raise CliError(404, NOT_FOUND, f"No {noun} id starts with '{value}'")
@@ -185,9 +199,13 @@ class ApiClient:
                 0,
                 AMBIGUOUS_ID,
                 f"'{value}' matches {len(matches)} {noun}s; give more characters",
-                [Detail(str(item["id"]), str(item.get("name", ""))) for item in matches],
+                [Detail(str(item["id"]), (label or _name)(item)) for item in matches],
             )
         return str(matches[0]["id"])
+
+
+def _name(item: dict[str, Any]) -> str:
+    return str(item.get("name", ""))
 
 
 def _reason(error: Exception) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tt_cli import __version__
-from tt_cli.commands import admin, auth, datasets, project, specs
+from tt_cli.commands import admin, auth, datasets, project, runs, specs, tuned_models
 from tt_cli.context import Context
 from tt_cli.errors import CliError
 
@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     auth.register(subparsers)
     project.register(subparsers)
     specs.register(subparsers)
+    runs.register(subparsers)
     datasets.register(subparsers)
+    tuned_models.register(subparsers)
     admin.register(subparsers)
     _register_local(subparsers)
     for child in _subparsers(parser):

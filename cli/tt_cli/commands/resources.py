@@ -28,8 +28,9 @@ def delete_parser(commands: Any, noun: str, consequence: str) -> Any:
     return delete
 
 
-def list_page(ctx: Context, path: str) -> ApiResponse:
-    return ctx.client.get(path, params={"page": ctx.args.page, "per_page": ctx.args.per_page})
+def list_page(ctx: Context, path: str, **params: Any) -> ApiResponse:
+    """One page as the paging options ask; `params` are extra query parameters (`view`)."""
+    return ctx.client.get(path, params={"page": ctx.args.page, "per_page": ctx.args.per_page, **params})
 
 
 def delete_confirmed(ctx: Context, path: str, resource_id: str, noun: str, consequence: str) -> int:
