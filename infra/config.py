@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tt_core.schema import AWS_DEFAULT_BASE_MODEL
+from tt_core.training_profiles import DEFAULT_TRAINING_PROFILES, TrainingProfile
 
 DEV_STAGE = "dev"
 DEFAULT_REGION = "us-east-1"
@@ -72,11 +74,38 @@ class StageConfig(BaseModel):
     default_base_model: str = AWS_DEFAULT_BASE_MODEL
     max_active_runs: int = Field(default=2, ge=1)
 
+    # Runs (PRODUCT.md §9, §16). 28 days is the longest a SageMaker training job may run.
+    run_timeout_hours: float = Field(default=24, gt=0, le=28 * 24)
+    max_eval_examples_ceiling: int = Field(default=500, ge=1, le=10_000)
+    # Every look at the training job is a few state transitions and a DescribeTrainingJob call.
+    training_poll_seconds: int = Field(default=60, ge=5, le=3600)
+    training_use_spot: bool = False
+    training_volume_gb: int = Field(default=50, ge=1, le=16_384)
+    # Base model id → instance type, price and throughput; "default" covers every other model.
+    training_profiles: dict[str, TrainingProfile] = DEFAULT_TRAINING_PROFILES
+
+    # The run workflow's task functions (ARCHITECTURE.md §4). Prepare compiles, augments (LLM calls)
+    # and uploads the dataset; Evaluate scores every eval row (LLM judge): both get Lambda's maximum.
+    prepare_memory_mb: int = Field(default=2048, ge=128, le=10240)
+    prepare_timeout_seconds: int = Field(default=900, ge=30, le=900)
+    start_training_memory_mb: int = Field(default=512, ge=128, le=10240)
+    start_training_timeout_seconds: int = Field(default=60, ge=10, le=900)
+    poll_training_memory_mb: int = Field(default=512, ge=128, le=10240)
+    poll_training_timeout_seconds: int = Field(default=60, ge=10, le=900)
+    evaluate_memory_mb: int = Field(default=2048, ge=128, le=10240)
+    evaluate_timeout_seconds: int = Field(default=900, ge=30, le=900)
+    finish_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    finish_timeout_seconds: int = Field(default=300, ge=10, le=900)
+    fail_memory_mb: int = Field(default=512, ge=128, le=10240)
+    fail_timeout_seconds: int = Field(default=60, ge=10, le=900)
+
     # Alarms: a sum over `alarm_period_minutes` at or above the threshold raises the alarm.
     alarm_period_minutes: int = Field(default=5, ge=1, le=60)
     alarm_api_5xx_threshold: int = Field(default=5, ge=1)
     alarm_rate_limited_threshold: int = Field(default=100, ge=1)
     alarm_lambda_errors_threshold: int = Field(default=5, ge=1)
+    # A failed run is a normal outcome (bad data, a cancelled job): only many at once are trouble.
+    alarm_failed_runs_threshold: int = Field(default=5, ge=1)
     # Subscribed to the alarm topic when set; without it the alarms still show in the console.
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -86,6 +115,19 @@ class StageConfig(BaseModel):
         if days not in _RETENTION_DAYS:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION_DAYS)}")
         return days
+
+    @field_validator("training_profiles", mode="before")
+    @classmethod
+    def _profiles_from_json(cls, value: Any) -> Any:
+        # `-c training_profiles='{"default": {...}}'` arrives as a string.
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("training_profiles")
+    @classmethod
+    def _has_default_profile(cls, profiles: dict[str, TrainingProfile]) -> dict[str, TrainingProfile]:
+        if "default" not in profiles:
+            raise ValueError('training_profiles needs a "default" profile for the other base models')
+        return profiles
 
     @property
     def protect_data(self) -> bool:

@@ -12,9 +12,11 @@ from infra.constructs.dataset_ingest import DatasetIngest
 from infra.constructs.lambda_defaults import FunctionDefaults, functions_code, service_environment
 from infra.constructs.observability import Observability
 from infra.constructs.public_api import PublicApi
+from infra.constructs.run_workflow import RunWorkflow
 from infra.constructs.shared_layers import SharedLayers
 from infra.trainer_image import training_image_asset
 from tt_core.schema import ACCOUNTS_PREFIX
+from tt_core.settings import ENV_STATE_MACHINE_ARN
 
 STACK_ID = "TunedTensor"
 # The id CDK gives its singleton custom-resource function for bucket notifications.
@@ -58,6 +60,16 @@ class ServiceStack(Stack):
         self._acknowledge_notification_handler()
         # The SageMaker training container, built and pushed by `cdk deploy` (the run workflow uses it).
         self.trainer_image = training_image_asset(self, "TrainerImage", region=config.region)
+        self.workflow = RunWorkflow(
+            self,
+            "RunWorkflow",
+            config=config,
+            defaults=defaults,
+            table=self.data.table,
+            bucket=self.data.bucket,
+            trainer_image=self.trainer_image,
+        )
+        self._grant_api_run_control()
         self.observability = Observability(
             self,
             "Observability",
@@ -68,8 +80,10 @@ class ServiceStack(Stack):
                 "Api": self.api.api_function,
                 "Authorizer": self.api.authorizer_function,
                 "DatasetValidator": self.ingest.validator,
+                **{f"Run{state}": function for state, function in self.workflow.functions.items()},
             },
             dead_letter_queues={"DatasetValidator": self.ingest.dead_letter_queue},
+            state_machines={"RunWorkflow": self.workflow.state_machine},
         )
 
         # What `tt admin create-account --stack TunedTensor` and operators look up.
@@ -78,6 +92,7 @@ class ServiceStack(Stack):
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
         CfnOutput(self, "TrainingImageUri", value=self.trainer_image.image_uri)
+        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
 
     def _grant_api_access(self) -> None:
         table, bucket = self.data.table, self.data.bucket
@@ -112,6 +127,13 @@ class ServiceStack(Stack):
                 "delete and abort-multipart for DELETE /datasets and abandoned uploads), on the "
                 "datasets bucket and its accounts/ prefix only.",
             )
+
+    def _grant_api_run_control(self) -> None:
+        """The API starts a run's execution and cancels it: stop the execution, stop its training job."""
+        api_function, state_machine = self.api.api_function, self.workflow.state_machine
+        # Not in service_environment: the task functions must not name the machine that names them.
+        api_function.add_environment(ENV_STATE_MACHINE_ARN, state_machine.state_machine_arn)
+        self.workflow.grant_run_control(api_function)
 
     def _acknowledge_notification_handler(self) -> None:
         """CDK's own singleton function that writes the bucket's notification configuration.

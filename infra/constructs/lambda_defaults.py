@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,9 +23,14 @@ from tt_core.settings import (
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
     ENV_MAX_ACTIVE_RUNS,
+    ENV_MAX_EVAL_EXAMPLES_CEILING,
     ENV_MODE,
+    ENV_RUN_TIMEOUT_HOURS,
     ENV_STAGE,
     ENV_TABLE_NAME,
+    ENV_TRAINING_POLL_SECONDS,
+    ENV_TRAINING_PROFILES,
+    ENV_TRAINING_USE_SPOT,
 )
 
 # Python 3.13 everywhere: the dependency layer is built from cp313 wheels for this runtime.
@@ -77,6 +83,8 @@ def functions_code() -> lambda_.Code:
 
 def service_environment(*, config: StageConfig, table_name: str, bucket_name: str) -> dict[str, str]:
     """The environment every function of the service reads through `tt_core.settings.Settings`."""
+    # Compact JSON: Lambda allows 4 KB for all of a function's variables together.
+    profiles = {name: profile.model_dump(mode="json") for name, profile in config.training_profiles.items()}
     return {
         ENV_TABLE_NAME: table_name,
         ENV_BUCKET_NAME: bucket_name,
@@ -84,6 +92,11 @@ def service_environment(*, config: StageConfig, table_name: str, bucket_name: st
         ENV_STAGE: config.stage,
         ENV_DEFAULT_BASE_MODEL: config.default_base_model,
         ENV_MAX_ACTIVE_RUNS: str(config.max_active_runs),
+        ENV_RUN_TIMEOUT_HOURS: str(config.run_timeout_hours),
+        ENV_MAX_EVAL_EXAMPLES_CEILING: str(config.max_eval_examples_ceiling),
+        ENV_TRAINING_POLL_SECONDS: str(config.training_poll_seconds),
+        ENV_TRAINING_USE_SPOT: "true" if config.training_use_spot else "false",
+        ENV_TRAINING_PROFILES: json.dumps(profiles, separators=(",", ":"), sort_keys=True),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "LOG_LEVEL": config.log_level,

@@ -1,4 +1,4 @@
-"""Observability: alarms on API 5xx, rate limiting, function errors and dead letters, sent to one topic."""
+"""Observability: alarms on API 5xx, rate limits, function errors, dead letters and runs; one topic."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -37,6 +38,7 @@ class Observability(Construct):
         access_log_group: logs.ILogGroup,
         functions: Mapping[str, lambda_.IFunction],
         dead_letter_queues: Mapping[str, sqs.IQueue],
+        state_machines: Mapping[str, sfn.IStateMachine],
     ) -> None:
         super().__init__(scope, id)
         period = Duration.minutes(config.alarm_period_minutes)
@@ -108,6 +110,24 @@ class Observability(Construct):
                 queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
                 threshold=1,
                 description=f"Events reached the {name} dead-letter queue after every retry failed.",
+                action=action,
+            )
+
+        # A failed run is a normal outcome (RunFailed records it); many at once point at a broken
+        # dependency. A timed-out execution never reached RecordFailure: its run needs an operator.
+        for name, state_machine in state_machines.items():
+            self._alarm(
+                f"{name}FailedExecutionsAlarm",
+                state_machine.metric_failed(period=period, statistic="Sum"),
+                threshold=config.alarm_failed_runs_threshold,
+                description=f"Many {name} executions failed (runs ending as failed).",
+                action=action,
+            )
+            self._alarm(
+                f"{name}TimedOutExecutionsAlarm",
+                state_machine.metric_timed_out(period=period, statistic="Sum"),
+                threshold=1,
+                description=f"A {name} execution timed out before it could record its run as failed.",
                 action=action,
             )
 

@@ -8,6 +8,7 @@ import pytest
 
 from infra.app import _parse_context, build_app, cdk_json_context, synth_template
 from infra.config import StageConfig
+from infra.constructs.run_workflow import TASK_HANDLERS
 from infra.paths import REPO_ROOT
 from infra.service_stack import STACK_ID
 from tt_core.settings import ENV_TABLE_NAME
@@ -25,6 +26,7 @@ def test_synth_template_gives_the_local_stack_its_resources(our_functions) -> No
         "functions.api.handler.lambda_handler",
         "functions.authorizer.handler.lambda_handler",
         "functions.dataset_validation.handler.lambda_handler",
+        *TASK_HANDLERS.values(),
     }
     for environment in handlers.values():
         assert environment[ENV_TABLE_NAME] == {"Ref": table_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -10,22 +11,33 @@ from typing import Any
 import pytest
 
 from infra.constructs.lambda_defaults import CopyIntoSubdirectory
+from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, TASK_HANDLERS
 from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
 from infra.service_stack import NOTIFICATIONS_HANDLER_ID
 from tt_core.settings import (
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
     ENV_MAX_ACTIVE_RUNS,
+    ENV_MAX_EVAL_EXAMPLES_CEILING,
     ENV_MODE,
+    ENV_RUN_TIMEOUT_HOURS,
     ENV_STAGE,
+    ENV_STATE_MACHINE_ARN,
     ENV_TABLE_NAME,
+    ENV_TRAINING_IMAGE_URI,
+    ENV_TRAINING_POLL_SECONDS,
+    ENV_TRAINING_PROFILES,
+    ENV_TRAINING_ROLE_ARN,
+    ENV_TRAINING_USE_SPOT,
     Settings,
 )
+from tt_core.training_profiles import DEFAULT_TRAINING_PROFILES, TrainingProfile
 
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
-HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, VALIDATOR_HANDLER)
+WORKFLOW_HANDLERS = tuple(TASK_HANDLERS.values())
+HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, VALIDATOR_HANDLER, *WORKFLOW_HANDLERS)
 
 
 def _functions(synth) -> dict[str, dict[str, Any]]:
@@ -34,7 +46,12 @@ def _functions(synth) -> dict[str, dict[str, Any]]:
 
 
 def _our_function_constructs(synth) -> list[Any]:
-    return [synth.stack.api.api_function, synth.stack.api.authorizer_function, synth.stack.ingest.validator]
+    return [
+        synth.stack.api.api_function,
+        synth.stack.api.authorizer_function,
+        synth.stack.ingest.validator,
+        *synth.stack.workflow.functions.values(),
+    ]
 
 
 def _policy_statements(synth, function) -> list[dict[str, Any]]:
@@ -47,7 +64,7 @@ def _policy_statements(synth, function) -> list[dict[str, Any]]:
     return policy["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
-def test_exactly_our_three_functions(dev) -> None:
+def test_exactly_our_nine_functions(dev) -> None:
     functions = dev.functions()
     assert sorted(props["Handler"] for props in functions.values()) == sorted(HANDLERS)
     assert set(functions) == {dev.logical_id(function) for function in _our_function_constructs(dev)}
@@ -94,15 +111,28 @@ def test_memory_and_timeouts_come_from_the_config(dev) -> None:
         1024,
         300,
     )
+    workflow = {state: functions[handler] for state, handler in TASK_HANDLERS.items()}
+    assert {state: (props["MemorySize"], props["Timeout"]) for state, props in workflow.items()} == {
+        "Prepare": (2048, 900),
+        "StartTraining": (512, 60),
+        "PollTraining": (512, 60),
+        "Evaluate": (2048, 900),
+        "Finish": (1024, 300),
+        "RecordFailure": (512, 60),
+    }
 
 
 def test_log_groups_keep_logs_for_the_stage_retention(dev, prod) -> None:
     for synth, days, policy in ((dev, 30, "Delete"), (prod, 365, "Retain")):
         groups = synth.resources("AWS::Logs::LogGroup")
-        # One per function of ours and the API access log (CDK's notifications handler has none).
+        # One per function of ours, the API access log and the state machine's log (CDK's
+        # notifications handler has none).
         function_groups = {props["LoggingConfig"]["LogGroup"]["Ref"] for props in synth.functions().values()}
         assert len(function_groups) == len(HANDLERS)
-        assert set(groups) == function_groups | {synth.logical_id(synth.stack.api.access_log_group)}
+        assert set(groups) == function_groups | {
+            synth.logical_id(synth.stack.api.access_log_group),
+            synth.logical_id(synth.stack.workflow.log_group),
+        }
         for group in groups.values():
             assert group["Properties"]["RetentionInDays"] == days
             assert group["DeletionPolicy"] == policy
@@ -118,27 +148,56 @@ def test_every_function_gets_the_service_environment(dev) -> None:
         ENV_STAGE: "dev",
         ENV_DEFAULT_BASE_MODEL: "meta-llama/Llama-3.2-3B-Instruct",
         ENV_MAX_ACTIVE_RUNS: "2",
+        ENV_RUN_TIMEOUT_HOURS: "24",
+        ENV_MAX_EVAL_EXAMPLES_CEILING: "500",
+        ENV_TRAINING_POLL_SECONDS: "60",
+        ENV_TRAINING_USE_SPOT: "false",
         "POWERTOOLS_SERVICE_NAME": "tuned-tensor",
         "POWERTOOLS_METRICS_NAMESPACE": "TunedTensor",
         "LOG_LEVEL": "INFO",
     }
+    # Only the API names the state machine; only the tasks (which start jobs) the image and the role.
+    extra = {
+        API_HANDLER: {ENV_STATE_MACHINE_ARN},
+        **{
+            handler: {ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB}
+            for handler in WORKFLOW_HANDLERS
+        },
+    }
     functions = _functions(dev)
     assert set(functions) == set(HANDLERS)
-    for props in functions.values():
-        assert props["Environment"]["Variables"] == expected
+    for handler, props in functions.items():
+        variables = dict(props["Environment"]["Variables"])
+        profiles = json.loads(variables.pop(ENV_TRAINING_PROFILES))
+        assert {
+            k: TrainingProfile.model_validate(v) for k, v in profiles.items()
+        } == DEFAULT_TRAINING_PROFILES
+        assert set(variables) - set(expected) == extra.get(handler, set())
+        assert {k: variables[k] for k in expected} == expected
 
 
 def test_settings_read_back_what_the_stack_sets(prod) -> None:
-    environment = dict(_functions(prod)[API_HANDLER]["Environment"]["Variables"])
-    environment.update({ENV_TABLE_NAME: "table", ENV_BUCKET_NAME: "bucket"})
-    settings = Settings.from_env(environment)
-    assert (settings.table_name, settings.bucket_name, settings.mode, settings.stage) == (
-        "table",
-        "bucket",
-        "aws",
-        "prod",
-    )
-    assert settings.max_active_runs == prod.stack.config.max_active_runs
+    """Settings.from_env of a synthesized function's environment gives StageConfig's values back."""
+    config = prod.stack.config
+    for handler in (API_HANDLER, TASK_HANDLERS["StartTraining"]):
+        environment = dict(_functions(prod)[handler]["Environment"]["Variables"])
+        # Tokens the deployment resolves; their placement is checked in test_infra_run_workflow.
+        tokens = (ENV_TABLE_NAME, ENV_BUCKET_NAME, ENV_STATE_MACHINE_ARN, ENV_TRAINING_IMAGE_URI)
+        environment.update({name: name.lower() for name in (*tokens, ENV_TRAINING_ROLE_ARN)})
+        settings = Settings.from_env(environment)
+        assert (settings.table_name, settings.bucket_name, settings.mode, settings.stage) == (
+            "tt_table_name",
+            "tt_bucket_name",
+            "aws",
+            "prod",
+        )
+        assert settings.max_active_runs == config.max_active_runs
+        assert settings.default_base_model == config.default_base_model
+        assert settings.run_timeout_hours == config.run_timeout_hours
+        assert settings.max_eval_examples_ceiling == config.max_eval_examples_ceiling
+        assert settings.poll_seconds == config.training_poll_seconds
+        assert settings.training_use_spot is config.training_use_spot
+        assert settings.training_profiles == config.training_profiles
 
 
 def test_two_layers_for_python_3_13_arm64_on_every_function(dev) -> None:
@@ -194,6 +253,9 @@ def test_functions_asset_holds_the_functions_package(tmp_path: Path) -> None:
     assert (tmp_path / "functions" / "api" / "handler.py").is_file()
     assert (tmp_path / "functions" / "authorizer" / "handler.py").is_file()
     assert (tmp_path / "functions" / "dataset_validation" / "handler.py").is_file()
+    for handler in WORKFLOW_HANDLERS:
+        module = handler.rpartition(".")[0]
+        assert (tmp_path / Path(*module.split("."))).with_suffix(".py").is_file()
     assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
 
 

@@ -19,10 +19,11 @@ def _alarms(synth) -> dict[str, dict[str, Any]]:
     return alarms
 
 
-def test_six_alarms_all_notify_the_topic(dev) -> None:
+def test_fourteen_alarms_all_notify_the_topic(dev) -> None:
+    # API 5xx, 429s, 9 function error alarms, dead letters, failed and timed-out runs.
     topic_id, _ = dev.only("AWS::SNS::Topic")
     alarms = _alarms(dev)
-    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 6
+    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 14
     for name, props in alarms.items():
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert props["TreatMissingData"] == "notBreaching"
@@ -68,13 +69,31 @@ def test_rate_limited_alarm_counts_429s_from_the_access_log(dev) -> None:
 def test_an_error_alarm_for_every_function_of_ours(dev) -> None:
     alarms = _alarms(dev)
     errors = {key.removeprefix("Errors:") for key in alarms if key.startswith("Errors:")}
-    # API, authorizer and dataset validator; CDK's deployment-time notifications handler has none.
-    ours = (dev.stack.api.api_function, dev.stack.api.authorizer_function, dev.stack.ingest.validator)
+    # API, authorizer, dataset validator and the run workflow's tasks; CDK's deployment-time
+    # notifications handler has none.
+    ours = (
+        dev.stack.api.api_function,
+        dev.stack.api.authorizer_function,
+        dev.stack.ingest.validator,
+        *dev.stack.workflow.functions.values(),
+    )
     assert errors == set(dev.functions()) == {dev.logical_id(function) for function in ours}
     for logical_id in errors:
         props = alarms[f"Errors:{logical_id}"]
         assert props["Namespace"] == "AWS/Lambda"
         assert props["Threshold"] == dev.stack.config.alarm_lambda_errors_threshold
+
+
+def test_runs_failing_in_numbers_or_timing_out_raise_alarms(dev) -> None:
+    machine = {"Ref": dev.logical_id(dev.stack.workflow.state_machine)}
+    alarms = _alarms(dev)
+    for metric, threshold in (
+        ("ExecutionsFailed", dev.stack.config.alarm_failed_runs_threshold),
+        ("ExecutionsTimedOut", 1),
+    ):
+        props = alarms[metric]
+        assert props["Namespace"] == "AWS/States" and props["Threshold"] == threshold
+        assert props["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
 
 
 def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(dev) -> None:
