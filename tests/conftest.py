@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ os.environ.update(
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """moto in-process with the stack's table and bucket; the wiring reads their names from env."""
     from moto import mock_aws
 
@@ -31,14 +32,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from tt_core import wiring
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    # As on the local stack: moto interprets the state machine, Lambda code runs in this process.
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=config):  # type: ignore[arg-type]
         names = create_storage()
         monkeypatch.setenv("TT_TABLE_NAME", names["table"])
         monkeypatch.setenv("TT_BUCKET_NAME", names["bucket"])
+        monkeypatch.setenv("TT_STATE_MACHINE_ARN", names["state_machine"])
         monkeypatch.setenv("TT_MODE", "local")
         monkeypatch.setenv("TT_DEFAULT_BASE_MODEL", "tunedtensor/tiny-chat")
+        monkeypatch.setenv("TT_LOCAL_JOBS_DIR", str(tmp_path / "jobs"))
+        monkeypatch.setenv("TT_TRAINING_POLL_SECONDS", "1")
         wiring.reset()
-        # S3 notifications run the stack's functions in-process, as on the local stack.
+        # S3 notifications and state machine tasks run the stack's functions in-process, as locally.
         lambdas = LambdaDispatcher(function_handlers(template()))
         lambdas.install()
         try:

@@ -21,11 +21,7 @@ from infra import nag
 from infra.config import StageConfig
 from infra.constructs.lambda_defaults import FunctionDefaults, make_function
 from tt_core.schema import ACCOUNTS_PREFIX
-from tt_core.settings import ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN
-
-# The training job's disk (SageMakerLauncher's volume_gb). Not (yet) in tt_core.settings: move the
-# name there, next to the other ENV_TRAINING_* names, when Settings reads it.
-ENV_TRAINING_VOLUME_GB = "TT_TRAINING_VOLUME_GB"
+from tt_core.settings import ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB
 
 # State names: the API, the local stack and the handlers' tests know the workflow by them.
 PREPARE = "Prepare"

@@ -54,11 +54,15 @@ class LambdaDispatcher:
         except Exception:  # on AWS: retried, then the dead-letter queue; here: logged
             logger.exception("Local Lambda invocation failed", extra={"function": function_name})
 
-    def invoke_sync(self, function_name: str, event: dict[str, Any], response_headers: dict[str, str]) -> bytes:
+    def invoke_sync(
+        self, function_name: str, event: dict[str, Any], response_headers: dict[str, str]
+    ) -> bytes:
         """A RequestResponse invocation: the handler's result, or Lambda's error payload."""
         name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
         try:
-            result = load_handler(self._handlers[name])(event, LambdaContext(name, deadline_ms=_far_deadline()))
+            result = load_handler(self._handlers[name])(
+                event, LambdaContext(name, deadline_ms=_far_deadline())
+            )
         except Exception as error:
             logger.exception("Local Lambda invocation failed", extra={"function": name})
             response_headers["x-amz-function-error"] = "Unhandled"

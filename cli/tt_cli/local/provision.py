@@ -9,7 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from tt_core.settings import ENV_BUCKET_NAME, ENV_TABLE_NAME
+from tt_core.settings import ENV_BUCKET_NAME, ENV_STATE_MACHINE_ARN, ENV_TABLE_NAME
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account: ARNs must match the ones its backends create
@@ -59,9 +59,7 @@ def resolve(value: Any, template: dict[str, Any]) -> Any:
             return separator.join(str(resolve(part, template)) for part in parts)
         if function == "Fn::Sub":
             text, variables = (argument, {}) if isinstance(argument, str) else argument
-            return _SUB_VARIABLE.sub(
-                lambda m: str(_sub_value(m.group(1), variables, template)), text
-            )
+            return _SUB_VARIABLE.sub(lambda m: str(_sub_value(m.group(1), variables, template)), text)
     if isinstance(value, dict):
         return {k: resolve(v, template) for k, v in value.items()}
     if isinstance(value, list):
@@ -190,7 +188,7 @@ def function_handlers(template: dict[str, Any]) -> dict[str, str]:
 
 
 def provision(template: dict[str, Any], session: Any) -> dict[str, str]:
-    """Creates what does not exist yet; returns the data table and bucket names the API uses."""
+    """Creates what does not exist yet; returns the table, bucket and state machine the API uses."""
     dynamodb, s3 = session.client("dynamodb", region_name=REGION), session.client("s3", region_name=REGION)
     existing_tables = set(dynamodb.list_tables()["TableNames"])
     for logical_id, props in _resources(template, "AWS::DynamoDB::Table").items():
@@ -212,4 +210,8 @@ def provision(template: dict[str, Any], session: Any) -> dict[str, str]:
             Bucket=resolve(props["BucketName"], template), NotificationConfiguration=configuration
         )
     api = function_by_handler(template, "functions.api.handler.lambda_handler")
-    return {"table": api.environment[ENV_TABLE_NAME], "bucket": api.environment[ENV_BUCKET_NAME]}
+    return {
+        "table": api.environment[ENV_TABLE_NAME],
+        "bucket": api.environment[ENV_BUCKET_NAME],
+        "state_machine": api.environment.get(ENV_STATE_MACHINE_ARN, ""),
+    }

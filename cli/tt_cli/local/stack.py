@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tt_core.schema import LOCAL_DEFAULT_BASE_MODEL
-from tt_core.settings import ENV_DEFAULT_BASE_MODEL, ENV_LOCAL_JOBS_DIR, ENV_MODE
+from tt_core.settings import ENV_DEFAULT_BASE_MODEL, ENV_LOCAL_JOBS_DIR, ENV_MODE, ENV_TRAINING_POLL_SECONDS
 
 LOCAL_ACCOUNT_NAME = "local"
 SNAPSHOT_INTERVAL_S = 5.0
@@ -134,6 +134,8 @@ class LocalStack:
                 ENV_MODE: "local",
                 ENV_DEFAULT_BASE_MODEL: LOCAL_DEFAULT_BASE_MODEL,
                 ENV_LOCAL_JOBS_DIR: str(self.jobs_dir.resolve()),
+                # The trainer is a local process: look at it every second, not every minute.
+                ENV_TRAINING_POLL_SECONDS: "1",
             }
         )
         wiring.reset()

@@ -34,7 +34,9 @@ def start_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
         body=router.current_event.json_body,
         action=start,
     )
-    return ok(result.body, status=result.status, headers={"Idempotent-Replayed": "true"} if result.replayed else {})
+    return ok(
+        result.body, status=result.status, headers={"Idempotent-Replayed": "true"} if result.replayed else {}
+    )
 
 
 @router.post("/behavior-specs/<spec_id>/runs/estimate", **documented(200, RunEstimate, "Estimate a run"))
@@ -42,8 +44,12 @@ def estimate_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     return ok(dump(wiring.run_service().estimate(principal(router).account_id, spec_id, body)))
 
 
-@router.get("/behavior-specs/<spec_id>/runs", **documented(200, RunListItem, "List a spec's runs", paged=True))
-def list_spec_runs(spec_id: str, page: Page = 1, per_page: PerPage = 20, view: View = "full") -> Response[Any]:
+@router.get(
+    "/behavior-specs/<spec_id>/runs", **documented(200, RunListItem, "List a spec's runs", paged=True)
+)
+def list_spec_runs(
+    spec_id: str, page: Page = 1, per_page: PerPage = 20, view: View = "full"
+) -> Response[Any]:
     query = PageQuery(page=page, per_page=per_page)
     runs, total = wiring.run_service().list_for_spec(principal(router).account_id, spec_id, query, view)
     return ok_list(runs, total, query)

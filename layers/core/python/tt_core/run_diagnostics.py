@@ -125,7 +125,9 @@ def _insights(run: RunRecord, training: dict[str, Any], now: datetime) -> list[s
 
 def _summary(run: RunRecord) -> str:
     if run.status == "completed":
-        return f"Run #{run.run_number} completed." + (f" Model {run.model_id} is registered." if run.model_id else "")
+        return f"Run #{run.run_number} completed." + (
+            f" Model {run.model_id} is registered." if run.model_id else ""
+        )
     if run.status == "failed":
         return f"Run #{run.run_number} failed: {run.error}"
     if run.status == "cancelled":
@@ -137,7 +139,9 @@ def diagnostics(run: RunRecord, now: datetime) -> dict[str, Any]:
     from tt_core.models.evaluation import OutputDiagnostics
 
     training = run.training or pending_training(run.hyperparameters.n_epochs)
-    output = (run.eval_summary or {}).get("output_diagnostics") or OutputDiagnostics.empty().model_dump(mode="json")
+    output = (run.eval_summary or {}).get("output_diagnostics") or OutputDiagnostics.empty().model_dump(
+        mode="json"
+    )
     return {
         "run_id": run.id,
         "status": run.status,

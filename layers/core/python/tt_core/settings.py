@@ -33,6 +33,7 @@ ENV_TRAINING_IMAGE_URI = "TT_TRAINING_IMAGE_URI"
 ENV_TRAINING_ROLE_ARN = "TT_TRAINING_ROLE_ARN"
 ENV_TRAINING_PROFILES = "TT_TRAINING_PROFILES"  # JSON: base model id → TrainingProfile
 ENV_TRAINING_USE_SPOT = "TT_TRAINING_USE_SPOT"
+ENV_TRAINING_VOLUME_GB = "TT_TRAINING_VOLUME_GB"
 # The local stack only: where LocalProcessLauncher lays out its jobs (the SageMaker directory layout).
 ENV_LOCAL_JOBS_DIR = "TT_LOCAL_JOBS_DIR"
 
@@ -57,6 +58,7 @@ class Settings(BaseModel):
     training_role_arn: str = ""
     training_profiles: dict[str, TrainingProfile] = DEFAULT_TRAINING_PROFILES
     training_use_spot: bool = False
+    training_volume_gb: int = Field(default=50, ge=1)
     local_jobs_dir: str | None = None
 
     @property
@@ -87,8 +89,11 @@ class Settings(BaseModel):
             "state_machine_arn": env.get(ENV_STATE_MACHINE_ARN),
             "training_image_uri": env.get(ENV_TRAINING_IMAGE_URI),
             "training_role_arn": env.get(ENV_TRAINING_ROLE_ARN),
-            "training_profiles": json.loads(env[ENV_TRAINING_PROFILES]) if env.get(ENV_TRAINING_PROFILES) else None,
+            "training_profiles": json.loads(env[ENV_TRAINING_PROFILES])
+            if env.get(ENV_TRAINING_PROFILES)
+            else None,
             "training_use_spot": env.get(ENV_TRAINING_USE_SPOT),
+            "training_volume_gb": env.get(ENV_TRAINING_VOLUME_GB),
             "local_jobs_dir": env.get(ENV_LOCAL_JOBS_DIR),
         }
         return cls.model_validate({k: v for k, v in values.items() if v})

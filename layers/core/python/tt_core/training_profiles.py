@@ -24,7 +24,9 @@ DEFAULT_TRAINING_PROFILES: dict[str, TrainingProfile] = {
     "google/gemma-4-E4B-it": TrainingProfile(
         instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
     ),
-    "Qwen/Qwen3.5-4B": TrainingProfile(instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500),
+    "Qwen/Qwen3.5-4B": TrainingProfile(
+        instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
+    ),
     "tunedtensor/tiny-chat": TrainingProfile(
         instance_type="ml.m5.large", hourly_usd=0.115, tokens_per_second=15000, startup_minutes=3
     ),

@@ -110,6 +110,7 @@ def _launcher() -> Any:
         bucket=config.bucket_name,
         image_uri=config.training_image_uri,
         role_arn=config.training_role_arn,
+        volume_gb=config.training_volume_gb,
     )
 
 
@@ -142,7 +143,11 @@ def run_service() -> RunService:
 
 @cache
 def run_workflow_service() -> RunWorkflowService:
-    from tt_core.adapters.dynamodb import DynamoDatasetRepository, DynamoRunRepository, DynamoTunedModelRepository
+    from tt_core.adapters.dynamodb import (
+        DynamoDatasetRepository,
+        DynamoRunRepository,
+        DynamoTunedModelRepository,
+    )
     from tt_core.adapters.system import SystemClock, UuidGenerator
     from tt_core.augmentation import EdaAugmenter
     from tt_core.services.run_workflow import RunWorkflowService
@@ -194,9 +199,6 @@ def idempotency_service() -> IdempotencyService:
     from tt_core.adapters.dynamodb import DynamoIdempotencyRepository
     from tt_core.adapters.system import SystemClock
     from tt_core.services.idempotency import IdempotencyService
-    from tt_core.services.run_workflow import RunWorkflowService
-    from tt_core.services.runs import RunService
-    from tt_core.services.tuned_models import TunedModelService
 
     return IdempotencyService(DynamoIdempotencyRepository(_table(), _packer()), SystemClock())
 

@@ -13,7 +13,9 @@ class StepFunctionsStarter:
 
     def start(self, run_id: str, state: dict[str, Any]) -> str:
         try:
-            response = self._client.start_execution(stateMachineArn=self._arn, name=run_id, input=json.dumps(state))
+            response = self._client.start_execution(
+                stateMachineArn=self._arn, name=run_id, input=json.dumps(state)
+            )
         except self._client.exceptions.ExecutionAlreadyExists:
             # A retried start: the name is the run id, so the execution is the one already running.
             return self._arn.replace(":stateMachine:", ":execution:") + f":{run_id}"

@@ -73,7 +73,9 @@ class SpecService:
         record = self._record(account_id, spec_id)
         run_count = self._runs.spec_stats(account_id, [record.id])[record.id].run_count
         return BehaviorSpecDetail(
-            **record.public().model_dump(), run_count=run_count, runs=self._runs.spec_runs(account_id, record.id)
+            **record.public().model_dump(),
+            run_count=run_count,
+            runs=self._runs.spec_runs(account_id, record.id),
         )
 
     def update(

@@ -131,7 +131,9 @@ class DatasetService:
     def delete(self, account_id: str, dataset_id: str) -> None:
         record = self._record(account_id, dataset_id)
         if self._usage.dataset_in_use(account_id, record.id):
-            raise DatasetInUseError("Dataset is used by an active run: wait for the run to finish or cancel it.")
+            raise DatasetInUseError(
+                "Dataset is used by an active run: wait for the run to finish or cancel it."
+            )
         if not self._datasets.delete(account_id, record.id):
             raise NotFoundError(_NOT_FOUND)
         self._objects.delete(record.storage_path.removeprefix(f"s3://{self._bucket}/"))

@@ -28,7 +28,9 @@ def _scored(predictions: list[dict[str, Any]], side: str) -> list[EvalResult]:
 
 
 def _diagnostics(predictions: list[dict[str, Any]], side: str) -> Any:
-    return diagnose([(row[side]["output"], row["expected"], bool(row[side]["finished"])) for row in predictions])
+    return diagnose(
+        [(row[side]["output"], row["expected"], bool(row[side]["finished"])) for row in predictions]
+    )
 
 
 def evaluate_predictions(
@@ -43,9 +45,7 @@ def evaluate_predictions(
 
     assert run.eval_plan is not None
     predictions = read_predictions(objects, output_key)
-    splits = {
-        name: [row for row in predictions if row.get("split") == name] for name in (PRIMARY, TEST)
-    }
+    splits = {name: [row for row in predictions if row.get("split") == name] for name in (PRIMARY, TEST)}
     results: dict[str, Any] = {}
     for name, rows in splits.items():
         if name == TEST and not rows:
@@ -59,12 +59,16 @@ def evaluate_predictions(
     baseline, candidate = _diagnostics(primary, "base"), _diagnostics(primary, "tuned")
     test = None
     if splits[TEST]:
-        test = TestDiagnostics(baseline=_diagnostics(splits[TEST], "base"), candidate=_diagnostics(splits[TEST], "tuned"))
+        test = TestDiagnostics(
+            baseline=_diagnostics(splits[TEST], "base"), candidate=_diagnostics(splits[TEST], "tuned")
+        )
     output = OutputDiagnostics(
         baseline=baseline,
         candidate=candidate,
         test=test,
-        insights=output_insights(baseline, candidate, max_output_tokens=run.hyperparameters.max_output_tokens),
+        insights=output_insights(
+            baseline, candidate, max_output_tokens=run.hyperparameters.max_output_tokens
+        ),
     )
     plan = run.eval_plan
     summary = summarize(

@@ -31,7 +31,6 @@ from tt_core.run_artifacts import (
     evals_key,
     input_prefix,
     job_output_key,
-    key_of,
     model_artifact_key,
     read_dataset_examples,
     training_prefix,
@@ -75,6 +74,7 @@ class RunWorkflowService:
 
     def _stage(self, run: RunRecord, stage: str, message: str, **changes: Any) -> RunRecord | None:
         """Moves the run to `stage`: one `completed` event for the stage it leaves, one `started` event."""
+
         def change(current: RunRecord) -> RunRecord:
             events = []
             if current.current_stage != stage:
@@ -113,7 +113,9 @@ class RunWorkflowService:
         if run.uploaded_dataset_id is not None:
             dataset = self._datasets.get(run.account_id, run.uploaded_dataset_id)
             if dataset is None:
-                raise RunStepError("Compiling failed: the run's dataset was deleted. Upload it again and start a new run.")
+                raise RunStepError(
+                    "Compiling failed: the run's dataset was deleted. Upload it again and start a new run."
+                )
             ratios = run.split_ratios
             assert ratios is not None
             plan = split_dataset_rows(
@@ -142,7 +144,10 @@ class RunWorkflowService:
             method = self._augmenter.method if generated else "none"
         training_rows = [*plan.train, *generated]
         row_counts = RowCounts(
-            training=len(training_rows), augmented=len(generated), evaluation=len(plan.eval), test=len(plan.test)
+            training=len(training_rows),
+            augmented=len(generated),
+            evaluation=len(plan.eval),
+            test=len(plan.test),
         )
         moved = self._stage(
             run, "uploading_dataset", f"Uploading {len(training_rows)} training rows.",
@@ -156,7 +161,9 @@ class RunWorkflowService:
         self._objects.put_bytes(train_key, train_bytes, "application/jsonl")
         evals = eval_jsonl(plan.eval, system, split=PRIMARY, id_prefix="eval")
         evals += eval_jsonl(plan.test, system, split=TEST, id_prefix="test")
-        self._objects.put_bytes(input_prefix(run.account_id, run.id, "eval") + EVAL_FILE, evals, "application/jsonl")
+        self._objects.put_bytes(
+            input_prefix(run.account_id, run.id, "eval") + EVAL_FILE, evals, "application/jsonl"
+        )
         spec_file = {k: v for k, v in snapshot.items() if k != "updated_at"}
         self._objects.put_bytes(
             input_prefix(run.account_id, run.id, "spec") + SPEC_FILE,
@@ -165,7 +172,9 @@ class RunWorkflowService:
         )
         dataset_id = run.dataset_id
         if run.uploaded_dataset_id is None:
-            dataset_id = dataset_id or self._generated_dataset(run, training_rows, train_key, train_bytes, method)
+            dataset_id = dataset_id or self._generated_dataset(
+                run, training_rows, train_key, train_bytes, method
+            )
         eval_plan = EvalPlan(
             eval_split=plan.eval_split,
             eval_overlaps_training=plan.eval_overlaps_training,
@@ -181,9 +190,7 @@ class RunWorkflowService:
         )
         return state.model_copy(update={"poll_seconds": self._settings.poll_seconds})
 
-    def _generated_dataset(
-        self, run: RunRecord, rows: list[Any], key: str, data: bytes, method: str
-    ) -> str:
+    def _generated_dataset(self, run: RunRecord, rows: list[Any], key: str, data: bytes, method: str) -> str:
         """§9.4: the compiled training rows as a `source: "run"` dataset named after the run."""
         now = self._clock.now()
         augmented = "augmented" if method != "none" else "not augmented"
@@ -220,7 +227,9 @@ class RunWorkflowService:
         if run.parent_model_id:
             parent = self._models.get(run.account_id, run.parent_model_id)
             if parent is None:
-                raise RunStepError("Training could not start: the parent model was deleted. Start a new run without it.")
+                raise RunStepError(
+                    "Training could not start: the parent model was deleted. Start a new run without it."
+                )
             channels["parent_model"] = parent.artifact_key
         assert run.job_name is not None
         return TrainingJobSpec(
@@ -271,7 +280,9 @@ class RunWorkflowService:
         if status.state == "stopped":
             raise RunStepError("Training stopped before it finished. Start the run again.")
         progress = status.progress or {}
-        training = training_view(status, n_epochs=run.hyperparameters.n_epochs, previous=run.training, now=now)
+        training = training_view(
+            status, n_epochs=run.hyperparameters.n_epochs, previous=run.training, now=now
+        )
         skipped = int((progress.get("data") or {}).get("skipped") or 0)
         self._note_skipped(run, skipped)
         stage, pct, message = self._progress_stage(run, status.state, progress)
@@ -279,7 +290,9 @@ class RunWorkflowService:
         return state.model_copy(update={"training_state": status.state})
 
     def _note_skipped(self, run: RunRecord, skipped: int) -> None:
-        if skipped and not any(e.status == "info" and "longer than max_seq_length" in e.message for e in run.events):
+        if skipped and not any(
+            e.status == "info" and "longer than max_seq_length" in e.message for e in run.events
+        ):
             self._info(run, f"{skipped} training row(s) longer than max_seq_length were skipped.")
 
     @staticmethod
@@ -292,7 +305,11 @@ class RunWorkflowService:
         if state == "running" and progress.get("status") == "training":
             epoch = float(progress.get("epoch") or 0)
             pct = min(84, 25 + math.floor(60 * epoch / n_epochs))
-            return "training_running", pct, f"Training epoch {min(n_epochs, math.floor(epoch) + 1)} of {n_epochs}."
+            return (
+                "training_running",
+                pct,
+                f"Training epoch {min(n_epochs, math.floor(epoch) + 1)} of {n_epochs}.",
+            )
         if state == "running":
             return "training_running", 25, "Loading the base model."
         return "training_queued", 20, "Waiting for a training machine."
@@ -310,10 +327,10 @@ class RunWorkflowService:
         previous = self._previous_completed(moved)
         assert run.job_name is not None and run.eval_plan is not None
         output_key = job_output_key(run.account_id, run.id, run.job_name, "output.tar.gz")
-        results, summary = evaluate_predictions(
-            self._objects, output_key, run, previous=previous
+        results, summary = evaluate_predictions(self._objects, output_key, run, previous=previous)
+        self._objects.put_bytes(
+            evals_key(run.account_id, run.id), json.dumps(results).encode(), "application/json"
         )
-        self._objects.put_bytes(evals_key(run.account_id, run.id), json.dumps(results).encode(), "application/json")
         self._updater.update(
             run.account_id, run.id,
             lambda r: self._updater.moved(r, progress=99, eval_summary=summary.model_dump(mode="json")),
@@ -324,7 +341,9 @@ class RunWorkflowService:
         """The previous completed run of the spec (highest lower run_number) and its candidate rows."""
         from tt_core.models.common import PageQuery
 
-        runs, _ = self._runs.list_for_spec(run.account_id, run.behavior_spec_id, PageQuery(page=1, per_page=100))
+        runs, _ = self._runs.list_for_spec(
+            run.account_id, run.behavior_spec_id, PageQuery(page=1, per_page=100)
+        )
         for other in runs:
             if other.run_number < run.run_number and other.status == "completed":
                 key = evals_key(run.account_id, other.id)

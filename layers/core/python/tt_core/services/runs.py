@@ -74,11 +74,14 @@ def effective_hyperparameters(
         for name in ("lora_rank", "lora_alpha"):
             if name in given and given[name] != getattr(parent, name):
                 raise InvalidRequestError.for_field(
-                    f"hyperparameters.{name}", f"must equal the parent model's {name} ({getattr(parent, name)})"
+                    f"hyperparameters.{name}",
+                    f"must equal the parent model's {name} ({getattr(parent, name)})",
                 )
         given.update(lora_rank=parent.lora_rank, lora_alpha=parent.lora_alpha)
     values = {**_DEFAULTS, **_MODEL_DEFAULTS.get(base_model, {}), **given}
-    values["max_seq_length"] = min(values["max_seq_length"], _CONTEXT.get(base_model, values["max_seq_length"]))
+    values["max_seq_length"] = min(
+        values["max_seq_length"], _CONTEXT.get(base_model, values["max_seq_length"])
+    )
     values["max_eval_examples"] = min(values["max_eval_examples"], ceiling)
     values["max_test_eval_examples"] = min(values["max_test_eval_examples"], ceiling)
     if values["eval_reserved_output_tokens"] > values["max_output_tokens"]:
@@ -207,7 +210,9 @@ class RunService:
         except Exception:
             self._fail_unstarted(run)
             raise
-        saved = self._updater.update(account_id, run.id, lambda r: r.model_copy(update={"execution_arn": arn}))
+        saved = self._updater.update(
+            account_id, run.id, lambda r: r.model_copy(update={"execution_arn": arn})
+        )
         return self._detail(saved or self._updater.load(account_id, run.id))
 
     def _fail_unstarted(self, run: RunRecord) -> None:
@@ -215,7 +220,9 @@ class RunService:
         self._updater.update(
             run.account_id,
             run.id,
-            lambda r: self._updater.moved(r, stage="failed", error=message, events=[("failed", "failed", message)]),
+            lambda r: self._updater.moved(
+                r, stage="failed", error=message, events=[("failed", "failed", message)]
+            ),
         )
 
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimate:
@@ -289,7 +296,9 @@ class RunService:
         runs, total = self._runs.list_page(account_id, page)
         return [self._row(run, view) for run in runs], total
 
-    def list_for_spec(self, account_id: str, spec_id: str, page: PageQuery, view: str) -> tuple[list[Any], int]:
+    def list_for_spec(
+        self, account_id: str, spec_id: str, page: PageQuery, view: str
+    ) -> tuple[list[Any], int]:
         spec = self._spec(account_id, spec_id)
         runs, total = self._runs.list_for_spec(account_id, spec.id, page)
         return [self._row(run, view) for run in runs], total
@@ -305,11 +314,16 @@ class RunService:
             account_id,
             run.id,
             lambda r: self._updater.moved(
-                r, stage="cancelled", message="The run was cancelled.", events=[("cancelled", "cancelled", message)]
+                r,
+                stage="cancelled",
+                message="The run was cancelled.",
+                events=[("cancelled", "cancelled", message)],
             ),
         )
         if cancelled is None:
-            raise RunNotCancellableError(f"Run is {self._run(account_id, run.id).status} and cannot be cancelled.")
+            raise RunNotCancellableError(
+                f"Run is {self._run(account_id, run.id).status} and cannot be cancelled."
+            )
         self._stop_work(cancelled, "Cancelled by the user.")
         return self._detail(cancelled)
 
@@ -328,7 +342,11 @@ class RunService:
                 account_id,
                 run_id,
                 lambda r: self._updater.moved(
-                    r, stage="failed", error=message, message=message, events=[(r.current_stage, "failed", message)]
+                    r,
+                    stage="failed",
+                    error=message,
+                    message=message,
+                    events=[(r.current_stage, "failed", message)],
                 ),
             )
             failed += done is not None

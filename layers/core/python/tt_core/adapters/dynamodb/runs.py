@@ -22,6 +22,7 @@ from tt_core.models.runs import RunRecord, SpecRunStats
 from tt_core.schema import ACCOUNTS_PREFIX, GSI1_PARTITION_KEY, GSI1_SORT_KEY
 
 ACTIVE_SK = "ACTIVE_RUNS"
+_DOCUMENT_FIELDS = ("spec_snapshot", "eval_summary", "training")
 DEPLOYMENT_PK = "DEPLOYMENT"
 _THROUGHPUT_SAMPLES = 200
 
@@ -47,19 +48,20 @@ class DynamoRunRepository:
     def _item(self, run: RunRecord) -> dict[str, Any]:
         pk = account_pk(run.account_id)
         data = run.model_dump()
-        snapshot = data.pop("spec_snapshot")
-        object_key = f"{ACCOUNTS_PREFIX}{run.account_id}/runs/{run.id}/spec_snapshot.json.gz"
+        # Free-form JSON (nulls included) travels as one packed document, not as item attributes.
+        document = {field: data.pop(field) for field in _DOCUMENT_FIELDS}
+        object_key = f"{ACCOUNTS_PREFIX}{run.account_id}/runs/{run.id}/document-v{run.version}.json.gz"
         return {
             "pk": pk,
             "sk": _run_sk(run.id),
             GSI1_PARTITION_KEY: f"{pk}#RUNS",
             GSI1_SORT_KEY: f"{format_timestamp(run.created_at)}#{run.id}",
             **data,
-            **self._packer.pack(snapshot, object_key),
+            **self._packer.pack(document, object_key),
         }
 
     def _record(self, item: Mapping[str, Any]) -> RunRecord:
-        return RunRecord.model_validate({**item, "spec_snapshot": self._packer.unpack(item)})
+        return RunRecord.model_validate({**item, **self._packer.unpack(item)})
 
     # --- reads ------------------------------------------------------------------------------
     def get(self, account_id: str, run_id: str) -> RunRecord | None:
@@ -175,9 +177,14 @@ class DynamoRunRepository:
         """Stores `run` if the stored version is still `expected_version`; a run that leaves the active
         statuses gives its slot back in the same transaction."""
         item = self._item(run)
-        condition = {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": expected_version}}
+        condition = {
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeValues": {":v": expected_version},
+        }
         if run.active:
-            saved = self._table.put(item, condition["ConditionExpression"], condition["ExpressionAttributeValues"])
+            saved = self._table.put(
+                item, condition["ConditionExpression"], condition["ExpressionAttributeValues"]
+            )
         else:
             saved = self._table.transact(
                 {"Put": {"Item": item, **condition}},
