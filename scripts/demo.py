@@ -1,8 +1,9 @@
-"""The main job: start the local stack, push the example spec and upload its dataset with `tt`, stop.
+"""The main job: the local stack turns the example spec into a fine-tuned, evaluated, registered model.
 
 `make run` calls this. It drives the real product: the stack in this process (moto, the API and
-authorizer handlers behind the HTTP gateway) and the CLI over real HTTP, with its own config so the
-user's `tt` configuration is left alone.
+authorizer handlers behind the HTTP gateway, the synthesized state machine, the trainer as a
+subprocess) and the CLI over real HTTP, with its own config so the user's `tt` configuration is left
+alone. The stack's own log lines go to <data dir>/stack.log.
 """
 
 from __future__ import annotations
@@ -31,24 +32,34 @@ def main() -> int:
 
     stack = LocalStack(data_dir, port=0)
     info = stack.start()
-    print(f"▶ local stack ready at {info.base_url} (data in {data_dir})", flush=True)
+    print(f"▶ local stack ready at {info.base_url} (data and logs in {data_dir})", flush=True)
     cli = ["-u", info.base_url, "-k", info.api_key]
     try:
         steps = [
             ("lint the example spec", ["eval", "-f", str(spec_file)]),
             ("push it", [*cli, "push", "-f", str(spec_file)]),
-            ("list specs", [*cli, "specs", "list"]),
+            (
+                "train, evaluate and register a model",
+                [*cli, "runs", "start", "{spec}", "--watch", "--interval", "1000"],
+            ),
+            ("list the models", [*cli, "models", "list"]),
             ("upload a dataset", [*cli, "datasets", "upload", str(DATASET), "-n", "support-faq"]),
-            ("list datasets", [*cli, "datasets", "list"]),
         ]
         for title, args in steps:
-            print(f"\n▶ tt {title}: tt {' '.join(a for a in args if a not in cli)}", flush=True)
+            args = [a.replace("{spec}", _spec_id(spec_file)) for a in args]
+            print(f"\n▶ {title}: tt {' '.join(a for a in args if a not in cli)}", flush=True)
             if tt(args) != 0:
                 return 1
         print(f"\n▶ pushed spec file (with its id): {spec_file}")
     finally:
         stack.stop()
     return 0
+
+
+def _spec_id(spec_file: Path) -> str:
+    import json
+
+    return str(json.loads(spec_file.read_text()).get("id", ""))
 
 
 if __name__ == "__main__":

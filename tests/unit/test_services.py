@@ -23,13 +23,18 @@ def services(aws: Any) -> Any:
     )
     from tt_core.adapters.s3 import S3ObjectStore
     from tt_core.services.api_keys import ApiKeyService
+    from tt_core import wiring
     from tt_core.services.behavior_specs import SpecService
 
     clock, ids = FixedClock(), SequentialIds()
     table = DynamoTable(boto3.client("dynamodb"), aws["table"])
     packer = DocumentPacker(S3ObjectStore(boto3.client("s3"), aws["bucket"]))
     specs = SpecService(
-        DynamoSpecRepository(table, packer), clock, ids, default_base_model="tunedtensor/tiny-chat"
+        DynamoSpecRepository(table, packer),
+        clock,
+        ids,
+        default_base_model="tunedtensor/tiny-chat",
+        runs=wiring.run_service(),
     )
     keys = ApiKeyService(DynamoAccountRepository(table), clock, ids)
     return clock, specs, keys

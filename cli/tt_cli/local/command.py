@@ -23,6 +23,12 @@ def register(subparsers: Any) -> None:
     up_parser.add_argument(
         "--no-configure", action="store_true", help="Do not save the URL and key in the CLI config."
     )
+    up_parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Print the stack's log lines here instead of <data-dir>/stack.log.",
+    )
     up_parser.set_defaults(handler=up)
     status_parser = commands.add_parser("status", help="Is the local stack running?")
     status_parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR))
@@ -32,7 +38,7 @@ def register(subparsers: Any) -> None:
 def up(args: argparse.Namespace) -> int:
     from tt_cli.local.stack import LocalStack, PortInUseError
 
-    stack = LocalStack(args.data_dir, port=args.port)
+    stack = LocalStack(args.data_dir, port=args.port, verbose=args.verbose)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

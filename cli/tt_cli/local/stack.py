@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,12 @@ def _write_local_info(data_dir: Path, info: LocalInfo) -> None:
 class LocalStack:
     """The whole product in this process: call start(), then stop() (also on Ctrl-C)."""
 
-    def __init__(self, data_dir: Path, port: int = 8787, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, data_dir: Path, port: int = 8787, host: str = "127.0.0.1", verbose: bool = False
+    ) -> None:
         self.data_dir = data_dir
+        self.verbose = verbose
+        self._log_file: Any = None
         self.port = port
         self.host = host
         self._moto: Any = None
@@ -76,6 +81,7 @@ class LocalStack:
         if self.port and not port_is_free(self.host, self.port):
             raise PortInUseError(f"Port {self.port} is already in use: stop what uses it or pass --port.")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._route_logs()
         self._start_moto()
         info = self._provision()
         self._start_http()
@@ -155,6 +161,19 @@ class LocalStack:
         return LocalInfo(self.base_url, key.key)
 
     @property
+    def log_path(self) -> Path:
+        return self.data_dir / "stack.log"
+
+    def _route_logs(self) -> None:
+        """The handlers' JSON log lines go to <data-dir>/stack.log, not the terminal (unless --verbose)."""
+        from tt_core.observability import logger
+
+        if self.verbose:
+            return
+        self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        logger.registered_handler.setStream(self._log_file)
+
+    @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
 
@@ -196,3 +215,8 @@ class LocalStack:
             self._snapshot.save()
         if self._moto is not None:
             self._moto.stop()
+        if self._log_file is not None:
+            from tt_core.observability import logger
+
+            logger.registered_handler.setStream(sys.stdout)
+            self._log_file.close()

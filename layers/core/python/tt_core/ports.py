@@ -211,7 +211,7 @@ class Augmenter(Protocol):
     def augment(
         self, rows: list[tuple[str, str]], count: int, *, seed: str, context: dict[str, Any]
     ) -> list[tuple[str, str]]:
-        """Up to `count` new (input, output) pairs derived from `rows`; `context` holds the spec's prompt fields."""
+        """Up to `count` new (input, output) pairs from `rows`; `context`: the spec's prompt fields."""
         ...
 
 

@@ -42,6 +42,11 @@ from tt_core.settings import Settings
 
 TRAIN_FILE, EVAL_FILE, SPEC_FILE = "train.jsonl", "eval.jsonl", "tunedtensor.json"
 PRIMARY, TEST = "primary", "test"
+# The run's hyperparameters the trainer takes (training_image/README.md §3); the rest are the workflow's.
+TRAINER_HYPERPARAMETERS = (
+    *("n_epochs", "learning_rate", "batch_size", "lora_rank", "lora_alpha", "lora_dropout"),
+    *("max_seq_length", "long_examples", "max_output_tokens", "eval_reserved_output_tokens"),
+)
 _INTERNAL = "an unexpected error occurred. Start the run again; if it fails again, contact your operator."
 
 
@@ -217,11 +222,7 @@ class RunWorkflowService:
     # --- StartTraining ---------------------------------------------------------------------------
     def job_spec(self, run: RunRecord) -> TrainingJobSpec:
         hp = run.hyperparameters
-        hyperparameters = {
-            name: str(getattr(hp, name))
-            for name in ("n_epochs", "learning_rate", "batch_size", "lora_rank", "lora_alpha", "lora_dropout",
-                         "max_seq_length", "long_examples", "max_output_tokens", "eval_reserved_output_tokens")
-        }  # fmt: skip
+        hyperparameters = {name: str(getattr(hp, name)) for name in TRAINER_HYPERPARAMETERS}
         hyperparameters["base_model"] = run.base_model
         channels = {name: input_prefix(run.account_id, run.id, name) for name in ("train", "eval", "spec")}
         if run.parent_model_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from typing import Any
@@ -203,7 +204,8 @@ class RunService:
         if not self._runs.create(run, self._settings.max_active_runs):
             limit = self._settings.max_active_runs
             raise RunLimitReachedError(
-                f"The account already has {limit} active runs (the limit): wait for one to finish or cancel one."
+                f"The account already has {limit} active runs (the limit): "
+                "wait for one to finish or cancel one."
             )
         try:
             arn = self._workflow().start(run.id, {"account_id": account_id, "run_id": run.id})
@@ -292,13 +294,13 @@ class RunService:
             **run.public().model_dump(), spec_name=run.spec_snapshot.get("name", ""), events=run.events
         )
 
-    def list(self, account_id: str, page: PageQuery, view: str) -> tuple[list[Any], int]:
+    def list(self, account_id: str, page: PageQuery, view: str) -> tuple[builtins.list[Any], int]:
         runs, total = self._runs.list_page(account_id, page)
         return [self._row(run, view) for run in runs], total
 
     def list_for_spec(
         self, account_id: str, spec_id: str, page: PageQuery, view: str
-    ) -> tuple[list[Any], int]:
+    ) -> tuple[builtins.list[Any], int]:
         spec = self._spec(account_id, spec_id)
         runs, total = self._runs.list_for_spec(account_id, spec.id, page)
         return [self._row(run, view) for run in runs], total
@@ -353,10 +355,10 @@ class RunService:
         return failed
 
     # --- what specs and datasets need of runs ---------------------------------------------------
-    def spec_stats(self, account_id: str, spec_ids: list[str]) -> dict[str, SpecRunStats]:
+    def spec_stats(self, account_id: str, spec_ids: builtins.list[str]) -> dict[str, SpecRunStats]:
         return self._runs.spec_stats(account_id, spec_ids)
 
-    def spec_runs(self, account_id: str, spec_id: str) -> list[RunSummary]:
+    def spec_runs(self, account_id: str, spec_id: str) -> builtins.list[RunSummary]:
         runs, _ = self._runs.list_for_spec(account_id, spec_id, PageQuery(page=1, per_page=SPEC_RUNS_SHOWN))
         return [run.summary() for run in runs]
 

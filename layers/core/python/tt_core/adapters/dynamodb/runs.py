@@ -98,8 +98,8 @@ class DynamoRunRepository:
         return set(item.get("run_ids", set())) if item else set()
 
     def active_runs_everywhere(self) -> list[tuple[str, str]]:
-        """(account id, run id) of every active run of the deployment: a scan, for the local stack's restart."""
-        found = []
+        """(account id, run id) of every active run: a scan, for the local stack's restart."""
+        found: list[tuple[str, str]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table.name,
             "FilterExpression": "sk = :sk",
@@ -152,7 +152,8 @@ class DynamoRunRepository:
         item = self._item(run)
         created = self._table.transact(
             {"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Put": {"Item": {"pk": pk, "sk": _pointer_sk(run.behavior_spec_id, run.run_number), "run_id": run.id}}},
+            {"Put": {"Item": {"pk": pk, "sk": _pointer_sk(run.behavior_spec_id, run.run_number),
+                              "run_id": run.id}}},
             {
                 "Update": {
                     "Key": {"pk": pk, "sk": ACTIVE_SK},
@@ -177,17 +178,13 @@ class DynamoRunRepository:
         """Stores `run` if the stored version is still `expected_version`; a run that leaves the active
         statuses gives its slot back in the same transaction."""
         item = self._item(run)
-        condition = {
-            "ConditionExpression": "version = :v",
-            "ExpressionAttributeValues": {":v": expected_version},
-        }
+        values = {":v": expected_version}
         if run.active:
-            saved = self._table.put(
-                item, condition["ConditionExpression"], condition["ExpressionAttributeValues"]
-            )
+            saved = self._table.put(item, "version = :v", values)
         else:
             saved = self._table.transact(
-                {"Put": {"Item": item, **condition}},
+                {"Put": {"Item": item, "ConditionExpression": "version = :v",
+                         "ExpressionAttributeValues": values}},
                 {
                     "Update": {
                         "Key": {"pk": account_pk(run.account_id), "sk": ACTIVE_SK},

@@ -1,0 +1,122 @@
+"""Runs against a real `tt local up` over HTTP: the example spec end to end, cancel, and a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import RunningStack, free_port, start_stack, stop_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = json.loads((ROOT / "examples" / "customer-support" / "tunedtensor.json").read_text())
+TERMINAL = ("completed", "failed", "cancelled")
+# Enough rows that training lasts well beyond the moments these tests act in.
+LONG_SPEC = {
+    **EXAMPLE,
+    "examples": [{"input": f"Where is the setting number {i}?", "output": f"Open Settings > Panel {i}."}
+                 for i in range(400)],
+}  # fmt: skip
+LONG_RUN = {"augment": False, "hyperparameters": {"batch_size": 1, "n_epochs": 20, "max_eval_examples": 2}}
+
+
+def api(stack: RunningStack, method: str, path: str, **kwargs: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    return requests.request(method, f"{stack.base_url}/api/v1{path}", headers=headers, timeout=60, **kwargs)
+
+
+def wait_run(stack: RunningStack, run_id: str, done: Any, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = api(stack, "GET", f"/runs/{run_id}").json()["data"]
+        if done(run):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not get there: {run['status']} / {run['current_stage']}")
+
+
+def trainer_pid(stack: RunningStack, run: dict[str, Any]) -> int:
+    return int((stack.data_dir / "jobs" / f"tt-{run['fine_tune_job_id']}" / "pid").read_text())
+
+
+def gone(pid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def start(stack: RunningStack, spec: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    spec_id = api(stack, "POST", "/behavior-specs", json=spec).json()["data"]["id"]
+    response = api(stack, "POST", f"/behavior-specs/{spec_id}/runs", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json()["data"])
+
+
+def test_the_example_spec_trains_evaluates_and_registers(local_stack: RunningStack) -> None:
+    run = start(local_stack, EXAMPLE, {})
+    run = wait_run(local_stack, run["id"], lambda r: r["status"] in TERMINAL)
+    assert run["status"] == "completed", run["error"]
+    summary = run["eval_summary"]
+    assert summary["avg_score"] > summary["baseline_avg_score"]
+    assert run["_evals"] and run["dataset_id"] and run["model_id"]
+    assert [e["stage"] for e in run["_events"] if e["status"] == "started"] == [
+        "compiling_spec", "augmenting", "uploading_dataset", "training_queued", "training_running",
+        "generating_predictions", "scoring", "completed",
+    ]  # fmt: skip
+    assert gone(trainer_pid(local_stack, run), timeout=1)
+    model = api(local_stack, "GET", f"/models/{run['model_id']}").json()["data"]
+    assert model["provider"] == "tunedtensor" and model["fine_tune_job_id"] == run["fine_tune_job_id"]
+
+
+def test_cancel_during_training_stops_the_trainer_for_good(local_stack: RunningStack) -> None:
+    run = start(local_stack, LONG_SPEC, LONG_RUN)
+    run = wait_run(
+        local_stack, run["id"], lambda r: r["current_stage"] == "training_running" or r["status"] in TERMINAL
+    )
+    assert run["status"] == "training"
+    pid = trainer_pid(local_stack, run)
+    asked = time.monotonic()
+    cancelled = api(local_stack, "POST", f"/runs/{run['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["data"]["status"] == "cancelled"
+    assert gone(pid, timeout=15), "the trainer outlived the cancel"
+    assert time.monotonic() - asked < 15
+    time.sleep(3)  # late polls and task retries must not move a terminal run
+    later = api(local_stack, "GET", f"/runs/{run['id']}").json()["data"]
+    assert later["status"] == "cancelled" and later["_events"][-1]["status"] == "cancelled"
+    assert api(local_stack, "POST", f"/runs/{run['id']}/cancel").status_code == 409
+
+
+@pytest.mark.slow
+def test_a_crash_of_the_stack_fails_its_active_runs_at_the_next_start(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / ".tt-local", free_port()
+    stack = start_stack(data_dir, port, tmp_path)
+    try:
+        run = start(stack, LONG_SPEC, LONG_RUN)
+        run = wait_run(
+            stack, run["id"], lambda r: r["current_stage"] == "training_running" or r["status"] in TERMINAL
+        )
+        assert run["status"] == "training"
+        pid = trainer_pid(stack, run)
+        time.sleep(6)  # the stack saves its state every 5 s
+    finally:
+        stack.process.send_signal(signal.SIGKILL)
+        stack.process.wait(timeout=30)
+    restarted = start_stack(data_dir, port, tmp_path)
+    try:
+        assert gone(pid), "the orphaned trainer is still running after the restart"
+        failed = api(restarted, "GET", f"/runs/{run['id']}").json()["data"]
+        assert failed["status"] == "failed" and failed["error"] == "The local stack stopped during the run."
+        assert failed["completed_at"] is not None
+    finally:
+        assert stop_stack(restarted) == 0
