@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,29 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, A
         # S3 notifications and state machine tasks run the stack's functions in-process, as locally.
         lambdas = LambdaDispatcher(function_handlers(template()))
         lambdas.install()
+        threads = set(threading.enumerate())
         try:
             yield {**names, "lambdas": lambdas}
         finally:
+            _stop_workflows(names["state_machine"], tmp_path / "jobs", threads)
             lambdas.uninstall()
             wiring.reset()
+
+
+def _stop_workflows(state_machine: str, jobs_dir: Path, before: set[threading.Thread]) -> None:
+    """No workflow of a test outlives it: executions stopped, trainers killed, their threads joined."""
+    import boto3
+
+    from tt_core.adapters.local_process_launcher import reap_orphans
+
+    client = boto3.client("stepfunctions", region_name="us-east-1")
+    for execution in client.list_executions(stateMachineArn=state_machine, statusFilter="RUNNING")[
+        "executions"
+    ]:
+        client.stop_execution(executionArn=execution["executionArn"])
+    reap_orphans(jobs_dir)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tt_core.models.behavior_specs import CreateBehaviorSpecRequest, UpdateBehav
 def services(aws: Any) -> Any:
     import boto3
 
+    from tt_core import wiring
     from tt_core.adapters.dynamodb import (
         DocumentPacker,
         DynamoAccountRepository,
@@ -23,7 +24,6 @@ def services(aws: Any) -> Any:
     )
     from tt_core.adapters.s3 import S3ObjectStore
     from tt_core.services.api_keys import ApiKeyService
-    from tt_core import wiring
     from tt_core.services.behavior_specs import SpecService
 
     clock, ids = FixedClock(), SequentialIds()

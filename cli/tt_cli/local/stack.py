@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ class LocalStack:
         self.data_dir = data_dir
         self.verbose = verbose
         self._log_file: Any = None
+        self._previous_log_stream: Any = None
         self.port = port
         self.host = host
         self._moto: Any = None
@@ -171,7 +171,7 @@ class LocalStack:
         if self.verbose:
             return
         self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        logger.registered_handler.setStream(self._log_file)
+        self._previous_log_stream = logger.registered_handler.setStream(self._log_file)
 
     @property
     def jobs_dir(self) -> Path:
@@ -218,5 +218,5 @@ class LocalStack:
         if self._log_file is not None:
             from tt_core.observability import logger
 
-            logger.registered_handler.setStream(sys.stdout)
+            logger.registered_handler.setStream(self._previous_log_stream)
             self._log_file.close()
