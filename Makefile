@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/api_requests.py
 	$(PY) bench/trainer_throughput.py
 	$(PY) bench/dataset_validation.py
+	$(PY) bench/e2e_local_run.py
 
 deploy: setup
 	npx cdk deploy --no-notices

@@ -34,5 +34,15 @@ def test_start_watch_completes_and_models_list_shows_the_model(
     refused = run("runs", "cancel", run_id)
     assert refused.code == 1 and "run_not_cancellable" in refused.err
 
+    # A second run continues the first run's model and is compared with the first run.
+    refused = run("runs", "start", spec_id, "--parent-model", model_id, "--lora-rank", "8")
+    assert refused.code == 1 and "hyperparameters.lora_rank" in refused.err
+    short = ("--max-output-tokens", "8", "--eval-reserved-output-tokens", "4", "--watch", "--interval", "200")
+    continued = run("runs", "start", spec_id, "--parent-model", model_id[:8], "--epochs", "1", *short)
+    assert continued.code == 0, continued.out + continued.err
+    second = run("--json", "runs", "list").json["data"][0]
+    assert second["parent_model_id"] == model_id and second["run_number"] == 2
+    assert second["eval_summary"]["previous_run_id"] == run_id
+
     estimate = run("--json", "runs", "estimate", spec_id, "--no-augment")
     assert estimate.code == 0 and estimate.json["data"]["estimated_rows"] == 4  # 5 examples, 1 held out

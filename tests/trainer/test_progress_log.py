@@ -31,8 +31,12 @@ def test_each_train_step_line_is_appended_to_the_log_and_the_mirror(tmp_path: Pa
     _step(reporter, 2, loss=1.0)
 
     step_lines = [line for line in stream.getvalue().splitlines() if '"train_step"' in line]
-    # The log holds exactly the stdout lines, "event" key included; no other event goes there.
-    assert (out / TRAINING_LOG_FILE).read_text().splitlines() == step_lines
+    # The log holds the stdout lines ("event" included) with their timestamps; no other event goes there.
+    logged = _log(out)
+    assert [{k: v for k, v in e.items() if k != "timestamp"} for e in logged] == [
+        json.loads(x) for x in step_lines
+    ]
+    assert all(e["timestamp"].endswith("Z") and len(e["timestamp"]) == 24 for e in logged)
     assert (mirror / TRAINING_LOG_FILE).read_text() == (out / TRAINING_LOG_FILE).read_text()
     assert [(e["event"], e["step"], e["loss"]) for e in _log(out)] == [
         ("train_step", 1, 2.0),
@@ -85,7 +89,8 @@ def test_a_tiny_job_writes_the_training_log_and_its_mirror(tmp_path: Path) -> No
     result = run_in_process(job)
     assert result.code == 0, result.stderr
     mirror = job.checkpoint_dir / PROGRESS_MIRROR_DIR
-    assert _log(job.output_dir) == result.of("train_step") == _log(mirror)
+    unstamped = [{k: v for k, v in e.items() if k != "timestamp"} for e in _log(job.output_dir)]
+    assert unstamped == result.of("train_step") and _log(job.output_dir) == _log(mirror)
     assert [e["step"] for e in _log(mirror)] == [1, 2, 3]
     progress = json.loads((mirror / PROGRESS_FILE).read_text())
     assert progress == json.loads((job.output_dir / PROGRESS_FILE).read_text())

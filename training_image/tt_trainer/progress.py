@@ -29,6 +29,12 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(
 )
 
 
+def _now() -> str:
+    """ISO-8601 UTC with milliseconds, as the API writes timestamps."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
 def _finite(value: float | None, digits: int) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -111,12 +117,14 @@ class ProgressReporter:
             "learning_rate": float(f"{learning_rate:.6g}"),
             "tokens_per_second": round(tokens_per_second, 1),
         }
-        # training_log.jsonl holds exactly the stdout line (the "event" key included), one per logging step.
         line = json.dumps({"event": "train_step", **fields}, default=str)
         self._print(line)
+        # training_log.jsonl holds the stdout line (the "event" key included) plus when it was logged: the
+        # workflow's training curve is drawn from it.
+        stamped = json.dumps({"event": "train_step", **fields, "timestamp": _now()}, default=str)
         if self.output_dir is not None:
-            self._append_log(self.output_dir / TRAINING_LOG_FILE, line, step)
-        self._to_mirror(lambda mirror: self._append_log(mirror / TRAINING_LOG_FILE, line, step))
+            self._append_log(self.output_dir / TRAINING_LOG_FILE, stamped, step)
+        self._to_mirror(lambda mirror: self._append_log(mirror / TRAINING_LOG_FILE, stamped, step))
         self.update(status="training", **fields)
 
     def _append_log(self, path: Path, line: str, step: int) -> None:

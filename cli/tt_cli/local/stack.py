@@ -170,8 +170,10 @@ class LocalStack:
 
         if self.verbose:
             return
+        handler = logger.registered_handler
+        assert isinstance(handler, logging.StreamHandler)  # Powertools logs through a stream handler
         self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self._previous_log_stream = logger.registered_handler.setStream(self._log_file)
+        self._previous_log_stream = handler.setStream(self._log_file)
 
     @property
     def jobs_dir(self) -> Path:
@@ -218,5 +220,7 @@ class LocalStack:
         if self._log_file is not None:
             from tt_core.observability import logger
 
-            logger.registered_handler.setStream(self._previous_log_stream)
+            handler = logger.registered_handler
+            assert isinstance(handler, logging.StreamHandler)
+            handler.setStream(self._previous_log_stream)
             self._log_file.close()

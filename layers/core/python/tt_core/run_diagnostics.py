@@ -62,7 +62,7 @@ def training_view(
     stamp = format_timestamp(now)
     samples = [
         {
-            "timestamp": line.get("timestamp") or line.get("time"),
+            "timestamp": line.get("timestamp"),
             "epoch": line.get("epoch"),
             "loss": line.get("loss"),
             "learning_rate": line.get("learning_rate"),
@@ -83,7 +83,10 @@ def training_view(
         latest = samples[-1]
         rate = (latest["epoch"] or 0) / minutes
         remaining = (n_epochs - (latest["epoch"] or 0)) / rate if rate > 0 else None
-        if len(samples) != len(curve["samples"]) or curve.get("latest_log_at") is None:
+        # The trainer stamps each line; a line without a stamp counts from when it was first seen.
+        if samples[-1]["timestamp"]:
+            curve["latest_log_at"] = samples[-1]["timestamp"]
+        elif len(samples) != len(curve["samples"]) or curve.get("latest_log_at") is None:
             curve["latest_log_at"] = stamp
         curve.update(
             latest_epoch=latest["epoch"],

@@ -6,7 +6,7 @@ ever changed, so a terminal status never changes again, whatever arrives late (P
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +68,7 @@ class RunUpdater:
         stage: str | None = None,
         progress: int | None = None,
         message: str | None = None,
-        events: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+        events: Sequence[tuple[str, str, str]] = (),
         **changes: Any,
     ) -> RunRecord:
         """A copy of `run` at `stage` (status and label follow it), progress never decreasing."""
