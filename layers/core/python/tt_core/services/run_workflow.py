@@ -12,7 +12,7 @@ from typing import Any
 
 from tt_core.errors import RunStepError
 from tt_core.models.datasets import DatasetRecord
-from tt_core.models.runs import EvalPlan, RowCounts, RunRecord
+from tt_core.models.runs import STAGES, EvalPlan, RowCounts, RunRecord
 from tt_core.models.tuned_models import TunedModelRecord, model_name
 from tt_core.models.workflow import RunTaskState
 from tt_core.ports import (
@@ -47,6 +47,7 @@ TRAINER_HYPERPARAMETERS = (
     *("n_epochs", "learning_rate", "batch_size", "lora_rank", "lora_alpha", "lora_dropout"),
     *("max_seq_length", "long_examples", "max_output_tokens", "eval_reserved_output_tokens"),
 )
+_STAGE_ORDER = list(STAGES)
 _INTERNAL = "an unexpected error occurred. Start the run again; if it fails again, contact your operator."
 
 
@@ -287,6 +288,8 @@ class RunWorkflowService:
         skipped = int((progress.get("data") or {}).get("skipped") or 0)
         self._note_skipped(run, skipped)
         stage, pct, message = self._progress_stage(run, status.state, progress)
+        if _STAGE_ORDER.index(stage) < _STAGE_ORDER.index(run.current_stage):
+            stage = run.current_stage  # what the trainer says can lag behind: a run never goes back a stage
         self._stage(run, stage, message, training=training, progress=pct)
         return state.model_copy(update={"training_state": status.state})
 
@@ -299,7 +302,7 @@ class RunWorkflowService:
     @staticmethod
     def _progress_stage(run: RunRecord, state: str, progress: dict[str, Any]) -> tuple[str, int, str]:
         n_epochs = run.hyperparameters.n_epochs
-        if progress.get("status") == "generating_predictions" or state == "completed":
+        if progress.get("status") in ("generating_predictions", "completed") or state == "completed":
             done, total = progress.get("eval_rows_done") or 0, progress.get("eval_rows_total") or 0
             pct = 85 + (9 * done // total if total else (9 if state == "completed" else 0))
             return "generating_predictions", pct, f"Generating predictions ({done} of {total} rows)."
