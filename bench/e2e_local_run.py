@@ -11,6 +11,7 @@ Targets: the whole run under 3 minutes, the overhead under 25 % of it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -43,7 +44,9 @@ def _seconds(a: str, b: str) -> float:
 
 
 def one_run(base: str, headers: dict[str, str], spec_id: str) -> dict[str, Any]:
-    run = requests.post(f"{base}/behavior-specs/{spec_id}/runs", json={}, headers=headers, timeout=60).json()["data"]
+    run = requests.post(f"{base}/behavior-specs/{spec_id}/runs", json={}, headers=headers, timeout=60).json()[
+        "data"
+    ]
     while run["status"] not in ("completed", "failed", "cancelled"):
         # As `tt runs watch --interval 1000` would: polling faster only takes CPU from the trainer.
         time.sleep(POLL_S)
@@ -54,7 +57,7 @@ def one_run(base: str, headers: dict[str, str], spec_id: str) -> dict[str, Any]:
         raise SystemExit(f"the run ended {run['status']}: {run['error']}")
     starts = {e["stage"]: e["occurred_at"] for e in run["_events"] if e["status"] == "started"}
     order = [stage for stage in (*STAGES, "completed") if stage in starts]
-    stages = {stage: _seconds(starts[stage], starts[nxt]) for stage, nxt in zip(order, order[1:], strict=False)}
+    stages = {stage: _seconds(starts[stage], starts[nxt]) for stage, nxt in itertools.pairwise(order)}
     return {"run": run, "total_s": total, "stages_s": stages}
 
 
@@ -89,13 +92,18 @@ def main() -> int:
     runs, direct = [], []
     try:
         spec = json.loads(EXAMPLE.read_text())
-        spec_id = requests.post(f"{base}/behavior-specs", json=spec, headers=headers, timeout=60).json()["data"]["id"]
+        spec_id = requests.post(f"{base}/behavior-specs", json=spec, headers=headers, timeout=60).json()[
+            "data"
+        ]["id"]
         for i in range(args.repeats):
             result = one_run(base, headers, spec_id)
             runs.append(result)
             job_dir = data_dir / "jobs" / f"tt-{result['run']['fine_tune_job_id']}"
             direct.append(trainer_alone(job_dir))
-            print(f"  repeat {i + 1}: run {result['total_s']:.1f} s, trainer alone {direct[-1]:.1f} s", flush=True)
+            print(
+                f"  repeat {i + 1}: run {result['total_s']:.1f} s, trainer alone {direct[-1]:.1f} s",
+                flush=True,
+            )
     finally:
         stack.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -110,9 +118,11 @@ def main() -> int:
     total, alone, overhead = _stats(totals), _stats(direct), _stats(overheads)
     print(f"{'whole run':<24}{total['median']:>12.2f}  [{total['min']:.2f}–{total['max']:.2f}]")
     print(f"{'trainer alone':<24}{alone['median']:>12.2f}  [{alone['min']:.2f}–{alone['max']:.2f}]")
+    spread = f"[{overhead['min']:.0%}–{overhead['max']:.0%}]"
     print(
-        f"\nworkflow overhead: {overhead['median']:.0%} [{overhead['min']:.0%}–{overhead['max']:.0%}] of the run "
-        f"(target < {TARGET_OVERHEAD:.0%}); whole run {total['median']:.0f} s (target < {TARGET_TOTAL_S:.0f} s)"
+        f"\nworkflow overhead: {overhead['median']:.0%} {spread} of the run "
+        f"(target < {TARGET_OVERHEAD:.0%}); "
+        f"whole run {total['median']:.0f} s (target < {TARGET_TOTAL_S:.0f} s)"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(

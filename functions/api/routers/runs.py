@@ -14,7 +14,7 @@ from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
 from tt_core.models.common import PageQuery
 from tt_core.models.estimates import RunEstimate
-from tt_core.models.runs import RunDetail, RunListItem, StartRunRequest
+from tt_core.models.runs import RunDetail, RunDiagnostics, RunListItem, StartRunRequest
 
 router = APIGatewayRouter()
 View = Annotated[Literal["full", "summary"], Query(description="`full` rows (default) or `summary` rows.")]
@@ -72,6 +72,6 @@ def cancel_run(run_id: str) -> Response[Any]:
     return ok(dump(wiring.run_service().cancel(principal(router).account_id, run_id)))
 
 
-@router.get("/runs/<run_id>/diagnostics", **documented(200, None, "Get a run's diagnostics"))
+@router.get("/runs/<run_id>/diagnostics", **documented(200, RunDiagnostics, "Get a run's diagnostics"))
 def run_diagnostics(run_id: str) -> Response[Any]:
-    return ok(wiring.run_service().diagnostics(principal(router).account_id, run_id))
+    return ok(dump(wiring.run_service().diagnostics(principal(router).account_id, run_id)))

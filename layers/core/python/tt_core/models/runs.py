@@ -208,9 +208,17 @@ class SpecRunStats(Model):
     latest_run_score: float | None = None
 
 
-class TrainingCurveSample(Model):
-    timestamp: str | None = None
-    epoch: float | None = None
-    loss: float | None = None
-    learning_rate: float | None = None
-    token_accuracy: float | None = None
+class RunDiagnostics(Model):
+    """§9.9: every object and list always present, whatever the run's state."""
+
+    run_id: str
+    status: RunStatus
+    stage: str
+    stage_label: str
+    progress_pct: int
+    status_message: str
+    summary: str
+    insights: list[str]
+    output_diagnostics: dict[str, Any]
+    training: dict[str, Any]
+    generated_at: str

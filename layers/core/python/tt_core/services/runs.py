@@ -21,6 +21,7 @@ from tt_core.models.estimates import RunEstimate
 from tt_core.models.runs import (
     Hyperparameters,
     RunDetail,
+    RunDiagnostics,
     RunListItem,
     RunRecord,
     SpecRunStats,
@@ -306,8 +307,8 @@ class RunService:
         runs, total = self._runs.list_for_spec(account_id, spec.id, page)
         return [self._row(run, view) for run in runs], total
 
-    def diagnostics(self, account_id: str, run_id: str) -> dict[str, Any]:
-        return diagnostics(self._run(account_id, run_id), self._clock.now())
+    def diagnostics(self, account_id: str, run_id: str) -> RunDiagnostics:
+        return RunDiagnostics.model_validate(diagnostics(self._run(account_id, run_id), self._clock.now()))
 
     # --- cancel ---------------------------------------------------------------------------------
     def cancel(self, account_id: str, run_id: str) -> RunDetail:
