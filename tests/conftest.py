@@ -50,7 +50,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, A
         lambdas.install()
         threads = set(threading.enumerate())
         try:
-            yield {**names, "lambdas": lambdas}
+            yield {**names, "lambdas": lambdas, "jobs_dir": tmp_path / "jobs"}
         finally:
             _stop_workflows(names["state_machine"], tmp_path / "jobs", threads)
             lambdas.uninstall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -192,7 +193,9 @@ def test_idempotent_start_creates_one_run_and_the_limit_is_enforced(
     client.post(f"/runs/{second.json()['data']['id']}/cancel")
 
 
-def test_unknown_base_model_in_the_trainer_fails_the_run_with_its_reason(client: Any) -> None:
+def test_unknown_base_model_in_the_trainer_fails_the_run_with_its_reason(
+    client: Any, aws: dict[str, Any]
+) -> None:
     from tt_core import wiring
     from tt_core.models.behavior_specs import BehaviorSpecRecord
 
@@ -206,6 +209,9 @@ def test_unknown_base_model_in_the_trainer_fails_the_run_with_its_reason(client:
     run = client.post(f"/behavior-specs/{spec_id}/runs", FAST).json()["data"]
     run = wait_for(client, run["id"], ("completed", "failed", "cancelled"))
     assert run["status"] == "failed" and "Unknown base model" in run["error"], run["error"]
+    pid = int((aws["jobs_dir"] / f"tt-{run['fine_tune_job_id']}" / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # no trainer process is left behind
+        os.kill(pid, 0)
     assert run["_events"][-1]["status"] == "failed"
     assert "sagemaker" not in run["error"].lower() and "s3://" not in run["error"]
 

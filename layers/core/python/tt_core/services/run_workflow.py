@@ -181,14 +181,7 @@ class RunWorkflowService:
             dataset_id = dataset_id or self._generated_dataset(
                 run, training_rows, train_key, train_bytes, method
             )
-        eval_plan = EvalPlan(
-            eval_split=plan.eval_split,
-            eval_overlaps_training=plan.eval_overlaps_training,
-            eval_examples_total=plan.eval_examples_total,
-            eval_truncated=plan.eval_truncated,
-            test_examples_total=plan.test_examples_total,
-            test_truncated=plan.test_truncated,
-        )
+        eval_plan = EvalPlan.model_validate(plan, from_attributes=True)
         self._updater.update(
             run.account_id,
             run.id,
