@@ -20,7 +20,7 @@ from constructs import Construct, IConstruct
 from infra import nag
 from infra.config import StageConfig
 from infra.constructs.lambda_defaults import FunctionDefaults, make_function
-from tt_core.schema import ACCOUNTS_PREFIX
+from tt_core.schema import ACCOUNTS_PREFIX, BASE_MODELS_PREFIX
 from tt_core.settings import ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB
 
 # State names: the API, the local stack and the handlers' tests know the workflow by them.
@@ -64,6 +64,7 @@ EXECUTION_TIMEOUT_MARGIN_MINUTES = 60
 # accounts/<account_id>/models/<model_id>/…. The training job may read and write nothing else.
 RUN_OBJECTS = f"{ACCOUNTS_PREFIX}*/runs/*"
 MODEL_OBJECTS = f"{ACCOUNTS_PREFIX}*/models/*"
+BASE_MODEL_OBJECTS = f"{BASE_MODELS_PREFIX}*"
 ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
 # StartTraining names every job `tt-<fine_tune_job_id>`: the only training jobs the service touches.
 TRAINING_JOB_NAME_PATTERN = "tt-*"
@@ -299,6 +300,7 @@ class RunWorkflow(Construct):
         )
         bucket.grant_read(role, RUN_OBJECTS)
         bucket.grant_read(role, MODEL_OBJECTS)
+        bucket.grant_read(role, BASE_MODEL_OBJECTS)
         # Artifacts (model.tar.gz, output.tar.gz) and the continuously synced checkpoints.
         bucket.grant_put(role, RUN_OBJECTS)
         trainer_image.repository.grant_pull(role)
@@ -350,13 +352,14 @@ class RunWorkflow(Construct):
     # cdk-nag ---------------------------------------------------------------------------------------
 
     def _acknowledge_training_role(self, role: iam.Role, bucket: s3.IBucket) -> None:
-        for pattern in (RUN_OBJECTS, MODEL_OBJECTS):
+        for pattern in (RUN_OBJECTS, MODEL_OBJECTS, BASE_MODEL_OBJECTS):
             nag.acknowledge(
                 role,
                 f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + pattern)}]",
-                "A training job reads its run's inputs and a parent model's adapter and writes its "
-                "artifacts and checkpoints: the wildcards stand for the account and the server-chosen "
-                "keys under its runs/ and models/ prefixes.",
+                "A training job reads its run's inputs, a parent model's adapter and the operator's "
+                "staged base-model weights, and writes its artifacts and checkpoints: the wildcards stand "
+                "for the account and the server-chosen keys under its runs/ and models/ prefixes, and for "
+                "the base model's files under base-models/.",
             )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*"):
             nag.acknowledge(

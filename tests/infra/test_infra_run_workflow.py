@@ -240,14 +240,15 @@ def test_training_role_is_for_sagemaker_without_managed_policies(dev: Synth) -> 
     assert "ManagedPolicyArns" not in role
 
 
-def test_training_role_reads_runs_and_models_and_writes_runs_only(dev: Synth) -> None:
+def test_training_role_reads_runs_models_and_base_weights_and_writes_runs_only(dev: Synth) -> None:
     statements = _statements(dev, dev.stack.workflow.training_role)
     bucket = {"Fn::GetAtt": [dev.logical_id(dev.stack.data.bucket), "Arn"]}
     runs, models = _object_arn(dev, "accounts/*/runs/*"), _object_arn(dev, "accounts/*/models/*")
+    weights = _object_arn(dev, "base-models/*")
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _listed(s["Action"]))]
     read = _with_action(s3, "s3:GetObject*")
     assert sorted(map(json.dumps, _listed(read["Resource"]))) == sorted(
-        map(json.dumps, [bucket, runs, models])
+        map(json.dumps, [bucket, runs, models, weights])
     )
     write = _with_action(s3, "s3:PutObject")
     assert _listed(write["Resource"]) == [runs]
@@ -285,6 +286,7 @@ def test_training_role_wildcards_are_acknowledged_with_reasons(dev: Synth) -> No
     assert "AwsSolutions-IAM5[Resource::*]" in rules
     assert any("/accounts/*/runs/*" in rule for rule in rules)
     assert any("/accounts/*/models/*" in rule for rule in rules)
+    assert any("/base-models/*" in rule for rule in rules)
     assert all(len(reason) >= 60 for reason in rules.values())
 
 

@@ -14,6 +14,9 @@ TTL_ATTRIBUTE = "expires_at"
 
 # S3: one bucket, every object under accounts/<account_id>/.
 ACCOUNTS_PREFIX = "accounts/"
+# Base-model weights the operator stages for training jobs on AWS (the trainer never downloads):
+# base-models/<canonical id>/ holds a Hugging Face model directory (config.json, weights, tokenizer).
+BASE_MODELS_PREFIX = "base-models/"
 # Uploaded dataset files end in this suffix: the validator's S3 notification filters on it.
 DATASET_OBJECT_SUFFIX = ".jsonl"
 # Uploads carry this tag until validation starts; a lifecycle rule expires those never validated.

@@ -20,6 +20,7 @@ from tt_core.ports import (
     Clock,
     DatasetRepository,
     IdGenerator,
+    Judge,
     ObjectStore,
     RunRepository,
     TrainingJobSpec,
@@ -36,6 +37,7 @@ from tt_core.run_artifacts import (
     training_prefix,
 )
 from tt_core.run_diagnostics import training_view
+from tt_core.schema import BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
 from tt_core.services.run_evaluation import evaluate_predictions
 from tt_core.services.run_state import RunUpdater, stage_label
 from tt_core.settings import Settings
@@ -65,6 +67,7 @@ class RunWorkflowService:
         settings: Settings,
         *,
         bucket: str,
+        judge: Judge | None = None,
     ) -> None:
         self._runs = runs
         self._datasets = datasets
@@ -72,6 +75,7 @@ class RunWorkflowService:
         self._objects = objects
         self._launcher = launcher
         self._augmenter = augmenter
+        self._judge = judge  # None: no language model is configured, outputs are scored by similarity
         self._clock = clock
         self._ids = ids
         self._settings = settings
@@ -99,7 +103,7 @@ class RunWorkflowService:
 
     # --- Prepare ---------------------------------------------------------------------------------
     def prepare(self, state: RunTaskState) -> RunTaskState:
-        from tt_core.augmentation import augment_rows
+        from tt_core.llm_augmentation import augment_training_rows
         from tt_core.run_compiler import (
             Example,
             eval_jsonl,
@@ -145,9 +149,11 @@ class RunWorkflowService:
                 return state
             excluded = [row.input for row in (*plan.eval, *plan.test)]
             context = {k: snapshot.get(k) for k in ("system_prompt", "guidelines", "constraints")}
-            generated = augment_rows(plan.train, exclude_inputs=excluded, augmenter=self._augmenter,
-                                     seed=run.id, context=context)  # fmt: skip
-            method = self._augmenter.method if generated else "none"
+            generated, method, note = augment_training_rows(
+                plan.train, exclude_inputs=excluded, augmenter=self._augmenter, seed=run.id, context=context
+            )
+            if note is not None:
+                self._info(run, note)
         training_rows = [*plan.train, *generated]
         row_counts = RowCounts(
             training=len(training_rows),
@@ -219,6 +225,10 @@ class RunWorkflowService:
         hyperparameters = {name: str(getattr(hp, name)) for name in TRAINER_HYPERPARAMETERS}
         hyperparameters["base_model"] = run.base_model
         channels = {name: input_prefix(run.account_id, run.id, name) for name in ("train", "eval", "spec")}
+        if self._settings.mode == "aws" and run.base_model != LOCAL_DEFAULT_BASE_MODEL:
+            # The operator's staged weights; tiny-chat is built by the trainer itself, and the local
+            # stack's trainer reads real base models from this machine's Hugging Face cache.
+            channels["base_model"] = f"{BASE_MODELS_PREFIX}{run.base_model}/"
         if run.parent_model_id:
             parent = self._models.get(run.account_id, run.parent_model_id)
             if parent is None:
@@ -319,12 +329,23 @@ class RunWorkflowService:
         moved = self._stage(run, "scoring", "Scoring base and tuned outputs.")
         if moved is None:
             return state
-        if run.hyperparameters.use_llm_judge:
+        judge = self._judge if run.hyperparameters.use_llm_judge else None
+        if run.hyperparameters.use_llm_judge and judge is None:
             self._info(run, "No LLM judge is configured: outputs are scored by similarity.")
         previous = self._previous_completed(moved)
         assert run.job_name is not None and run.eval_plan is not None
         output_key = job_output_key(run.account_id, run.id, run.job_name, "output.tar.gz")
-        results, summary = evaluate_predictions(self._objects, output_key, run, previous=previous)
+        context = {k: run.spec_snapshot.get(k) for k in ("system_prompt", "guidelines", "constraints")}
+        results, summary = evaluate_predictions(
+            self._objects, output_key, run, previous=previous, judge=judge, context=context,
+            timeout_seconds=self._settings.evaluate_timeout_seconds,
+        )  # fmt: skip
+        fallbacks = sum(
+            row["scored_by"] == "similarity_fallback"
+            for split in results.values() if split for side in split.values() for row in side
+        )  # fmt: skip
+        if fallbacks:
+            self._info(run, f"{fallbacks} output(s) could not be judged and were scored by similarity.")
         self._objects.put_bytes(
             evals_key(run.account_id, run.id), json.dumps(results).encode(), "application/json"
         )
