@@ -17,7 +17,7 @@ from tt_core.envelope import dumps, error_envelope
 from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
 from tt_core.observability import logger
 from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH
-from tt_core.validation import details_from_errors
+from tt_core.validation import MAX_BODY_NESTING, details_from_errors, nesting_exceeds
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 BASE_PATH = f"/{API_STAGE_NAME}/{API_VERSION_PATH}"
@@ -83,6 +83,10 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
     if method in ("POST", "PUT", "PATCH") and not (body or "").strip():
         body = "{}"
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    if method in ("POST", "PUT", "PATCH") and body and nesting_exceeds(body):
+        return InvalidRequestError.for_field(
+            "body", f"must not nest objects and arrays more than {MAX_BODY_NESTING} levels deep"
+        )
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     if body is not None:
         # Bodies are JSON whatever Content-Type a client sent (curl -d defaults to a form type).

@@ -14,6 +14,7 @@ from tt_core.envelope import data_envelope, fit_response
 from tt_core.errors import ErrorDetail, InvalidRequestError, UnauthorizedError
 from tt_core.models.api_keys import Principal
 from tt_core.models.common import ListMeta, PageQuery, format_timestamp, parse_timestamp
+from tt_core.observability import logger
 
 JSON = "application/json"
 
@@ -46,7 +47,20 @@ def ok(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -
 
 def ok_list(items: Sequence[BaseModel], total: int, page: PageQuery) -> Response[Any]:
     meta = ListMeta(page=page.page, per_page=page.per_page, total=total).model_dump()
-    return respond(200, data_envelope([dump(item) for item in items], meta))
+    return respond(200, data_envelope(_dumpable(items), meta))
+
+
+def _dumpable(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """Every item that serialises; one that cannot (stored before a rule existed) is logged and left out."""
+    dumped = []
+    for item in items:
+        try:
+            dumped.append(dump(item))
+        except Exception:  # e.g. pydantic's depth limit on a document stored before the nesting rule
+            logger.exception(
+                "Item left out of a list: it cannot be serialised", extra={"id": getattr(item, "id", None)}
+            )
+    return dumped
 
 
 def no_content() -> Response[Any]:

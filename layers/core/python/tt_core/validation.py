@@ -1,7 +1,8 @@
-"""Turns pydantic errors into the product's `{field, message}` details (PRODUCT.md §2.2)."""
+"""Request validation: pydantic errors as `{field, message}` details (§2.2) and body nesting (§2.5)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -73,3 +74,27 @@ def details_from_errors(errors: Iterable[Mapping[str, Any]], *, drop_prefix: int
             loc = loc[drop_prefix:] or ["body"]
         details.append(ErrorDetail(_field_path(loc), _message(error)))
     return details
+
+
+# Request bodies may nest objects and arrays at most this deep (PRODUCT.md §2.5): deeper documents
+# cannot be serialised back (pydantic's depth limit) or parsed at all (RecursionError).
+MAX_BODY_NESTING = 32
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_exceeds(text: str, limit: int = MAX_BODY_NESTING) -> bool:
+    """Whether the JSON text nests objects and arrays deeper than `limit`, found without parsing it.
+
+    Strings are removed first (their brackets do not count); text that is not JSON is measured the
+    same way and reported as unparseable later if it is not too deep.
+    """
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for bracket in brackets:
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False

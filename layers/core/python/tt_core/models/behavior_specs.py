@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tt_core.models.base_models import canonical_base_model
-from tt_core.models.common import Model, RequestModel, Timestamp
+from tt_core.models.common import Model, Name, RequestModel, Timestamp
 
-Name = Annotated[str, Field(min_length=1, max_length=255)]
 Rule = Annotated[str, Field(min_length=1, max_length=1000)]
 ExampleText = Annotated[str, Field(min_length=1, max_length=100_000)]
 Rules = Annotated[list[Rule], Field(max_length=50)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 T = TypeVar("T")
 
@@ -35,6 +36,24 @@ def parse_timestamp(text: str) -> datetime:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+
+# C0 and C1 control characters (NUL, CR, LF, …): never part of a name or a header value.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # the same rule, for the OpenAPI schema
+
+
+def _without_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters (such as NUL, CR or LF)")
+    return value
+
+
+# A name shown in lists and terminals: one line of 1–255 characters.
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": NO_CONTROL_CHARACTERS}),
+    AfterValidator(_without_control_characters),
+]
 
 
 class RequestModel(Model):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from tt_core.models.common import Model, RequestModel, Timestamp
+from tt_core.models.common import Model, Name, RequestModel, Timestamp
 
 MAX_DATASET_BYTES = 104_857_600  # 100 MB
 MAX_REPORTED_ISSUES = 20
 
 DatasetStatus = Literal["pending_upload", "validating", "validated", "invalid"]
-Name = Annotated[str, Field(min_length=1, max_length=255)]
+# A media type as an HTTP header carries it (`type/subtype; parameters`): printable ASCII on one
+# line, or the signed upload URL would demand a Content-Type header no client can send.
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+MEDIA_TYPE = rf"^{_TOKEN}/{_TOKEN}(?:[ \t]*;[ -~]*)?$"  # `[ -~]`: printable ASCII
+ContentType = Annotated[str, Field(min_length=1, max_length=255, json_schema_extra={"pattern": MEDIA_TYPE})]
 Description = Annotated[str, Field(max_length=5_000)]
 
 
@@ -59,15 +64,22 @@ class ValidationReport(Model):
 class UploadUrlRequest(RequestModel):
     name: Name
     description: Description | None = None
-    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    filename: Name
     size: int = Field(ge=1, description="Bytes; over 104,857,600 is refused with 413 payload_too_large.")
-    contentType: str = Field(default="application/octet-stream", min_length=1, max_length=255)
+    contentType: ContentType = "application/octet-stream"
     format: Literal["jsonl"] = "jsonl"
 
     @field_validator("contentType", mode="before")
     @classmethod
     def _default_content_type(cls, value: Any) -> Any:
         return value or "application/octet-stream"
+
+    @field_validator("contentType")
+    @classmethod
+    def _media_type(cls, value: str) -> str:
+        if not re.fullmatch(MEDIA_TYPE, value):
+            raise ValueError("must be a media type such as application/octet-stream, on one line")
+        return value
 
 
 class UploadUrl(Model):

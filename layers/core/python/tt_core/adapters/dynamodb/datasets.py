@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tt_core.adapters.dynamodb.table import DynamoTable, account_pk
+from tt_core.adapters.dynamodb.table import DynamoTable, account_pk, readable
 from tt_core.models.common import PageQuery, format_timestamp
 from tt_core.models.datasets import DatasetRecord, ValidationReport
 from tt_core.schema import GSI1_PARTITION_KEY, GSI1_SORT_KEY, TTL_ATTRIBUTE
@@ -44,7 +44,7 @@ class DynamoDatasetRepository:
 
     def list_page(self, account_id: str, page: PageQuery) -> tuple[list[DatasetRecord], int]:
         items, total = self._table.page_by_index(f"{account_pk(account_id)}#DATASETS", page)
-        return [self._record(item) for item in items], total
+        return readable(items, self._record), total
 
     def set_details(
         self, account_id: str, dataset_id: str, name: str, description: str | None, at: datetime

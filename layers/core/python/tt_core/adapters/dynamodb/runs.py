@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tt_core.adapters.dynamodb.documents import DocumentPacker
-from tt_core.adapters.dynamodb.table import DynamoTable, account_pk
+from tt_core.adapters.dynamodb.table import DynamoTable, account_pk, readable
 from tt_core.models.common import PageQuery, format_timestamp
 from tt_core.models.runs import RunRecord, SpecRunStats
 from tt_core.schema import ACCOUNTS_PREFIX, GSI1_PARTITION_KEY, GSI1_SORT_KEY
@@ -70,7 +70,7 @@ class DynamoRunRepository:
 
     def list_page(self, account_id: str, page: PageQuery) -> tuple[list[RunRecord], int]:
         items, total = self._table.page_by_index(f"{account_pk(account_id)}#RUNS", page)
-        return [self._record(item) for item in items], total
+        return readable(items, self._record), total
 
     def _pointers(self, account_id: str, spec_id: str) -> list[dict[str, Any]]:
         return list(

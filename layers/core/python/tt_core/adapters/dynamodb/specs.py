@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tt_core.adapters.dynamodb.documents import DocumentPacker
-from tt_core.adapters.dynamodb.table import DynamoTable, account_pk
+from tt_core.adapters.dynamodb.table import DynamoTable, account_pk, readable
 from tt_core.models.behavior_specs import BehaviorSpecRecord
 from tt_core.models.common import PageQuery, format_timestamp
 from tt_core.schema import ACCOUNTS_PREFIX, GSI1_PARTITION_KEY, GSI1_SORT_KEY
@@ -60,7 +60,7 @@ class DynamoSpecRepository:
 
     def list_page(self, account_id: str, page: PageQuery) -> tuple[list[BehaviorSpecRecord], int]:
         items, total = self._table.page_by_index(f"{account_pk(account_id)}#SPECS", page)
-        return [self._record(item) for item in items], total
+        return readable(items, self._record), total
 
     def replace(self, spec: BehaviorSpecRecord, expected_version: int) -> bool:
         item = self._item(spec)

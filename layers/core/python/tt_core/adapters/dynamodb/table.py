@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from tt_core.models.common import PageQuery, format_timestamp
+from tt_core.observability import logger
 from tt_core.schema import GSI1_NAME, GSI1_PARTITION_KEY
+
+T = TypeVar("T")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -42,6 +45,23 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
     return value
+
+
+def readable(items: Iterable[Mapping[str, Any]], read: Callable[[Mapping[str, Any]], T]) -> list[T]:
+    """The items that `read` can turn into records; one that cannot is logged and left out.
+
+    A list shows many items: one damaged item (a schema it no longer fits, a lost document) must
+    not make the whole list unreadable, or the user could not even find it to delete it.
+    """
+    records = []
+    for item in items:
+        try:
+            records.append(read(item))
+        except Exception:
+            logger.exception(
+                "Unreadable item left out of a list", extra={"pk": item.get("pk"), "sk": item.get("sk")}
+            )
+    return records
 
 
 def _marshal(item: Mapping[str, Any], keep_nulls: bool = False) -> dict[str, Any]:

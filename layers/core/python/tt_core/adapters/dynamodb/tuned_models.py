@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tt_core.adapters.dynamodb.table import DynamoTable, account_pk
+from tt_core.adapters.dynamodb.table import DynamoTable, account_pk, readable
 from tt_core.models.common import PageQuery, format_timestamp
 from tt_core.models.tuned_models import TunedModelRecord
 from tt_core.schema import GSI1_PARTITION_KEY, GSI1_SORT_KEY
@@ -30,7 +30,7 @@ class DynamoTunedModelRepository:
 
     def list_page(self, account_id: str, page: PageQuery) -> tuple[list[TunedModelRecord], int]:
         items, total = self._table.page_by_index(f"{account_pk(account_id)}#MODELS", page)
-        return [TunedModelRecord.model_validate(item) for item in items], total
+        return readable(items, TunedModelRecord.model_validate), total
 
     def detach_spec(self, account_id: str, spec_id: str) -> None:
         """The spec and its runs are gone: its models keep living with null run and spec ids."""
