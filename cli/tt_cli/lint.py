@@ -5,7 +5,6 @@ The limits come from tt_core's request model, so the CLI and the API can never d
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,6 +12,9 @@ from pydantic import ValidationError
 
 from tt_core.models.base_models import UnknownBaseModelError, canonical_base_model
 from tt_core.models.behavior_specs import WRITABLE_FIELDS, CreateBehaviorSpecRequest
+from tt_core.models.spec_lint import CoverageItem
+from tt_core.spec_lint import check_constraint, coverage
+from tt_core.text import normalise
 from tt_core.validation import details_from_errors
 
 Severity = Literal["error", "warning"]
@@ -20,7 +22,6 @@ Severity = Literal["error", "warning"]
 # Keys a file may hold besides the writable fields: `id` is written by `tt push`.
 KNOWN_KEYS = frozenset({*WRITABLE_FIELDS, "id"})
 RUN_KEYS = ("run_id", "behavior_spec_id", "run_number")
-MAX_LISTED = 5  # offending examples named per constraint; the rest are counted
 MIN_EXAMPLES = 5  # below this, evaluation reuses training examples (PRODUCT.md §9.3)
 # Checked field by field, in the order the product lists them; base_model has its own check.
 _FIELD_CHECKS = (
@@ -32,19 +33,6 @@ _FIELD_CHECKS = (
     "constraints",
     "eval_cases",
 )
-
-_NEVER = re.compile(
-    r"^\s*never\s+(share|mention|include|reveal|use|say|output|return|give|provide|show|disclose|expose)"
-    r"\s+(?P<x>.+?)\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-_ALWAYS = re.compile(
-    r"^\s*always\s+(?P<verb>start\s+with|end\s+with|respond\s+in|reply\s+in|include|use|contain)"
-    r"\s+(?P<x>.+?)\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-_QUOTES = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’"}
-JUDGE_NOTE = "checked by the LLM judge during evaluation"
 
 
 @dataclass(frozen=True)
@@ -63,11 +51,6 @@ class Check:
         if self.message is not None:
             out["message"] = self.message
         return out
-
-
-def normalize_text(text: str) -> str:
-    """Trim, collapse whitespace runs to one space, Unicode case-fold (PRODUCT.md §10.2)."""
-    return " ".join(text.split()).casefold()
 
 
 def lint(data: Any) -> list[Check]:
@@ -183,7 +166,7 @@ def _duplicates_check(examples: list[tuple[int, str, str]]) -> Check:
     first_seen: dict[str, int] = {}
     duplicates = []
     for index, text, _ in examples:
-        key = normalize_text(text)
+        key = normalise(text)
         if key in first_seen:
             duplicates.append(f"examples.{index}.input repeats examples.{first_seen[key]}.input")
         else:
@@ -191,39 +174,20 @@ def _duplicates_check(examples: list[tuple[int, str, str]]) -> Check:
     return _warn("duplicate_inputs", not duplicates, "; ".join(duplicates))
 
 
-def _subject(text: str) -> str:
-    """The rest of the sentence: without a final `.` and without one pair of surrounding quotes."""
-    text = text.strip().removesuffix(".").strip()
-    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
-        text = text[1:-1].strip()
-    return text
-
-
 def _constraint_check(index: int, constraint: str, examples: list[tuple[int, str, str]]) -> Check:
-    name = f"constraints.{index}"
-    never, always = _NEVER.match(constraint), _ALWAYS.match(constraint)
-    match = never or always
-    subject = _subject(match.group("x")) if match else ""
-    if not match or not subject:
-        return Check(name, True, "error", f"'{constraint}': {JUDGE_NOTE}")
-    needle = subject.casefold()
-    if never:
-        offenders = [i for i, _, output in examples if needle in output.casefold()]
-        verdict = "contains"
-    else:
-        verb = " ".join(always.group("verb").lower().split()) if always else ""
-        if verb == "start with":
-            offenders = [i for i, _, output in examples if not output.strip().casefold().startswith(needle)]
-            verdict = "does not start with"
-        elif verb == "end with":
-            offenders = [i for i, _, output in examples if not output.strip().casefold().endswith(needle)]
-            verdict = "does not end with"
-        else:
-            offenders = [i for i, _, output in examples if needle not in output.casefold()]
-            verdict = "does not contain"
-    if offenders:
-        where = ", ".join(f"examples.{i}.output" for i in offenders[:MAX_LISTED])
-        if len(offenders) > MAX_LISTED:
-            where += f" and {len(offenders) - MAX_LISTED} more"
-        return Check(name, False, "error", f"'{constraint}': {where} {verdict} '{subject}'")
-    return Check(name, True, "error", f"'{constraint}': every example output complies")
+    finding = check_constraint(index, constraint, [(i, output) for i, _, output in examples])
+    return Check(f"constraints.{index}", finding.passed, "error", finding.message)
+
+
+def coverage_of(data: Any) -> list[CoverageItem]:
+    """How many examples exercise each guideline and constraint (keyword overlap); [] when unreadable."""
+    if not isinstance(data, dict):
+        return []
+    texts = {
+        field: [text for text in data.get(field) or [] if isinstance(text, str)]
+        if isinstance(data.get(field), list)
+        else []
+        for field in ("guidelines", "constraints")
+    }
+    examples = [(text, output) for _, text, output in _valid_examples(data.get("examples"))]
+    return coverage(texts["guidelines"], texts["constraints"], examples)

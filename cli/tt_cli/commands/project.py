@@ -10,6 +10,7 @@ from tt_cli import lint, spec_file
 from tt_cli.context import Context
 from tt_cli.errors import NOT_FOUND, CliError, Detail
 from tt_core.models.base_models import UnknownBaseModelError, canonical_base_model
+from tt_core.models.spec_lint import CoverageItem
 from tt_core.schema import AWS_DEFAULT_BASE_MODEL
 
 SPECS_PATH = "/behavior-specs"
@@ -102,13 +103,35 @@ def _print_checks(ctx: Context, checks: list[lint.Check]) -> None:
             ctx.out.warning(text, err=False)
 
 
+def _print_coverage(ctx: Context, items: list[CoverageItem]) -> None:
+    """The coverage table: which guidelines and constraints no example exercises (keyword overlap)."""
+    if not items:
+        return
+    ctx.out.line()
+    ctx.out.line("Coverage (examples sharing a keyword with each guideline and constraint):")
+    rows = [[f"{item.kind}s.{item.index}", item.examples, item.text] for item in items]
+    ctx.out.table(rows, ["RULE", "EXAMPLES", "TEXT"], uncut={"TEXT"})
+    gaps = sum(1 for item in items if item.examples == 0)
+    if gaps:
+        ctx.out.warning(f"{gaps} rule(s) are exercised by no example: add examples that show them", err=False)
+
+
 def eval_command(ctx: Context) -> int:
-    checks = lint.lint(spec_file.read_json(ctx.args.file))
+    data = spec_file.read_json(ctx.args.file)
+    checks = lint.lint(data)
     valid = lint.is_valid(checks)
+    items = lint.coverage_of(data) if checks[0].passed else []
     if ctx.json_mode:
-        ctx.out.json({"valid": valid, "checks": [check.to_json() for check in checks]})
+        ctx.out.json(
+            {
+                "valid": valid,
+                "checks": [check.to_json() for check in checks],
+                "coverage": [item.model_dump(mode="json") for item in items],
+            }
+        )
         return 0 if valid else 1
     _print_checks(ctx, checks)
+    _print_coverage(ctx, items)
     errors = sum(check.failed_error for check in checks)
     warnings = sum(not check.passed and check.severity == "warning" for check in checks)
     summary = f"{errors} error(s), {warnings} warning(s)"

@@ -15,7 +15,16 @@ from tt_core import __version__, wiring
 router = APIGatewayRouter()
 
 # Capabilities that hold in every deployment of this release; Claude-backed ones join when configured.
-BASE_CAPABILITIES = ["idempotency_keys", "spec_concurrency_guards"]
+BASE_CAPABILITIES = [
+    "idempotency_keys",
+    "spec_concurrency_guards",
+    # Agent action ids and operation names on spec writes (PRODUCT.md §2.5, §2.6).
+    "local_agent_spec_mutation_guards_v1",
+]
+# A Claude provider (Anthropic API key or Bedrock) is configured: augmentation and judge use it.
+LLM_CAPABILITIES = ["llm_augmentation", "llm_judge"]
+# The local stack generates playground completions with the `tt models serve` runtime (PRODUCT.md §12).
+LOCAL_CAPABILITIES = ["playground_inference"]
 
 
 class VersionInfo(BaseModel):
@@ -34,6 +43,10 @@ def version() -> Response[Any]:
         api_version="v1",
         mode=settings.mode,
         default_base_model=settings.default_base_model,
-        capabilities=BASE_CAPABILITIES,
+        capabilities=[
+            *BASE_CAPABILITIES,
+            *(LLM_CAPABILITIES if settings.llm_provider else []),
+            *(LOCAL_CAPABILITIES if settings.mode == "local" else []),
+        ],
     )
     return ok(info.model_dump())

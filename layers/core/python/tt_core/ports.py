@@ -12,6 +12,7 @@ from tt_core.models.api_keys import Account, ApiKeyRecord
 from tt_core.models.behavior_specs import BehaviorSpecRecord, RunSummary
 from tt_core.models.common import PageQuery
 from tt_core.models.datasets import DatasetRecord, ValidationReport
+from tt_core.models.evaluation import JudgeVerdict
 from tt_core.models.idempotency import IdempotencyRecord
 from tt_core.models.runs import RunRecord, SpecRunStats
 from tt_core.models.tuned_models import TunedModelRecord
@@ -212,6 +213,52 @@ class Augmenter(Protocol):
         self, rows: list[tuple[str, str]], count: int, *, seed: str, context: dict[str, Any]
     ) -> list[tuple[str, str]]:
         """Up to `count` new (input, output) pairs from `rows`; `context`: the spec's prompt fields."""
+        ...
+
+
+class LanguageModelError(Exception):
+    """A language model call that failed after its retries: an error status, a refusal, no usable answer.
+
+    `retryable` is False when trying again cannot help (a refused key, a bad request). The message
+    never names the provider: it may reach a run's events.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class LanguageModel(Protocol):
+    """Claude behind the Anthropic API or Amazon Bedrock (PRODUCT.md §9.4, §10.2): structured answers."""
+
+    provider: str  # `claude` | `bedrock`: the run's augmentation_method for rows it generated
+
+    def answer(
+        self,
+        *,
+        model: str,
+        system: str,
+        prompt: str,
+        tool_name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        deterministic: bool = False,
+    ) -> dict[str, Any]:
+        """The JSON object the model answered for the `tool_name` schema (not yet validated).
+
+        `deterministic`: temperature 0 (the judge). Raises LanguageModelError once the client's own
+        retries (rate limits, overload, connection errors) are spent.
+        """
+        ...
+
+
+class Judge(Protocol):
+    """Scores one model output against the spec (PRODUCT.md §10.2); behind the LanguageModel port."""
+
+    model: str  # the run's judge_model
+
+    def judge(self, *, context: dict[str, Any], prompt: str, expected: str, actual: str) -> JudgeVerdict:
+        """`context`: the spec's system_prompt, guidelines and constraints. Raises LanguageModelError."""
         ...
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tt_core.schema import AWS_DEFAULT_BASE_MODEL
 from tt_core.training_profiles import (
@@ -36,6 +36,16 @@ ENV_TRAINING_USE_SPOT = "TT_TRAINING_USE_SPOT"
 ENV_TRAINING_VOLUME_GB = "TT_TRAINING_VOLUME_GB"
 # The local stack only: where LocalProcessLauncher lays out its jobs (the SageMaker directory layout).
 ENV_LOCAL_JOBS_DIR = "TT_LOCAL_JOBS_DIR"
+# Augmentation and the LLM judge (PRODUCT.md §9.4, §10.2, §16). On AWS the Anthropic API key lives in
+# Secrets Manager (the secret's name or ARN); on the local stack it is the usual environment variable.
+ENV_ANTHROPIC_API_KEY_SECRET = "TT_ANTHROPIC_API_KEY_SECRET"
+ENV_ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"
+ENV_BEDROCK_ENABLED = "TT_BEDROCK_ENABLED"
+ENV_AUGMENTATION_MODEL = "TT_AUGMENTATION_MODEL"
+ENV_JUDGE_MODEL = "TT_JUDGE_MODEL"
+# The Prepare and Evaluate tasks' timeouts: augmentation and the judge plan their calls to fit them.
+ENV_PREPARE_TIMEOUT_SECONDS = "TT_PREPARE_TIMEOUT_SECONDS"
+ENV_EVALUATE_TIMEOUT_SECONDS = "TT_EVALUATE_TIMEOUT_SECONDS"
 
 
 class Settings(BaseModel):
@@ -60,12 +70,27 @@ class Settings(BaseModel):
     training_use_spot: bool = False
     training_volume_gb: int = Field(default=50, ge=1)
     local_jobs_dir: str | None = None
+    anthropic_api_key_secret: str = ""
+    anthropic_api_key: SecretStr | None = None
+    bedrock_enabled: bool = False
+    # Model ids (None: the provider's current default, tt_core.adapters.anthropic_llm.DEFAULT_MODELS).
+    augmentation_model: str | None = None
+    judge_model: str | None = None
+    prepare_timeout_seconds: int = Field(default=900, ge=1)
+    evaluate_timeout_seconds: int = Field(default=900, ge=1)
 
     @property
     def poll_seconds(self) -> int:
         if self.training_poll_seconds is not None:
             return self.training_poll_seconds
         return 60 if self.mode == "aws" else 1
+
+    @property
+    def llm_provider(self) -> Literal["claude", "bedrock"] | None:
+        """§9.4: the Anthropic API when a key is configured, else Bedrock when enabled, else none."""
+        if self.anthropic_api_key_secret or self.anthropic_api_key:
+            return "claude"
+        return "bedrock" if self.bedrock_enabled else None
 
     def training_profile(self, base_model: str) -> TrainingProfile:
         """Instance type, price and throughput for a base model (the catalogue default otherwise)."""
@@ -95,5 +120,12 @@ class Settings(BaseModel):
             "training_use_spot": env.get(ENV_TRAINING_USE_SPOT),
             "training_volume_gb": env.get(ENV_TRAINING_VOLUME_GB),
             "local_jobs_dir": env.get(ENV_LOCAL_JOBS_DIR),
+            "anthropic_api_key_secret": env.get(ENV_ANTHROPIC_API_KEY_SECRET),
+            "anthropic_api_key": env.get(ENV_ANTHROPIC_API_KEY, "").strip(),
+            "bedrock_enabled": env.get(ENV_BEDROCK_ENABLED),
+            "augmentation_model": env.get(ENV_AUGMENTATION_MODEL),
+            "judge_model": env.get(ENV_JUDGE_MODEL),
+            "prepare_timeout_seconds": env.get(ENV_PREPARE_TIMEOUT_SECONDS),
+            "evaluate_timeout_seconds": env.get(ENV_EVALUATE_TIMEOUT_SECONDS),
         }
         return cls.model_validate({k: v for k, v in values.items() if v})

@@ -14,10 +14,12 @@ from tt_core.settings import Settings
 
 if TYPE_CHECKING:
     from tt_core.adapters.dynamodb import DocumentPacker, DynamoTable
+    from tt_core.ports import Augmenter, Judge, LanguageModel
     from tt_core.services.api_keys import ApiKeyService
     from tt_core.services.behavior_specs import SpecService
     from tt_core.services.datasets import DatasetService
     from tt_core.services.idempotency import IdempotencyService
+    from tt_core.services.playground import PlaygroundService
     from tt_core.services.run_workflow import RunWorkflowService
     from tt_core.services.runs import RunService
     from tt_core.services.tuned_models import TunedModelService
@@ -149,30 +151,96 @@ def run_workflow_service() -> RunWorkflowService:
         DynamoTunedModelRepository,
     )
     from tt_core.adapters.system import SystemClock, UuidGenerator
-    from tt_core.augmentation import EdaAugmenter
     from tt_core.services.run_workflow import RunWorkflowService
 
     config = settings()
+    augmenter, judge = _augmenter_and_judge()
     return RunWorkflowService(
         DynamoRunRepository(_table(), _packer()),
         DynamoDatasetRepository(_table()),
         DynamoTunedModelRepository(_table()),
         _objects(),
         _launcher(),
-        EdaAugmenter(),
+        augmenter,
         SystemClock(),
         UuidGenerator(),
         config,
         bucket=config.bucket_name,
+        judge=judge,
+    )
+
+
+# Tests only (use_llm_transport): an httpx2 transport that answers instead of the language model.
+_llm_transport: Any = None
+
+
+def use_llm_transport(transport: Any) -> None:
+    """Tests: language model clients built from now on send every request to `transport` (httpx2)."""
+    global _llm_transport
+    _llm_transport = transport
+    language_model.cache_clear()
+    run_workflow_service.cache_clear()
+
+
+@cache
+def language_model() -> LanguageModel | None:
+    """Claude on the Anthropic API or on Bedrock, as the settings say (§9.4 order); None: offline."""
+    from tt_core.adapters.anthropic_llm import language_model_for
+
+    return language_model_for(settings(), transport=_llm_transport)
+
+
+def _augmenter_and_judge() -> tuple[Augmenter, Judge | None]:
+    """The LLM augmenter and judge when a language model is configured, else EDA and no judge."""
+    from tt_core.augmentation import EdaAugmenter
+
+    llm = language_model()
+    if llm is None:
+        return EdaAugmenter(), None
+    from tt_core.adapters.anthropic_llm import model_ids
+    from tt_core.judge import LlmJudge
+    from tt_core.llm_augmentation import TIME_BUDGET_SHARE, LlmAugmenter
+
+    config = settings()
+    augmentation_model, judge_model = model_ids(config)
+    budget = config.prepare_timeout_seconds * TIME_BUDGET_SHARE
+    return LlmAugmenter(llm, model=augmentation_model, time_budget_seconds=budget), LlmJudge(
+        llm, model=judge_model
     )
 
 
 @cache
 def tuned_model_service() -> TunedModelService:
     from tt_core.adapters.dynamodb import DynamoTunedModelRepository
+    from tt_core.adapters.s3_download import S3DownloadSigner
+    from tt_core.adapters.system import SystemClock
     from tt_core.services.tuned_models import TunedModelService
 
-    return TunedModelService(DynamoTunedModelRepository(_table()))
+    return TunedModelService(
+        DynamoTunedModelRepository(_table()),
+        _objects(),
+        S3DownloadSigner(_presigning_s3(), settings().bucket_name),
+        run_service(),
+        SystemClock(),
+    )
+
+
+@cache
+def playground_service() -> PlaygroundService:
+    """Inference only on the local stack (PRODUCT.md §12), with the runtime of `tt models serve`."""
+    from tt_core.services.playground import PlaygroundService
+
+    generator = None
+    config = settings()
+    if config.mode == "local":
+        from pathlib import Path
+
+        # The CLI package holds the runtime; the local stack is the CLI, so it is always importable there.
+        from tt_cli.serving.playground import LocalPlaygroundGenerator
+
+        jobs_dir = Path(config.local_jobs_dir or ".tt-local/jobs")
+        generator = LocalPlaygroundGenerator(_objects(), jobs_dir.parent / "playground-models")
+    return PlaygroundService(tuned_model_service(), generator)
 
 
 @cache
@@ -205,6 +273,9 @@ def idempotency_service() -> IdempotencyService:
 
 def reset() -> None:
     """Forget every cached object, e.g. after a test changed the environment."""
+    global _llm_transport
+    _llm_transport = None
+    language_model.cache_clear()
     factories = (settings, _client, _presigning_s3, _table, _packer, _objects, _launcher)
     services = (
         api_key_service,
@@ -214,6 +285,7 @@ def reset() -> None:
         run_service,
         run_workflow_service,
         tuned_model_service,
+        playground_service,
     )
     for factory in (*factories, *services):
         factory.cache_clear()

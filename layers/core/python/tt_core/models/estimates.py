@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from tt_core.models.common import Model
+from tt_core.models.spec_lint import SpecLint
 
 EstimateBasis = Literal["matched_model", "all_completed_runs", "fallback"]
 EstimateConfidence = Literal["high", "medium", "low"]
@@ -31,3 +32,5 @@ class RunEstimate(Model):
     estimated_cost_usd: float
     estimated_cost_cents: int
     instance_type: str
+    # Additive to §9.8: the spec lint of the rows the run would use, so gaps show before paying.
+    spec_lint: SpecLint | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from tt_core.models.common import Model
 
 ScoredBy = Literal["llm_judge", "similarity", "similarity_fallback"]
@@ -22,6 +24,14 @@ class EvalResult(Model):
     reasoning: str | None = None
     latency_ms: float | None = None
     scored_by: ScoredBy
+
+
+class JudgeVerdict(Model):
+    """The LLM judge's structured answer for one row (§10.2); validated before it is used."""
+
+    score: float = Field(ge=0, le=1, description="How well the output follows the spec, 0–1.")
+    passed: bool = Field(description="Whether the output is acceptable.")
+    reasoning: str = Field(description="One or two sentences explaining the score.")
 
 
 class DiagnosticsBlock(Model):

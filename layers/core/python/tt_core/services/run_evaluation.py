@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from tt_core.judge import ScoreJob, judge_rows
 from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics, TestDiagnostics
 from tt_core.models.runs import RunRecord
 from tt_core.output_diagnostics import diagnose, output_insights
-from tt_core.ports import ObjectStore
+from tt_core.ports import Judge, ObjectStore
 from tt_core.run_artifacts import read_predictions
 from tt_core.scoring import score_by_similarity
 
 PRIMARY, TEST = "primary", "test"
 
 
-def _scored(predictions: list[dict[str, Any]], side: str) -> list[EvalResult]:
+def _jobs(predictions: list[dict[str, Any]], side: str) -> list[ScoreJob]:
     return [
-        score_by_similarity(
+        ScoreJob(
             id=str(row["id"]),
             prompt=row["input"],
             expected=row["expected"],
@@ -24,6 +25,15 @@ def _scored(predictions: list[dict[str, Any]], side: str) -> list[EvalResult]:
             latency_ms=row[side].get("latency_ms"),
         )
         for row in predictions
+    ]
+
+
+def _by_similarity(jobs: list[ScoreJob]) -> list[EvalResult]:
+    return [
+        score_by_similarity(
+            id=job.id, prompt=job.prompt, expected=job.expected, actual=job.actual, latency_ms=job.latency_ms
+        )
+        for job in jobs
     ]
 
 
@@ -39,21 +49,38 @@ def evaluate_predictions(
     run: RunRecord,
     *,
     previous: tuple[str, list[dict[str, Any]]] | None,
+    judge: Judge | None = None,
+    context: dict[str, Any] | None = None,
+    timeout_seconds: float = 900,
 ) -> tuple[dict[str, Any], EvalSummary]:
-    """The per-row results of both models on both splits, and the run's eval_summary."""
+    """The per-row results of both models on both splits, and the run's eval_summary.
+
+    With a judge every output (base and tuned, both splits) is judged in one pool, so both models
+    are scored the same way on the same rows; without one, by similarity.
+    """
     from tt_core.eval_summary import summarize
 
     assert run.eval_plan is not None
     predictions = read_predictions(objects, output_key)
     splits = {name: [row for row in predictions if row.get("split") == name] for name in (PRIMARY, TEST)}
+    jobs = {(name, side): _jobs(rows, side) for name, rows in splits.items() for side in ("base", "tuned")}
+    everything = [job for part in jobs.values() for job in part]
+    if judge is not None:
+        scored = judge_rows(judge, everything, context=context or {}, timeout_seconds=timeout_seconds)
+    else:
+        scored = _by_similarity(everything)
+    parts: dict[tuple[str, str], list[EvalResult]] = {}
+    start = 0
+    for key, part in jobs.items():
+        parts[key], start = scored[start : start + len(part)], start + len(part)
     results: dict[str, Any] = {}
     for name, rows in splits.items():
         if name == TEST and not rows:
             results[name] = None
             continue
         results[name] = {
-            "baseline": [r.model_dump(mode="json") for r in _scored(rows, "base")],
-            "candidate": [r.model_dump(mode="json") for r in _scored(rows, "tuned")],
+            "baseline": [r.model_dump(mode="json") for r in parts[(name, "base")]],
+            "candidate": [r.model_dump(mode="json") for r in parts[(name, "tuned")]],
         }
     primary = splits[PRIMARY]
     baseline, candidate = _diagnostics(primary, "base"), _diagnostics(primary, "tuned")
@@ -78,8 +105,8 @@ def evaluate_predictions(
         eval_truncated=plan.eval_truncated,
         eval_split=plan.eval_split,
         eval_overlaps_training=plan.eval_overlaps_training,
-        scoring_method="similarity",
-        judge_model=None,
+        scoring_method="llm_judge" if judge is not None else "similarity",
+        judge_model=judge.model if judge is not None else None,
         previous=[EvalResult.model_validate(r) for r in previous[1]] if previous else None,
         previous_run_id=previous[0] if previous else None,
         output_diagnostics=output,

@@ -232,6 +232,7 @@ class RunService:
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimate:
         from tt_core.estimates import estimate_run
         from tt_core.run_compiler import Example, split_dataset_rows, split_spec_examples
+        from tt_core.spec_lint import lint_spec
         from tt_core.spec_prompt import compose_system_prompt
 
         spec, dataset, _, hyperparameters = self._plan(account_id, spec_id, request)
@@ -250,7 +251,7 @@ class RunService:
                 max_eval=hyperparameters.max_eval_examples,
                 max_test=hyperparameters.max_test_eval_examples,
             )
-        return estimate_run(
+        estimate = estimate_run(
             training_rows=plan.train,
             system_prompt=compose_system_prompt(spec.system_prompt, spec.guidelines, spec.constraints),
             augment=request.augment,
@@ -259,6 +260,8 @@ class RunService:
             matched_rates=self._runs.throughput_samples(spec.base_model),
             all_rates=self._runs.throughput_samples(),
         )
+        lint = lint_spec(spec.guidelines, spec.constraints, [(e.input, e.output) for e in examples])
+        return estimate.model_copy(update={"spec_lint": lint})
 
     # --- reads ----------------------------------------------------------------------------------
     def _run(self, account_id: str, run_id: str) -> RunRecord:
@@ -369,6 +372,14 @@ class RunService:
         for run_id in self._runs.active_run_ids(account_id):
             run = self._runs.get(account_id, run_id)
             if run is not None and run.active and dataset_id in (run.dataset_id, run.uploaded_dataset_id):
+                return True
+        return False
+
+    def model_in_use(self, account_id: str, model_id: str) -> bool:
+        """An active run continues it (its parent_model_id)."""
+        for run_id in self._runs.active_run_ids(account_id):
+            run = self._runs.get(account_id, run_id)
+            if run is not None and run.active and run.parent_model_id == model_id:
                 return True
         return False
 
