@@ -11,6 +11,8 @@ from tt_core.models.base_models import UnknownBaseModelError, canonical_base_mod
 from tt_core.models.behavior_specs import WRITABLE_FIELDS
 
 DEFAULT_PATH = "tunedtensor.json"
+# Keys other Tuned Tensor clients write for local training (PRODUCT.md §7): allowed, never sent.
+LOCAL_ONLY_KEYS = ("hyperparameters", "dataset_prebuilt")
 
 
 def read_json(path: str | Path) -> Any:
@@ -48,6 +50,13 @@ def canonical_or_same(model: Any) -> Any:
         return canonical_base_model(model)
     except UnknownBaseModelError:
         return model
+
+
+def lintable(data: Any) -> Any:
+    """The file as the checks see it: local-only keys are neither checked nor reported as unknown."""
+    if not isinstance(data, dict):
+        return data
+    return {key: value for key, value in data.items() if key not in LOCAL_ONLY_KEYS}
 
 
 def spec_body(data: dict[str, Any]) -> dict[str, Any]:

@@ -82,16 +82,17 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
     method = event.get("httpMethod", "GET")
     if method in ("POST", "PUT", "PATCH") and not (body or "").strip():
         body = "{}"
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     if method in ("POST", "PUT", "PATCH") and body and nesting_exceeds(body):
         return InvalidRequestError.for_field(
             "body", f"must not nest objects and arrays more than {MAX_BODY_NESTING} levels deep"
         )
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     if body is not None:
         # Bodies are JSON whatever Content-Type a client sent (curl -d defaults to a form type).
         headers["Content-Type"], multi["Content-Type"] = JSON, [JSON]
-    return {**event, "body": body, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+    event = {**event, "body": body, "isBase64Encoded": False, "headers": headers, "multiValueHeaders": multi}
+    return with_action_id(event)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,12 +12,21 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from pydantic import BaseModel
 
 from tt_core.envelope import data_envelope, fit_response
-from tt_core.errors import ErrorDetail, InvalidRequestError, UnauthorizedError
+from tt_core.errors import ErrorDetail, InvalidRequestError, TtError, UnauthorizedError
 from tt_core.models.api_keys import Principal
 from tt_core.models.common import ListMeta, PageQuery, format_timestamp, parse_timestamp
 from tt_core.observability import logger
 
 JSON = "application/json"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+ACTION_ID = "X-Tuned-Tensor-Action-Id"
+OPERATION = "X-Tuned-Tensor-Operation"
+# Spec writes an agent-driven client announces (PRODUCT.md §2.5): method → (path, operation name).
+_SPEC_WRITES = {
+    "POST": (re.compile(r"^/behavior-specs/?$"), "create_spec"),
+    "PUT": (re.compile(r"^/behavior-specs/[^/]+/?$"), "update_spec"),
+}
+_VERSION_PREFIX = re.compile(r"^(?:/api)?/v1(?=/)")
 
 
 def principal(router: BaseRouter) -> Principal:
@@ -95,14 +105,57 @@ def _header_detail(name: str, message: str) -> ErrorDetail:
     return ErrorDetail(f"header.{name}", message)
 
 
+def _printable_ascii(value: str) -> bool:
+    return 1 <= len(value) <= 255 and all(32 <= ord(ch) < 127 for ch in value)
+
+
 def idempotency_key(router: BaseRouter) -> str | None:
     """`Idempotency-Key`: 1–255 printable ASCII characters (PRODUCT.md §2.5)."""
-    key = header(router, "Idempotency-Key")
+    key = header(router, IDEMPOTENCY_KEY)
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not all(32 <= ord(ch) < 127 for ch in key):
+    if not _printable_ascii(key):
         raise InvalidRequestError(
             "Request header Idempotency-Key is invalid: use 1–255 printable ASCII characters",
-            details=[_header_detail("Idempotency-Key", "must be 1–255 printable ASCII characters")],
+            details=[_header_detail(IDEMPOTENCY_KEY, "must be 1–255 printable ASCII characters")],
         )
     return key
+
+
+def _header_value(headers: Mapping[str, Any], name: str) -> str | None:
+    return next((str(v) for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def with_action_id(event: dict[str, Any]) -> dict[str, Any] | TtError:
+    """Agent headers on spec writes (PRODUCT.md §2.5), applied to the event before routing.
+
+    `X-Tuned-Tensor-Operation` must name the write the request is; `X-Tuned-Tensor-Action-Id` is
+    logged and, on a create without its own `Idempotency-Key`, becomes that key, so a retried
+    action never creates a second spec.
+    """
+    write = _SPEC_WRITES.get(event.get("httpMethod", ""))
+    path = _VERSION_PREFIX.sub("", event.get("path") or "")
+    if write is None or not write[0].match(path):
+        return event
+    headers = event.get("headers") or {}
+    operation, action_id = _header_value(headers, OPERATION), _header_value(headers, ACTION_ID)
+    if operation is not None and operation.strip() != write[1]:
+        return InvalidRequestError(
+            f"Request header {OPERATION} is invalid: this request is {write[1]}",
+            details=[_header_detail(OPERATION, f"must be {write[1]} on this request")],
+        )
+    if action_id is None:
+        return event
+    if not _printable_ascii(action_id):
+        return InvalidRequestError(
+            f"Request header {ACTION_ID} is invalid: use 1–255 printable ASCII characters",
+            details=[_header_detail(ACTION_ID, "must be 1–255 printable ASCII characters")],
+        )
+    logger.append_keys(action_id=action_id)
+    if write[1] != "create_spec" or _header_value(headers, IDEMPOTENCY_KEY) is not None:
+        return event
+    return {
+        **event,
+        "headers": {**headers, IDEMPOTENCY_KEY: action_id},
+        "multiValueHeaders": {**(event.get("multiValueHeaders") or {}), IDEMPOTENCY_KEY: [action_id]},
+    }

@@ -117,7 +117,7 @@ def _print_coverage(ctx: Context, items: list[CoverageItem]) -> None:
 
 
 def eval_command(ctx: Context) -> int:
-    data = spec_file.read_json(ctx.args.file)
+    data = spec_file.lintable(spec_file.read_json(ctx.args.file))
     checks = lint.lint(data)
     valid = lint.is_valid(checks)
     items = lint.coverage_of(data) if checks[0].passed else []
@@ -146,7 +146,7 @@ def eval_command(ctx: Context) -> int:
 def push_command(ctx: Context) -> int:
     path = ctx.args.file
     data = spec_file.read_json(path)
-    checks = lint.lint(data)
+    checks = lint.lint(spec_file.lintable(data))
     if not lint.is_valid(checks):
         raise CliError.local(
             f"{path} failed its checks; nothing was sent",
@@ -160,15 +160,7 @@ def push_command(ctx: Context) -> int:
     body = spec_file.spec_body(data)
     spec_id = data.get("id")
     if spec_id is None:
-        response = ctx.client.post(SPECS_PATH, body, idempotent=True)
-        created = response.data
-        spec_file.write_json(path, spec_file.with_id(data, created["id"]))
-        return ctx.emit(
-            response,
-            lambda _: ctx.out.success(
-                f"Created behaviour spec {created['id']} ({created['name']}); id written to {path}"
-            ),
-        )
+        return _create_spec(ctx, path, data, body)
     if not isinstance(spec_id, str) or not spec_id.strip():
         raise CliError.local(f'"id" in {path} must be a spec id string')
     try:
@@ -176,9 +168,27 @@ def push_command(ctx: Context) -> int:
         response = ctx.client.put(f"{SPECS_PATH}/{quote(spec_id.strip(), safe='')}", body)
     except CliError as error:
         if error.status == 404 and error.code == NOT_FOUND:
-            error.hint = f'The spec no longer exists: remove "id" from {path} and run `tt push` again.'
+            # Deleted, or an id from another server: the file's spec is created here instead.
+            return _create_spec(ctx, path, data, body, stale_id=spec_id.strip())
         raise
     updated = response.data
     return ctx.emit(
         response, lambda _: ctx.out.success(f"Updated behaviour spec {updated['id']} ({updated['name']})")
+    )
+
+
+def _create_spec(
+    ctx: Context, path: str, data: dict[str, Any], body: dict[str, Any], *, stale_id: str | None = None
+) -> int:
+    """POST the spec (retry-safe), then write its new id into the file."""
+    if stale_id is not None and not ctx.json_mode:
+        ctx.out.warning(f"Behaviour spec {stale_id} no longer exists on this server: creating it again")
+    response = ctx.client.post(SPECS_PATH, body, idempotent=True)
+    created = response.data
+    spec_file.write_json(path, spec_file.with_id(data, created["id"]))
+    return ctx.emit(
+        response,
+        lambda _: ctx.out.success(
+            f"Created behaviour spec {created['id']} ({created['name']}); id written to {path}"
+        ),
     )
