@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
-from functions.api.http import JSON, respond
+from functions.api.http import JSON, respond, with_action_id
 from functions.api.routers import api_keys, behavior_specs, datasets, meta, runs, tuned_models
 from tt_core.envelope import dumps, error_envelope
 from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
