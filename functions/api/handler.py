@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
 from functions.api.http import JSON, respond, with_action_id
-from functions.api.routers import api_keys, behavior_specs, datasets, meta, runs, tuned_models
+from functions.api.routers import api_keys, behavior_specs, datasets, meta, playground, runs, tuned_models
 from tt_core.envelope import dumps, error_envelope
 from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
 from tt_core.observability import logger
@@ -30,6 +30,7 @@ app.include_router(api_keys.router)
 app.include_router(datasets.router)
 app.include_router(runs.router)
 app.include_router(tuned_models.router)
+app.include_router(playground.router)
 app.include_router(meta.router)
 
 
@@ -86,8 +87,8 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
         return InvalidRequestError.for_field(
             "body", f"must not nest objects and arrays more than {MAX_BODY_NESTING} levels deep"
         )
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     if body is not None:
         # Bodies are JSON whatever Content-Type a client sent (curl -d defaults to a form type).
         headers["Content-Type"], multi["Content-Type"] = JSON, [JSON]

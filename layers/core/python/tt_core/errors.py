@@ -93,6 +93,16 @@ class DatasetInUseError(TtError):
     code = "dataset_in_use"
 
 
+class ModelInUseError(TtError):
+    http_status = 409
+    code = "model_in_use"
+
+
+class PlaygroundUnavailableError(TtError):
+    http_status = 501
+    code = "playground_unavailable"
+
+
 class RunStepError(TtError):
     """A workflow step failed for a reason the user can act on; its message becomes the run's `error`."""
 

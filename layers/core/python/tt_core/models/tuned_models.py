@@ -22,6 +22,14 @@ class TunedModel(Model):
     created_at: Timestamp
 
 
+class ModelDownload(Model):
+    """`GET /models/:id/download`: a signed GET URL of the artifact, valid 15 minutes."""
+
+    url: str
+    filename: Literal["model.tar.gz"] = "model.tar.gz"
+    expires_at: Timestamp
+
+
 class TunedModelRecord(TunedModel):
     """The stored model: the object plus its artifact key and the adapter's shape (for continued runs)."""
 

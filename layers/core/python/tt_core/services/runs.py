@@ -18,6 +18,7 @@ from tt_core.models.behavior_specs import WRITABLE_FIELDS, BehaviorSpecRecord, R
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.datasets import DatasetRecord
 from tt_core.models.estimates import RunEstimate
+from tt_core.models.report import RunReport
 from tt_core.models.runs import (
     Hyperparameters,
     RunDetail,
@@ -309,6 +310,29 @@ class RunService:
         spec = self._spec(account_id, spec_id)
         runs, total = self._runs.list_for_spec(account_id, spec.id, page)
         return [self._row(run, view) for run in runs], total
+
+    def report(self, account_id: str, run_id: str) -> RunReport:
+        """§10.5: base vs tuned on the same rows, the test block, and the previous completed run."""
+        from tt_core.run_report import build_report
+
+        run = self._run(account_id, run_id)
+        evals = self._evals_document(run) if run.status == "completed" else None
+        previous = None
+        previous_id = (run.eval_summary or {}).get("previous_run_id")
+        if evals is not None and previous_id:
+            # The run its eval_summary was compared with, so both count the same regressions.
+            other = self._runs.get(account_id, previous_id)
+            document = self._evals_document(other) if other is not None else None
+            if other is not None and document is not None:
+                previous = (other, document["primary"]["candidate"])
+        return build_report(run, evals, previous)
+
+    def _evals_document(self, run: RunRecord) -> dict[str, Any] | None:
+        key = evals_key(run.account_id, run.id)
+        if self._objects.size(key) is None:
+            return None
+        document: dict[str, Any] = json.loads(self._objects.get_bytes(key))
+        return document
 
     def diagnostics(self, account_id: str, run_id: str) -> RunDiagnostics:
         return RunDiagnostics.model_validate(diagnostics(self._run(account_id, run_id), self._clock.now()))

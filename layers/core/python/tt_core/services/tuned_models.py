@@ -1,24 +1,88 @@
-"""Fine-tuned model reads (PRODUCT.md §11); models are created by the run workflow's Finish step."""
+"""Fine-tuned models (PRODUCT.md §11): reads, signed downloads and delete; runs create them (Finish step)."""
 
 from __future__ import annotations
 
-from tt_core.errors import NotFoundError
+import builtins
+from datetime import timedelta
+from typing import Protocol
+
+from tt_core.errors import ModelInUseError, NotFoundError
 from tt_core.models.common import PageQuery, normalize_id
-from tt_core.models.tuned_models import TunedModel
-from tt_core.ports import TunedModelRepository
+from tt_core.models.tuned_models import ModelDownload, TunedModel, TunedModelRecord
+from tt_core.ports import Clock, ObjectStore, TunedModelRepository
+
+MODEL_NOT_FOUND = "Model not found"
+DOWNLOAD_URL_TTL = timedelta(minutes=15)
+ARTIFACT_FILENAME = "model.tar.gz"
+
+
+class TunedModelStore(TunedModelRepository, Protocol):
+    """The repository plus what deleting and the playground's inventory need."""
+
+    def list_all(self, account_id: str) -> list[TunedModelRecord]: ...
+
+    def delete(self, account_id: str, model_id: str) -> bool:
+        """False when the model was not there."""
+        ...
+
+
+class DownloadSigner(Protocol):
+    def presign_get(self, key: str, expires: timedelta, filename: str) -> str:
+        """A URL anyone holding it can GET the object with until it expires."""
+        ...
+
+
+class ModelUsage(Protocol):
+    def model_in_use(self, account_id: str, model_id: str) -> bool:
+        """An active run continues the model (its parent_model_id)."""
+        ...
 
 
 class TunedModelService:
-    def __init__(self, models: TunedModelRepository) -> None:
+    def __init__(
+        self,
+        models: TunedModelStore,
+        objects: ObjectStore,
+        signer: DownloadSigner,
+        usage: ModelUsage,
+        clock: Clock,
+    ) -> None:
         self._models = models
+        self._objects = objects
+        self._signer = signer
+        self._usage = usage
+        self._clock = clock
 
-    def get(self, account_id: str, model_id: str) -> TunedModel:
+    def record(self, account_id: str, model_id: str) -> TunedModelRecord:
+        """The stored model; another account's model is not found, like a missing one."""
         normalized = normalize_id(model_id)
         model = self._models.get(account_id, normalized) if normalized else None
         if model is None:
-            raise NotFoundError("Model not found")
-        return model.public()
+            raise NotFoundError(MODEL_NOT_FOUND)
+        return model
+
+    def get(self, account_id: str, model_id: str) -> TunedModel:
+        return self.record(account_id, model_id).public()
 
     def list(self, account_id: str, page: PageQuery) -> tuple[list[TunedModel], int]:
         models, total = self._models.list_page(account_id, page)
         return [model.public() for model in models], total
+
+    def list_all(self, account_id: str) -> builtins.list[TunedModelRecord]:
+        return self._models.list_all(account_id)
+
+    def download(self, account_id: str, model_id: str) -> ModelDownload:
+        model = self.record(account_id, model_id)
+        expires_at = self._clock.now() + DOWNLOAD_URL_TTL
+        url = self._signer.presign_get(model.artifact_key, DOWNLOAD_URL_TTL, ARTIFACT_FILENAME)
+        return ModelDownload(url=url, expires_at=expires_at)
+
+    def delete(self, account_id: str, model_id: str) -> None:
+        model = self.record(account_id, model_id)
+        if self._usage.model_in_use(account_id, model.id):
+            raise ModelInUseError(
+                "Model is the parent of an active run: wait for the run to finish or cancel it."
+            )
+        if not self._models.delete(account_id, model.id):
+            raise NotFoundError(MODEL_NOT_FOUND)
+        self._objects.delete(model.artifact_key)

@@ -32,6 +32,23 @@ class DynamoTunedModelRepository:
         items, total = self._table.page_by_index(f"{account_pk(account_id)}#MODELS", page)
         return readable(items, TunedModelRecord.model_validate), total
 
+    def list_all(self, account_id: str) -> list[TunedModelRecord]:
+        """Every model of the account, newest first (the playground's inventory is not paginated)."""
+        models: list[TunedModelRecord] = []
+        page = 1
+        while True:
+            batch, total = self.list_page(account_id, PageQuery(page=page, per_page=100))
+            models.extend(batch)
+            if not batch or page * 100 >= total:
+                return models
+            page += 1
+
+    def delete(self, account_id: str, model_id: str) -> bool:
+        """False when there was no such model (deleted meanwhile)."""
+        return self._table.delete(
+            account_pk(account_id), f"MODEL#{model_id}", condition="attribute_exists(pk)"
+        )
+
     def detach_spec(self, account_id: str, spec_id: str) -> None:
         """The spec and its runs are gone: its models keep living with null run and spec ids."""
         models = self._table.query(

@@ -1,0 +1,59 @@
+"""Playground (PRODUCT.md §12): the model inventory and the completion request and response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictStr
+
+from tt_core.models.common import Model, RequestModel
+
+
+class PlaygroundBaseModel(Model):
+    id: str
+    name: str
+    type: Literal["base"] = "base"
+    context_length: int
+
+
+class PlaygroundFineTunedModel(Model):
+    """`id` is the model's provider_model_id; `model_id` its UUID."""
+
+    id: str
+    name: str
+    type: Literal["fine-tuned"] = "fine-tuned"
+    base_model: str
+    model_id: str
+
+
+class PlaygroundModels(Model):
+    base_models: list[PlaygroundBaseModel]
+    fine_tuned_models: list[PlaygroundFineTunedModel]
+
+
+class PlaygroundMessage(RequestModel):
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr
+
+
+class PlaygroundCompletionRequest(RequestModel):
+    model: Annotated[
+        StrictStr, Field(min_length=1, description="A catalogue id or alias, or a provider_model_id.")
+    ]
+    messages: Annotated[list[PlaygroundMessage], Field(min_length=1)]
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    max_tokens: Annotated[int, Field(ge=1, le=4096)] = 1024
+
+
+class PlaygroundUsage(Model):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class PlaygroundCompletion(Model):
+    content: str
+    latency_ms: float
+    model: str
+    finish_reason: Literal["stop", "length"]
+    usage: PlaygroundUsage
