@@ -53,16 +53,30 @@ class LambdaContext:
         return max(0, int(self.deadline_ms - time.time() * 1000))
 
 
-def _gateway_error(kind: str, request_id: str) -> GatewayResponse:
-    status, code, message = GATEWAY_ERRORS[kind]
-    error: dict[str, Any] = {"code": code, "message": message.replace("$context.requestId", request_id)}
-    if code == "validation_error":
-        error["details"] = []
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[tuple[str, str]] | None = None,
+    request_id: str | None = None,
+) -> GatewayResponse:
+    """A response in the product's error envelope; `validation_error` always has its details."""
+    request_id = request_id or str(uuid.uuid4())
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None or code == "validation_error":
+        error["details"] = [{"field": field, "message": text} for field, text in details or []]
     headers = [("Content-Type", "application/json"), ("X-Request-Id", request_id)]
     if status == 429:
         headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
-    body = {"error": error}
-    return GatewayResponse(status, headers, json.dumps(body).encode())
+    return GatewayResponse(status, headers, json.dumps({"error": error}).encode())
+
+
+def _gateway_error(kind: str, request_id: str) -> GatewayResponse:
+    status, code, message = GATEWAY_ERRORS[kind]
+    return error_response(
+        status, code, message.replace("$context.requestId", request_id), request_id=request_id
+    )
 
 
 class LocalGateway:
@@ -104,7 +118,16 @@ class LocalGateway:
             denied = self._authorize(method, path, header_map, single_query, request_context)
             if isinstance(denied, GatewayResponse):
                 return denied
-        text = body.decode("utf-8") if body else None
+        try:
+            text = body.decode("utf-8") if body else None
+        except UnicodeDecodeError:
+            return error_response(
+                400,
+                "validation_error",
+                "Request body is invalid: body is not valid UTF-8",
+                details=[("body", "is not valid UTF-8")],
+                request_id=request_id,
+            )
         event = {
             "resource": resource,
             "path": path,
