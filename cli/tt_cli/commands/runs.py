@@ -1,4 +1,4 @@
-"""`tt runs list|get|estimate|start|watch|cancel|diagnose` (PRODUCT.md §9, §10.3, §14.3, §14.4)."""
+"""`tt runs list|get|estimate|start|watch|cancel|diagnose|report` (PRODUCT.md §9, §10, §14.3, §14.4)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ RUNS_PATH = "/runs"
 NOUN = "run"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_INTERVAL_MS = 5000
+REPORT_SPLITS = ("primary", "test", "all")
+REPORT_MODES = ("regressions", "failures")
+DEFAULT_REPORT_LIMIT = 5
 DEFAULT_SPLIT_SHARE = 0.1  # validation and test when only some ratio flags are given (§14.3)
 BAR_WIDTH = 20
 CLEAR_LINE = "\r\033[K"
@@ -106,6 +109,25 @@ def register(subparsers: Any) -> None:
     diagnose = commands.add_parser("diagnose", help="training curve, insights and output diagnostics")
     id_argument(diagnose, NOUN)
     diagnose.set_defaults(func=diagnose_command)
+
+    report = commands.add_parser("report", help="base vs tuned model: scores, deltas and rows side by side")
+    id_argument(report, NOUN)
+    report.add_argument("--split", choices=REPORT_SPLITS, default="primary", help="split (default: primary)")
+    report.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=DEFAULT_REPORT_LIMIT,
+        metavar="N",
+        help="rows shown (default: 5)",
+    )
+    report.add_argument(
+        "--mode",
+        choices=REPORT_MODES,
+        default="regressions",
+        help="regressed examples, worst first, or failing tuned rows, lowest first (default: regressions)",
+    )
+    report.add_argument("--html", metavar="FILE", help="also write the whole report as one HTML page")
+    report.set_defaults(func=report_command)
 
 
 def _interval_option(parser: Any) -> None:
@@ -592,3 +614,133 @@ def render_diagnostics(ctx: Context, diagnostics: Mapping[str, Any]) -> None:
 def diagnose_command(ctx: Context) -> int:
     response = ctx.client.get(f"{RUNS_PATH}/{resolve(ctx, ctx.args.id)}/diagnostics")
     return ctx.emit(response, lambda r: render_diagnostics(ctx, r.data))
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+
+def _by_prompt(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        found.setdefault(str(row.get("prompt")), row)
+    return found
+
+
+def _selected_rows(block: Mapping[str, Any], mode: str, limit: int) -> list[list[Any]]:
+    """`regressions`: regressed examples, worst first; `failures`: tuned rows that did not pass or
+    scored below 1, lowest first."""
+    base = _by_prompt((block.get("baseline") or {}).get("results") or [])
+    tuned = _by_prompt((block.get("candidate") or {}).get("results") or [])
+    if mode == "regressions":
+        prompts = [
+            str(e.get("prompt")) for e in (block.get("comparison") or {}).get("regressed_examples") or []
+        ]
+    else:
+        failing = [row for row in tuned.values() if not row.get("passed") or (row.get("score") or 0) < 1]
+        prompts = [str(row.get("prompt")) for row in sorted(failing, key=lambda row: row.get("score") or 0)]
+    rows = []
+    for prompt in prompts[:limit]:
+        old, new = base.get(prompt) or {}, tuned.get(prompt) or {}
+        rows.append(
+            [
+                prompt,
+                new.get("expected"),
+                old.get("actual"),
+                _score(old.get("score")),
+                new.get("actual"),
+                _score(new.get("score")),
+                _delta(new.get("score"), old.get("score"), rate=False),
+            ]
+        )
+    return rows
+
+
+def render_report_block(ctx: Context, name: str, block: Mapping[str, Any], mode: str, limit: int) -> None:
+    """Base vs tuned vs delta on one split, then up to `limit` rows side by side (§14.4)."""
+    base, tuned = block.get("baseline") or {}, block.get("candidate") or {}
+    comparison = block.get("comparison") or {}
+    used, total = tuned.get("eval_examples_used"), tuned.get("eval_examples_total")
+    rows_text = f"{_number(used) or '-'} rows" + (
+        f" (of {_number(total)})" if tuned.get("eval_truncated") else ""
+    )
+    ctx.out.line(
+        f"{name.capitalize()} split ({rows_text}): base {base.get('model')} vs tuned {tuned.get('model')}"
+    )
+    table = [
+        [label, (_rate if rate else _score)(base.get(key)), (_rate if rate else _score)(tuned.get(key)),
+         _delta(tuned.get(key), base.get(key), rate=rate)]
+        for label, key, rate in (("Avg score", "avg_score", False), ("Pass rate", "pass_rate", True),
+                                 ("Exact match", "exact_match_rate", True))
+    ]  # fmt: skip
+    latency = [_number(base.get("avg_latency_ms")), _number(tuned.get("avg_latency_ms"))]
+    table.append(["Avg latency ms", *latency, None])
+    ctx.out.line(render_table(table, ["METRIC", "BASE", "TUNED", "DELTA"]))
+    ctx.out.line(
+        f"Tuned vs base: {comparison.get('regressions', 0)} regressions, "
+        f"{comparison.get('improvements', 0)} improvements"
+    )
+    selected = _selected_rows(block, mode, limit)
+    title = (
+        "Regressed examples (worst first)" if mode == "regressions" else "Failing tuned rows (lowest first)"
+    )
+    ctx.out.line()
+    if not selected:
+        ctx.out.dim(f"{title}: none.")
+        return
+    ctx.out.line(f"{title}:")
+    ctx.out.table(selected, ["INPUT", "EXPECTED", "BASE OUTPUT", "BASE", "TUNED OUTPUT", "TUNED", "DELTA"])
+
+
+def render_report(ctx: Context, report: Mapping[str, Any], split: str, mode: str, limit: int) -> None:
+    judge = report.get("judge_model")
+    scoring = report.get("scoring_method") or "-"
+    ctx.out.fields(
+        [
+            ("Run", report.get("run_id")),
+            ("Status", report.get("status")),
+            ("Model", report.get("fine_tuned_model_id")),
+            ("Eval split", report.get("eval_split")),
+            ("Scoring", f"{scoring} ({judge})" if judge else scoring),
+        ]
+    )
+    if report.get("candidate") is None:
+        ctx.out.line(f"No report yet: the run is {report.get('status')} (reports come with completed runs).")
+        return
+    previous = report.get("previous_run")
+    if previous:
+        ctx.out.line(
+            f"Since run #{previous.get('run_number')} ({previous.get('run_id')}): "
+            f"{previous.get('regressions', 0)} regressions, {previous.get('improvements', 0)} improvements"
+        )
+    blocks: list[tuple[str, Mapping[str, Any]]] = []
+    if split in ("primary", "all"):
+        blocks.append(("primary", report))
+    if split in ("test", "all"):
+        if report.get("test"):
+            blocks.append(("test", report["test"]))
+        else:
+            ctx.out.dim("This run has no test split.")
+    for name, block in blocks:
+        ctx.out.line()
+        render_report_block(ctx, name, block, mode, limit)
+
+
+def report_command(ctx: Context) -> int:
+    from pathlib import Path
+
+    from tt_cli.report_html import render_report_html
+
+    run_id = resolve(ctx, ctx.args.id)
+    response = ctx.client.get(f"{RUNS_PATH}/{run_id}/report")
+    args = ctx.args
+    if args.html:
+        run = ctx.client.get(f"{RUNS_PATH}/{run_id}").data
+        diagnostics = ctx.client.get(f"{RUNS_PATH}/{run_id}/diagnostics").data
+        path = Path(args.html)
+        try:
+            path.write_text(render_report_html(response.data, diagnostics, run), encoding="utf-8")
+        except OSError as error:
+            raise CliError.local(f"cannot write {path}: {error.strerror or error}") from None
+        if not ctx.json_mode:
+            ctx.out.success(f"Wrote {path}")
+    return ctx.emit(response, lambda r: render_report(ctx, r.data, args.split, args.mode, args.limit))

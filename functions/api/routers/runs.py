@@ -1,4 +1,4 @@
-"""Routes of runs (PRODUCT.md §9): start, estimate, lists, one run, cancel, diagnostics."""
+"""Routes of runs (PRODUCT.md §9, §10.5): start, estimate, lists, one run, cancel, diagnostics, report."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
 from tt_core.models.common import PageQuery
 from tt_core.models.estimates import RunEstimate
+from tt_core.models.report import RunReport
 from tt_core.models.runs import RunDetail, RunDiagnostics, RunListItem, StartRunRequest
 
 router = APIGatewayRouter()
@@ -70,6 +71,11 @@ def get_run(run_id: str) -> Response[Any]:
 @router.post("/runs/<run_id>/cancel", **documented(200, RunDetail, "Cancel a run"))
 def cancel_run(run_id: str) -> Response[Any]:
     return ok(dump(wiring.run_service().cancel(principal(router).account_id, run_id)))
+
+
+@router.get("/runs/<run_id>/report", **documented(200, RunReport, "Get a run's report"))
+def run_report(run_id: str) -> Response[Any]:
+    return ok(dump(wiring.run_service().report(principal(router).account_id, run_id)))
 
 
 @router.get("/runs/<run_id>/diagnostics", **documented(200, RunDiagnostics, "Get a run's diagnostics"))
