@@ -158,9 +158,11 @@ def test_the_page_renders_without_a_training_log_and_escapes_everything() -> Non
     assert "No training loss was logged." in loss_curve_svg([])
     flat = loss_curve_svg([{"epoch": 1, "loss": 0.5}])
     assert flat.count(",") == 1 and "<polyline" in flat  # one point, no division by zero
-    report = {"run_id": "r", "status": "completed", "scoring_method": "similarity", "judge_model": None,
-              "eval_split": "<x>", "baseline": {"results": []}, "comparison": {},
-              "candidate": {"model": "m<1>", "results": []}, "test": None, "previous_run": None}  # fmt: skip
+    report: dict[str, Any] = {
+        "run_id": "r", "status": "completed", "scoring_method": "similarity", "judge_model": None,
+        "eval_split": "<x>", "baseline": {"results": []}, "comparison": {},
+        "candidate": {"model": "m<1>", "results": []}, "test": None, "previous_run": None,
+    }  # fmt: skip
     page = render_report_html(report, None, {"_spec_name": "A & B", "run_number": 2})
     assert "<title>A &amp; B #2 report</title>" in page and "&lt;x&gt;" in page and "m&lt;1&gt;" in page
     assert "No rows were evaluated." in page and json.dumps(report)  # nothing else is needed

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fake_training import install_fake_claude, install_instant_training, no_language_model
-from tests.integration.test_runs_api import FAST, TINY_SPEC, create_spec, wait_for
+from tests.integration.test_runs_api import EXAMPLES, FAST, TINY_SPEC, create_spec, wait_for
 from tests.llm_fakes import FakeClaude, refusal, status, text_answer, tool_answer
 from tt_core.adapters.anthropic_llm import DEFAULT_MODELS
 
@@ -75,7 +75,7 @@ def test_a_run_on_the_real_trainer_augments_and_judges_with_claude(client: Any, 
     judged = {seen.prompt.split("<input>\n", 1)[1].split("\n</input>", 1)[0] for seen in claude.requests
               if seen.tool == "verdict"}  # fmt: skip
     assert judged == {row["prompt"] for row in run["_evals"]}
-    assert judged <= {example["input"] for example in TINY_SPEC["examples"]}
+    assert judged <= {example["input"] for example in EXAMPLES}
     assert infos(run) == []
     assert_no_provider_names(run)
 
@@ -105,7 +105,7 @@ def test_no_provider_means_eda_and_similarity_and_the_run_says_so(
 def test_an_unusable_verdict_falls_back_to_similarity_for_that_row(
     client: Any, claude: FakeClaude, instant: Any, bad: Any
 ) -> None:
-    first = TINY_SPEC["examples"][0]["input"]
+    first = EXAMPLES[0]["input"]
     original = claude.answer
 
     def answer(seen: Any) -> Any:
@@ -114,7 +114,7 @@ def test_an_unusable_verdict_falls_back_to_similarity_for_that_row(
         return original(seen)
 
     claude.answer = answer  # type: ignore[method-assign]
-    spec = {**TINY_SPEC, "examples": TINY_SPEC["examples"][:3]}  # < 5 examples: every one is evaluated
+    spec = {**TINY_SPEC, "examples": EXAMPLES[:3]}  # < 5 examples: every one is evaluated
     run = run_to_end(client, spec=spec)
     assert run["augmentation_method"] == "claude" and run["eval_summary"]["scoring_method"] == "llm_judge"
     report = client.get(f"/runs/{run['id']}/report").json()["data"]

@@ -9,13 +9,14 @@ import pytest
 
 from tests.fake_training import install_fake_claude, install_instant_training, no_language_model
 from tests.integration.test_run_workflow import _upload
+from tests.integration.test_runs_api import EXAMPLES as TINY_EXAMPLES
 from tests.integration.test_runs_api import FAST, TINY_SPEC, create_spec, wait_for
 from tests.llm_fakes import FakeClaude
 from tt_core.adapters.anthropic_llm import DEFAULT_MODELS
 
 TERMINAL = ("completed", "failed", "cancelled")
 # Fewer than 5 examples: every run evaluates all of them, so two runs share their prompts.
-EXAMPLES = TINY_SPEC["examples"][:4]
+EXAMPLES = TINY_EXAMPLES[:4]
 SPEC = {**TINY_SPEC, "examples": EXAMPLES}
 P = [example["input"] for example in EXAMPLES]
 
