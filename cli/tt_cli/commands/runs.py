@@ -418,6 +418,24 @@ def render_estimate(ctx: Context, estimate: Mapping[str, Any]) -> None:
             ("Instance type", estimate.get("instance_type")),
         ]
     )
+    render_spec_lint(ctx, estimate.get("spec_lint"))
+
+
+def render_spec_lint(ctx: Context, lint: Mapping[str, Any] | None) -> None:
+    """The gaps the server's spec lint found: broken constraints, rules no example exercises."""
+    if not lint:
+        return
+    broken = [c for c in lint.get("constraints") or [] if not c.get("passed")]
+    uncovered = [item for item in lint.get("coverage") or [] if not item.get("examples")]
+    if not broken and not uncovered:
+        ctx.out.success("Spec lint: every constraint holds and every rule has an example")
+        return
+    for constraint in broken:
+        ctx.out.failure(f"constraints.{constraint.get('index')}: {constraint.get('message')}")
+    for item in uncovered:
+        ctx.out.warning(
+            f"{item.get('kind')}s.{item.get('index')}: no example exercises '{item.get('text')}'", err=False
+        )
 
 
 def estimate_command(ctx: Context) -> int:

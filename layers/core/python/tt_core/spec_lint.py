@@ -155,6 +155,8 @@ def coverage(
     )
     for kind, texts in groups:
         for index, text in enumerate(texts):
+            if not text.strip():
+                continue  # nothing to exercise; `tt eval` reports blank rules with the field checks
             words = keywords(text)
             stems = {_stem(word) for word in words}
             count = sum(1 for found in example_stems if stems & found)
