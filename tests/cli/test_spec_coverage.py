@@ -10,16 +10,19 @@ import requests
 from tests.cli.conftest import Api, write
 from tt_core.spec_lint import lint_spec
 
+GUIDELINES = ["Point to the billing page", "Be concise"]
+CONSTRAINTS = ["Never mention refunds", "Stay polite"]
+EXAMPLES = [
+    {"input": "Where is my invoice?", "output": "Open the Billing page."},
+    {"input": "Can I get money back?", "output": "Refunds take 5 days."},
+]
 SPEC = {
     "name": "Coverage Bot",
     "base_model": "tiny-chat",
     "system_prompt": "You answer billing questions.",
-    "guidelines": ["Point to the billing page", "Be concise"],
-    "constraints": ["Never mention refunds", "Stay polite"],
-    "examples": [
-        {"input": "Where is my invoice?", "output": "Open the Billing page."},
-        {"input": "Can I get money back?", "output": "Refunds take 5 days."},
-    ],
+    "guidelines": GUIDELINES,
+    "constraints": CONSTRAINTS,
+    "examples": EXAMPLES,
 }
 
 
@@ -52,8 +55,8 @@ def test_the_estimate_returns_the_same_lint_and_tt_shows_the_gaps(run: Any, auth
     )
     spec_id = created.json()["data"]["id"]
     estimate = run("--json", "runs", "estimate", spec_id).json["data"]
-    examples = [(e["input"], e["output"]) for e in SPEC["examples"]]
-    expected = lint_spec(SPEC["guidelines"], SPEC["constraints"], examples).model_dump(mode="json")
+    examples = [(e["input"], e["output"]) for e in EXAMPLES]
+    expected = lint_spec(GUIDELINES, CONSTRAINTS, examples).model_dump(mode="json")
     assert estimate["spec_lint"] == expected
     assert estimate["spec_lint"]["constraints"][0]["offending_examples"] == [1]
 
