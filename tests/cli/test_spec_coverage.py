@@ -16,7 +16,7 @@ EXAMPLES = [
     {"input": "Where is my invoice?", "output": "Open the Billing page."},
     {"input": "Can I get money back?", "output": "Refunds take 5 days."},
 ]
-SPEC = {
+SPEC: dict[str, Any] = {
     "name": "Coverage Bot",
     "base_model": "tiny-chat",
     "system_prompt": "You answer billing questions.",
