@@ -40,7 +40,7 @@ class ChatRequest:
     model: str | None = None
     stream: bool = False
     include_usage: bool = False
-    # None: plain text; {"type": "json_object"} or {"type": "json_schema", "schema": {...}}.
+    # None (not given), {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "schema": {...}}.
     response_format: dict[str, Any] | None = None
 
 
@@ -125,7 +125,7 @@ def parse_response_format(value: Any) -> dict[str, Any] | None:
         return None
     kind = value.get("type") if isinstance(value, dict) else None
     if kind == "text":
-        return None
+        return {"type": "text"}  # asked for explicitly: no --json-schema either
     if kind == "json_object":
         return {"type": "json_object"}
     if kind == "json_schema":
@@ -221,7 +221,7 @@ class ChatEngine:
 
     def response_format(self, request: ChatRequest) -> dict[str, Any] | None:
         if request.response_format is not None:
-            return request.response_format
+            return None if request.response_format["type"] == "text" else request.response_format
         if self.json_schema is not None:
             return {"type": "json_schema", "schema": self.json_schema}
         return None
