@@ -15,7 +15,8 @@ from tt_core.schema import LOCAL_DEFAULT_BASE_MODEL
 from tt_core.settings import ENV_DEFAULT_BASE_MODEL, ENV_LOCAL_JOBS_DIR, ENV_MODE, ENV_TRAINING_POLL_SECONDS
 
 LOCAL_ACCOUNT_NAME = "local"
-SNAPSHOT_INTERVAL_S = 5.0
+# How often the journal is checked for size: a large one is folded into the snapshot (snapshot.py).
+COMPACT_CHECK_INTERVAL_S = 5.0
 INTERRUPTED_RUN = "The local stack stopped during the run."
 
 
@@ -67,6 +68,7 @@ class LocalStack:
         self.port = port
         self.host = host
         self._moto: Any = None
+        self._journal_middleware: Any = None
         self._http: Any = None
         self._snapshot: Any = None
         self._lambdas: Any = None
@@ -95,10 +97,12 @@ class LocalStack:
 
     def _start_moto(self) -> None:
         import requests
-        from moto.server import ThreadedMotoServer
+
+        from tt_cli.local.snapshot import journaled_moto_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per emulated AWS call otherwise
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        # Every write the services apply is journaled before it is answered (snapshot.py).
+        self._moto, self._journal_middleware = journaled_moto_server()
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -146,7 +150,8 @@ class LocalStack:
         )
         wiring.reset()
         self._snapshot = Snapshot(session, self.data_dir, [names["table"]], [names["bucket"]])
-        self._snapshot.restore()
+        self._journal_middleware.snapshot = self._snapshot
+        self._snapshot.restore()  # journaling starts here: what follows (run recovery, the key) is kept
         self._recover_runs()
 
         keys = wiring.api_key_service()
@@ -198,8 +203,8 @@ class LocalStack:
         serve_in_thread(self._http)
 
     def _snapshot_loop(self) -> None:
-        while not self._stop_snapshots.wait(SNAPSHOT_INTERVAL_S):
-            self._snapshot.save()
+        while not self._stop_snapshots.wait(COMPACT_CHECK_INTERVAL_S):
+            self._snapshot.compact_if_large()
 
     def stop(self) -> None:
         self._stop_snapshots.set()
@@ -215,6 +220,7 @@ class LocalStack:
         reap_orphans(self.jobs_dir)  # no trainer outlives the stack that started it
         if self._snapshot is not None:
             self._snapshot.save()
+            self._snapshot.close()
         if self._moto is not None:
             self._moto.stop()
         if self._log_file is not None:
