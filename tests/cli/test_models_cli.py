@@ -122,7 +122,7 @@ def test_the_models_group_can_take_more_subcommands() -> None:
 
     parser = argparse.ArgumentParser()
     commands = tuned_models.register(parser.add_subparsers(dest="command", required=True))
-    commands.add_parser("base").set_defaults(func="base")
-    assert parser.parse_args(["models", "base"]).func == "base"
+    commands.add_parser("extra").set_defaults(func="extra")
+    assert parser.parse_args(["models", "extra"]).func == "extra"
     assert parser.parse_args(["models", "get", "abcd"]).id == "abcd"
     assert build_parser().parse_args(["models", "list", "-p", "2"]).page == 2
