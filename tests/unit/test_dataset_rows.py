@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tt_core import dataset_rows
 from tt_core.dataset_rows import MAX_LINE_BYTES, RowValidator, validate_file, validate_stream
 from tt_core.models.datasets import MAX_DATASET_BYTES, ValidationReport
 
@@ -475,3 +476,124 @@ def test_validate_file_refuses_a_large_file_by_its_size(tmp_path: Path) -> None:
     assert issues(report) == [(None, None, "file_too_large")]
     assert report.file_size_bytes == MAX_DATASET_BYTES + 1
     assert "104,857,601 bytes" in report.errors[0].message
+
+
+# -- the fast loop (msgspec) and the exact rules (json) always agree ---------------------------------------
+
+
+def exact_rules_only(data: bytes, monkeypatch: pytest.MonkeyPatch) -> ValidationReport:
+    """The report when the fast loop accepts nothing, so that every line goes through the exact rules."""
+
+    def refuse(raw: bytes) -> object:
+        raise ValueError("exact rules only")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dataset_rows, "_decode_row", refuse)
+        return validate_stream([data])
+
+
+def test_the_fast_loop_takes_the_common_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    exact_lines = 0
+    check_line = RowValidator._check_line
+
+    def counting(self: RowValidator, raw: bytes) -> None:
+        nonlocal exact_lines
+        exact_lines += 1
+        check_line(self, raw)
+
+    monkeypatch.setattr(RowValidator, "_check_line", counting)
+    data = b"".join(row(f"question {i} 東京 😀", "answer\u00e9") + b"\r\n" for i in range(2_000))
+    report = validate_stream(chunked(data, 64 * 1024))
+    assert report.valid is True and report.row_count == 2_000
+    assert exact_lines == 0
+
+
+@pytest.mark.parametrize("data", [data for data, _ in BAD.values()] + [MIXED], ids=[*BAD, "mixed"])
+def test_the_fast_loop_agrees_with_the_exact_rules(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert validate_stream([data]) == exact_rules_only(data, monkeypatch)
+
+
+# Pieces of JSON strings (as bytes) where a fast decoder could read a line otherwise than json.loads does.
+STRING_PIECES = [
+    b"a", b"a", b"b", "é".encode(), "東京".encode(), "😀".encode(), b"\\n", b"\\t", b"\\\\", b'\\"', b"\\/",
+    b"\\u0041", b"\\u00e9", b"\\ud83d\\ude00", b"\\ud800", b"\\udc00", b"\\ud800\\u0041", b"\\u0000",
+    b"\\u001b", b"\\b", b"\\f", b"\\u007F", b"\\u0085", b"\\u009f", b"\\u00a0", b"\\\\b", b"\\x", b"\\u12",
+    b"\x7f", b"\xc2\x85", b"\xc2\xa0", b"\t", b"\x01", b"\r", b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", BOM,
+]  # fmt: skip
+KEYS = [b'"input"', b'"input"', b'"output"', b'"output"', b'"in\\u0070ut"', b'"x"', b'""', b"input"]
+OTHER_VALUES = [b'""', b"1", b"-0.5e3", b"null", b"true", b"[]", b'["a"]', b'{"a": "b"}', b"NaN", b"'a'"]
+SPACES = [b"", b"", b" ", b"  ", b"\t", b"\r", b"\x0c"]
+
+
+def random_line(rng: random.Random, *, wild: bool) -> bytes:
+    """A line that may break any rule (`wild`), or a valid row, often written differently from an earlier
+    one with the same values (escapes, key order, whitespace), so that duplicates are counted too."""
+    if wild and rng.random() < 0.05:
+        return rng.choice([b"", b" ", b"\t\r", b"[]", b"{}", b"{", b'"a"'])
+    pieces = STRING_PIECES if wild else STRING_PIECES[:13]  # the valid ones, escaped or not
+    spaces = SPACES if wild else SPACES[:-1]
+
+    def value() -> bytes:
+        if wild and rng.random() < 0.2:
+            return rng.choice(OTHER_VALUES)
+        return (
+            b'"' + b"".join(rng.choices(pieces[:6] * 8 + pieces, k=rng.randint(1, 4 if wild else 2))) + b'"'
+        )
+
+    def space() -> bytes:
+        return rng.choice(spaces)
+
+    keys = rng.sample([b'"input"', b'"output"'], 2)
+    if wild and rng.random() < 0.4:
+        keys = rng.choices(KEYS, k=rng.randint(0, 4))
+    members = [space() + key + space() + b":" + space() + value() + space() for key in keys]
+    line = space() + b"{" + b",".join(members) + b"}" + space()
+    if wild and rng.random() < 0.1:
+        line = rng.choice(
+            [line + b",", line[:-1], BOM + line, line + line, line + b" x", line.replace(b",", b",,")]
+        )
+    return line
+
+
+def test_the_fast_loop_agrees_with_the_exact_rules_on_random_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(12)
+    outcomes: set[str] = set()
+    for attempt in range(600):
+        lines = (random_line(rng, wild=attempt % 2 == 0) for _ in range(rng.randint(1, 30)))
+        data = b"\n".join(lines)
+        report = validate_stream([data])
+        assert report == exact_rules_only(data, monkeypatch), data
+        outcomes.update(issue.code for issue in report.errors)
+        outcomes.add("valid" if report.valid else "invalid")
+        outcomes.add("duplicates" if report.duplicate_rows else "no duplicates")
+    # The random lines reach every rule of a line that fits in 1 MiB, and valid files with duplicates.
+    assert outcomes >= {"valid", "invalid", "duplicates", "no duplicates", "invalid_utf8", "invalid_json",
+                        "not_an_object", "missing_field", "wrong_type", "empty_field", "unknown_field",
+                        "control_character"}  # fmt: skip
+
+
+# -- memory and duplicates on many rows ------------------------------------------------------------------
+
+
+def test_many_rows_count_duplicates_exactly() -> None:
+    data = b"\n".join(row(f"q{i % 2_500}", "a" if i % 5000 < 2500 else "b") for i in range(10_000))
+    report = validate_stream(chunked(data, MiB))
+    assert report.valid is True and report.row_count == 10_000 and report.duplicate_rows == 10_000 - 5_000
+
+
+def test_duplicate_digests_take_a_few_bytes_a_row() -> None:
+    rows = 100_000
+    lines = [b'{"input":"q%d","output":"a"}\n' % i for i in range(rows)]
+    chunks = [b"".join(lines[start : start + 10_000]) for start in range(0, rows, 10_000)]
+    tracemalloc.start()
+    try:
+        validator = RowValidator()
+        for chunk in chunks:
+            validator.feed(chunk)
+        report = validator.finish()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.valid is True and report.row_count == rows and report.duplicate_rows == 0
+    # Digests kept in a set, an int object and a slot each, took 9.8 MiB here; 8-byte digests take 0.8 MB.
+    assert peak < 5 * MiB, peak

@@ -6,8 +6,11 @@ import json
 import os
 import re
 import stat
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import msgspec
 
 from tt_core.models.datasets import (
     MAX_DATASET_BYTES,
@@ -49,12 +52,29 @@ def _may_hold_control_characters(block: bytes) -> bool:
     )
 
 
-# The C scanner behind json.loads, called directly: it skips json.loads' Python-level wrapper (type checks,
-# two whitespace regex matches, an error object with line and column arithmetic) on every line. The
-# surrounding whitespace json.loads would allow is stripped by the exact path (`_parse`).
+class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The common valid line, as the fast loop decodes it: exactly `input` and `output`, both strings."""
+
+    input: str
+    output: str
+
+
+# The fast loop's decoder: msgspec parses the line's bytes, checks their UTF-8 and the row's shape and
+# types in one C pass, and builds only the two strings. Anything it refuses (a wrong type, an unknown
+# key, a lone surrogate escape, bad UTF-8, malformed JSON) goes to the exact rules below, which say what
+# is wrong; where it accepts, it reads the line as json.loads does (tests/unit/test_dataset_rows.py
+# compares the two on every bad-file case and on random lines), so the two paths never disagree.
+_decode_row: Callable[[bytes], _Row] = msgspec.json.Decoder(_Row).decode
+
+# The C scanner behind json.loads, called directly by the exact rules: it skips json.loads' Python-level
+# wrapper. The surrounding whitespace json.loads would allow is stripped first (`_parse`).
 _Scanner = Callable[[str, int], tuple[Any, int]]
 _scan: _Scanner = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _lenient_scan: _Scanner = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
+
+# Duplicate rows are counted from one 64-bit digest per valid row, kept in typed arrays (8 bytes each)
+# split by the digest's low bits; `finish()` counts the distinct ones one part at a time.
+_DIGEST_PARTS = 16
 
 _KINDS: dict[type, str] = {
     list: "a JSON array",
@@ -93,7 +113,7 @@ class RowValidator:
     """Validates a JSONL dataset fed in chunks of any size; `finish()` returns the report.
 
     Memory stays bounded whatever the file size: one line of at most 1 MiB is assembled at a time, plus
-    one 64-bit digest per valid row for `duplicate_rows`.
+    8 bytes per valid row for `duplicate_rows`.
 
     Checks, in this order, each line ending the checks of that line when it fails:
 
@@ -129,15 +149,15 @@ class RowValidator:
         self._chars = 0  # characters of the valid rows' inputs and outputs
         # duplicate_rows = valid rows - distinct (input, output) pairs, so each valid row leaves a fixed-size
         # digest: hash((input, output)), Python's keyed 64-bit SipHash of the pair. A 16-byte blake2b digest
-        # costs ~1 µs more per row (the pair encoded to bytes, a hash object), as much as the rest of the
-        # fast loop, and would cost the lead over a plain json.loads loop (bench/dataset_validation.py),
-        # while 64 bits already make a collision negligible: below n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest
-        # possible file, and one would only make duplicate_rows one too high.
+        # costs ~1 µs more per row (the pair encoded to bytes, a hash object), more than the rest of the
+        # fast loop (bench/dataset_validation.py), while 64 bits already make a collision negligible: below
+        # n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest possible file, and one would only make duplicate_rows one too
+        # high.
         # The bound: the shortest valid row, {"input":"a","output":"b"} and its LF, is 27 bytes, so 100 MB
-        # hold at most ~3.9 M rows at ~82 bytes each (an int object and its set slot), ~310 MB in the worst
-        # case, within the validator function's 1 GB; rows of a few hundred bytes, the usual, keep it to
-        # tens of MB.
-        self._seen: set[int] = set()
+        # hold at most ~3.9 M rows: 31 MB of digests in arrays, where a set of them would take ~82 bytes a
+        # row (an int object and its slot), 310 MB; counting them at the end builds one part's set at a
+        # time, a sixteenth of that.
+        self._digests = [array("q") for _ in range(_DIGEST_PARTS)]
         self._issues: list[ValidationIssue] = []
         self._error_count = 0
         self._head: bytes | None = b""  # the first bytes while a leading BOM is still possible
@@ -197,12 +217,16 @@ class RowValidator:
             row_count=self._rows,
             file_size_bytes=self._size,
             estimated_tokens=-(-self._chars // 4),
-            duplicate_rows=self._valid_rows - len(self._seen),
+            duplicate_rows=self._valid_rows - self._distinct_rows(),
             errors=self._issues,
             error_count=self._error_count,
         )
-        self._seen = set()
+        self._digests = []
         return report
+
+    def _distinct_rows(self) -> int:
+        # Equal digests share a part, so the parts' distinct counts add up; one set at a time bounds memory.
+        return sum(len(set(part)) for part in self._digests)
 
     # -- streaming -------------------------------------------------------------------------------------
 
@@ -229,11 +253,15 @@ class RowValidator:
             self._pending = bytearray()  # too long already: drop what is held, and the rest as it comes
 
     def _complete_pending(self) -> None:
-        self._line_no += 1
         if self._pending_bytes > _PENDING_CAP:
+            self._line_no += 1
             self._rows += 1
             self._line_too_long(self._pending_bytes - int(self._pending_cr))
+        elif self._pending_bytes <= MAX_LINE_BYTES:  # within the limit, CR or not: the fast loop may take it
+            line = bytes(self._pending)
+            self._check_lines([line], _may_hold_control_characters(line))
         else:
+            self._line_no += 1
             self._check_line(bytes(self._pending))
         self._pending = bytearray()
         self._pending_bytes = 0
@@ -241,64 +269,38 @@ class RowValidator:
 
     def _check_block(self, block: bytes) -> None:
         """Checks complete lines (a block of at most 1 MiB, LF-separated, without the final LF)."""
-        exact_controls = _may_hold_control_characters(block)
-        try:
-            # One decode and one split per block cost less than a decode per line.
-            self._check_texts(block.decode().split("\n"), exact_controls)
-            return
-        except UnicodeDecodeError:
-            pass
-        run: list[str] = []
-        for raw in block.split(b"\n"):
-            try:
-                run.append(raw.decode())
-            except UnicodeDecodeError:
-                self._check_texts(run, exact_controls)
-                run = []
-                self._line_no += 1
-                self._check_line(raw)
-        self._check_texts(run, exact_controls)
+        self._check_lines(block.split(b"\n"), _may_hold_control_characters(block))
 
-    def _check_texts(self, texts: list[str], exact_controls: bool) -> None:
+    def _check_lines(self, lines: list[bytes], exact_controls: bool) -> None:
         """The fast loop: accepts the common valid line with no Python-level work per character.
 
-        Anything it does not accept outright goes to `_check_text`, the exact rules, so the two never
-        disagree on what is valid: this loop only decides faster. Lines are at most 1 MiB each, and free
-        of forbidden control characters unless `exact_controls`.
+        Each line is at most 1 MiB, its LF removed (a CR may remain: JSON whitespace to the decoder), and
+        free of forbidden control characters unless `exact_controls`. Anything the loop does not accept
+        outright goes to `_check_line`, the exact rules, so the two never disagree on what is valid: this
+        loop only decides faster.
         """
-        scan = _scan
+        decode = _decode_row
         control = _CONTROL.search
-        seen_add = self._seen.add
+        parts = [part.append for part in self._digests]
         line_no = self._line_no
         valid = chars = 0
-        for text in texts:
+        for raw in lines:
             line_no += 1
             try:
-                row, end = scan(text, 0)
-            except (ValueError, StopIteration, RecursionError):
+                row = decode(raw)
+            except ValueError:  # msgspec.DecodeError, UnicodeDecodeError: the exact rules say what is wrong
                 pass
             else:
-                # A CRLF ending leaves its CR after the value: scanning stops there.
-                if (
-                    (end == len(text) or (end == len(text) - 1 and text[end] == "\r"))
-                    and type(row) is dict
-                    and len(row) == 2
-                ):
-                    text_in = row.get("input")
-                    text_out = row.get("output")
-                    if (
-                        type(text_in) is str
-                        and type(text_out) is str
-                        and text_in
-                        and text_out
-                        and not (exact_controls and (control(text_in) or control(text_out)))
-                    ):
-                        valid += 1
-                        chars += len(text_in) + len(text_out)
-                        seen_add(hash((text_in, text_out)))
-                        continue
+                text_in = row.input
+                text_out = row.output
+                if text_in and text_out and not (exact_controls and (control(text_in) or control(text_out))):
+                    valid += 1
+                    chars += len(text_in) + len(text_out)
+                    digest = hash((text_in, text_out))
+                    parts[digest % _DIGEST_PARTS](digest)
+                    continue
             self._line_no = line_no
-            self._check_text(text)
+            self._check_line(raw)
         self._line_no = line_no
         self._rows += valid
         self._valid_rows += valid
@@ -360,7 +362,8 @@ class RowValidator:
         if self._error_count == errors_before:
             self._valid_rows += 1
             self._chars += len(row["input"]) + len(row["output"])
-            self._seen.add(hash((row["input"], row["output"])))
+            digest = hash((row["input"], row["output"]))
+            self._digests[digest % _DIGEST_PARTS].append(digest)
 
     def _parse(self, text: str, body: str) -> Any:
         """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
@@ -489,7 +492,7 @@ class RowValidator:
     def _end(self, code: str, message: str) -> ValidationReport:
         """Ends validation with one whole-file issue and lets go of everything held."""
         self._report = ValidationReport.whole_file(code, message, self._size)
-        self._seen = set()
+        self._digests = []
         self._pending = bytearray()
         self._issues = []
         return self._report
