@@ -38,6 +38,12 @@ _RETENTION_DAYS: dict[int, logs.RetentionDays] = {
     1827: logs.RetentionDays.FIVE_YEARS,
 }
 
+# A Secrets Manager secret by name (`tt/anthropic-api-key`) or by ARN (with or without its suffix).
+_SECRET_NAME_OR_ARN = (
+    r"^(arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]+)$"
+)
+_MODEL_ID = r"^[A-Za-z0-9._:/@-]+$"
+
 # Defaults that differ for a stage other than dev; anything given in the context still wins.
 _NON_DEV_DEFAULTS: dict[str, Any] = {"log_retention_days": 365}
 
@@ -98,6 +104,15 @@ class StageConfig(BaseModel):
     finish_timeout_seconds: int = Field(default=300, ge=10, le=900)
     fail_memory_mb: int = Field(default=512, ge=128, le=10240)
     fail_timeout_seconds: int = Field(default=60, ge=10, le=900)
+
+    # Augmentation and the LLM judge (PRODUCT.md §9.4, §10.2, §16): the Anthropic API when a key is
+    # configured (an existing Secrets Manager secret, by name or ARN, holding the key), else Claude on
+    # Bedrock when enabled, else the offline augmenter and similarity. Model ids: None = the current
+    # default of the provider (tt_core.adapters.anthropic_llm.DEFAULT_MODELS).
+    anthropic_api_key_secret: str | None = Field(default=None, pattern=_SECRET_NAME_OR_ARN, max_length=2048)
+    bedrock_enabled: bool = False
+    augmentation_model: str | None = Field(default=None, pattern=_MODEL_ID, max_length=200)
+    judge_model: str | None = Field(default=None, pattern=_MODEL_ID, max_length=200)
 
     # Alarms: a sum over `alarm_period_minutes` at or above the threshold raises the alarm.
     alarm_period_minutes: int = Field(default=5, ge=1, le=60)

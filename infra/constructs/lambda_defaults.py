@@ -20,8 +20,12 @@ from infra import nag
 from infra.config import StageConfig
 from infra.paths import FUNCTIONS_DIR
 from tt_core.settings import (
+    ENV_ANTHROPIC_API_KEY_SECRET,
+    ENV_AUGMENTATION_MODEL,
+    ENV_BEDROCK_ENABLED,
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
+    ENV_JUDGE_MODEL,
     ENV_MAX_ACTIVE_RUNS,
     ENV_MAX_EVAL_EXAMPLES_CEILING,
     ENV_MODE,
@@ -97,6 +101,17 @@ def service_environment(*, config: StageConfig, table_name: str, bucket_name: st
         ENV_TRAINING_POLL_SECONDS: str(config.training_poll_seconds),
         ENV_TRAINING_USE_SPOT: "true" if config.training_use_spot else "false",
         ENV_TRAINING_PROFILES: json.dumps(profiles, separators=(",", ":"), sort_keys=True),
+        # The provider settings: the tasks call it, the API reports it in /version's capabilities.
+        ENV_BEDROCK_ENABLED: "true" if config.bedrock_enabled else "false",
+        **{
+            name: value
+            for name, value in (
+                (ENV_ANTHROPIC_API_KEY_SECRET, config.anthropic_api_key_secret),
+                (ENV_AUGMENTATION_MODEL, config.augmentation_model),
+                (ENV_JUDGE_MODEL, config.judge_model),
+            )
+            if value
+        },
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "LOG_LEVEL": config.log_level,

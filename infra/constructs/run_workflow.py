@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
@@ -21,7 +23,13 @@ from infra import nag
 from infra.config import StageConfig
 from infra.constructs.lambda_defaults import FunctionDefaults, make_function
 from tt_core.schema import ACCOUNTS_PREFIX, BASE_MODELS_PREFIX
-from tt_core.settings import ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB
+from tt_core.settings import (
+    ENV_EVALUATE_TIMEOUT_SECONDS,
+    ENV_PREPARE_TIMEOUT_SECONDS,
+    ENV_TRAINING_IMAGE_URI,
+    ENV_TRAINING_ROLE_ARN,
+    ENV_TRAINING_VOLUME_GB,
+)
 
 # State names: the API, the local stack and the handlers' tests know the workflow by them.
 PREPARE = "Prepare"
@@ -60,6 +68,9 @@ TIMEOUT_ERRORS = ("States.Timeout", "Sandbox.Timedout", "Lambda.Unknown")
 # (evaluation and finishing can still follow a job that ended just in time).
 EXECUTION_TIMEOUT_MARGIN_MINUTES = 60
 
+# The tasks that call the language model: Prepare augments, Evaluate judges.
+LANGUAGE_MODEL_TASKS = (PREPARE, EVALUATE)
+BEDROCK_MODELS = "anthropic.claude-*"
 # Run inputs and outputs live at accounts/<account_id>/runs/<run_id>/…; parent adapters at
 # accounts/<account_id>/models/<model_id>/…. The training job may read and write nothing else.
 RUN_OBJECTS = f"{ACCOUNTS_PREFIX}*/runs/*"
@@ -151,6 +162,9 @@ class RunWorkflow(Construct):
                 ENV_TRAINING_IMAGE_URI: trainer_image.image_uri,
                 ENV_TRAINING_ROLE_ARN: self.training_role.role_arn,
                 ENV_TRAINING_VOLUME_GB: str(config.training_volume_gb),
+                # Augmentation and the judge plan their calls to fit their task's timeout.
+                ENV_PREPARE_TIMEOUT_SECONDS: str(config.prepare_timeout_seconds),
+                ENV_EVALUATE_TIMEOUT_SECONDS: str(config.evaluate_timeout_seconds),
             },
         )
         settings = task_functions(config)
@@ -168,6 +182,8 @@ class RunWorkflow(Construct):
         }
         for function in self.functions.values():
             self._grant_task_access(function, table, bucket)
+        for state in LANGUAGE_MODEL_TASKS:
+            self._grant_language_model(self.functions[state], config)
 
         self.log_group = logs.LogGroup(
             self, "StateMachineLogs", retention=config.log_retention, removal_policy=config.removal_policy
@@ -349,6 +365,42 @@ class RunWorkflow(Construct):
         )
         self._acknowledge_task_grants(function, table, bucket)
 
+    def _grant_language_model(self, function: lambda_.Function, config: StageConfig) -> None:
+        """Read the Anthropic API key's secret; invoke Claude on Bedrock only when Bedrock is enabled."""
+        if config.anthropic_api_key_secret:
+            secret = api_key_secret(self, f"{function.node.id}ApiKeySecret", config.anthropic_api_key_secret)
+            secret.grant_read(function)
+        if not config.bedrock_enabled:
+            return
+        stack = Stack.of(self)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel"],
+                resources=[
+                    # Cross-region inference profiles route to the model in any region (or none: global).
+                    f"arn:{stack.partition}:bedrock:*::foundation-model/{BEDROCK_MODELS}",
+                    stack.format_arn(
+                        service="bedrock", resource="inference-profile", resource_name=f"*{BEDROCK_MODELS}"
+                    ),
+                ],
+            )
+        )
+        role = function.role
+        assert role is not None
+        nag.acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{BEDROCK_MODELS}]",
+            "Claude models only: a cross-region inference profile serves the call from any region's copy "
+            "of the model, so the region is a wildcard; the model id is a deployment setting.",
+        )
+        nag.acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:"
+            f"inference-profile/*{BEDROCK_MODELS}]",
+            "Claude inference profiles of this account and region (us., eu., global. …): the prefix and the "
+            "model id are deployment settings.",
+        )
+
     # cdk-nag ---------------------------------------------------------------------------------------
 
     def _acknowledge_training_role(self, role: iam.Role, bucket: s3.IBucket) -> None:
@@ -424,6 +476,16 @@ class RunWorkflow(Construct):
             "Execution logging (logs:CreateLogDelivery and friends) and X-Ray tracing "
             "(xray:PutTraceSegments) support no resource-level permissions, so CDK's statements name '*'.",
         )
+
+
+def api_key_secret(scope: Construct, id: str, name_or_arn: str) -> secretsmanager.ISecret:
+    """The operator's existing secret holding the Anthropic API key, by ARN or by name."""
+    if name_or_arn.startswith("arn:"):
+        # A complete ARN ends with Secrets Manager's 6-character suffix; a partial one does not.
+        if re.search(r"-[A-Za-z0-9]{6}$", name_or_arn):
+            return secretsmanager.Secret.from_secret_complete_arn(scope, id, name_or_arn)
+        return secretsmanager.Secret.from_secret_partial_arn(scope, id, name_or_arn)
+    return secretsmanager.Secret.from_secret_name_v2(scope, id, name_or_arn)
 
 
 def training_jobs_arn(scope: IConstruct) -> str:

@@ -15,11 +15,14 @@ from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, TASK_HANDLERS
 from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
 from infra.service_stack import NOTIFICATIONS_HANDLER_ID
 from tt_core.settings import (
+    ENV_BEDROCK_ENABLED,
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
+    ENV_EVALUATE_TIMEOUT_SECONDS,
     ENV_MAX_ACTIVE_RUNS,
     ENV_MAX_EVAL_EXAMPLES_CEILING,
     ENV_MODE,
+    ENV_PREPARE_TIMEOUT_SECONDS,
     ENV_RUN_TIMEOUT_HOURS,
     ENV_STAGE,
     ENV_STATE_MACHINE_ARN,
@@ -152,18 +155,16 @@ def test_every_function_gets_the_service_environment(dev) -> None:
         ENV_MAX_EVAL_EXAMPLES_CEILING: "500",
         ENV_TRAINING_POLL_SECONDS: "60",
         ENV_TRAINING_USE_SPOT: "false",
+        ENV_BEDROCK_ENABLED: "false",  # and no API key secret: augmentation and judge are offline
         "POWERTOOLS_SERVICE_NAME": "tuned-tensor",
         "POWERTOOLS_METRICS_NAMESPACE": "TunedTensor",
         "LOG_LEVEL": "INFO",
     }
     # Only the API names the state machine; only the tasks (which start jobs) the image and the role.
-    extra = {
-        API_HANDLER: {ENV_STATE_MACHINE_ARN},
-        **{
-            handler: {ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB}
-            for handler in WORKFLOW_HANDLERS
-        },
-    }
+    # The tasks also get the timeouts that augmentation and the judge plan their calls by.
+    task_only = {ENV_TRAINING_IMAGE_URI, ENV_TRAINING_ROLE_ARN, ENV_TRAINING_VOLUME_GB}
+    task_only |= {ENV_PREPARE_TIMEOUT_SECONDS, ENV_EVALUATE_TIMEOUT_SECONDS}
+    extra = {API_HANDLER: {ENV_STATE_MACHINE_ARN}, **{handler: task_only for handler in WORKFLOW_HANDLERS}}
     functions = _functions(dev)
     assert set(functions) == set(HANDLERS)
     for handler, props in functions.items():
