@@ -13,7 +13,7 @@ from functions.api.routers.docs import documented
 from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
 from tt_core.models.common import PageQuery
-from tt_core.models.estimates import RunEstimate
+from tt_core.models.estimates import RunEstimateResponse
 from tt_core.models.report import RunReport
 from tt_core.models.runs import RunDetail, RunDiagnostics, RunListItem, StartRunRequest
 
@@ -40,7 +40,9 @@ def start_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     )
 
 
-@router.post("/behavior-specs/<spec_id>/runs/estimate", **documented(200, RunEstimate, "Estimate a run"))
+@router.post(
+    "/behavior-specs/<spec_id>/runs/estimate", **documented(200, RunEstimateResponse, "Estimate a run")
+)
 def estimate_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     return ok(dump(wiring.run_service().estimate(principal(router).account_id, spec_id, body)))
 

@@ -32,5 +32,10 @@ class RunEstimate(Model):
     estimated_cost_usd: float
     estimated_cost_cents: int
     instance_type: str
-    # Additive to §9.8: the spec lint of the rows the run would use, so gaps show before paying.
-    spec_lint: SpecLint | None = None
+
+
+class RunEstimateResponse(RunEstimate):
+    """What the estimate endpoint returns: §9.8 plus the spec lint of the rows the run would use, so
+    that gaps (broken constraints, rules no example exercises) show before a run is paid for."""
+
+    spec_lint: SpecLint

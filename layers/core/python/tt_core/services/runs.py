@@ -17,7 +17,7 @@ from tt_core.models.base_models import CATALOGUE
 from tt_core.models.behavior_specs import WRITABLE_FIELDS, BehaviorSpecRecord, RunSummary
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.datasets import DatasetRecord
-from tt_core.models.estimates import RunEstimate
+from tt_core.models.estimates import RunEstimateResponse
 from tt_core.models.report import RunReport
 from tt_core.models.runs import (
     Hyperparameters,
@@ -230,7 +230,7 @@ class RunService:
             ),
         )
 
-    def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimate:
+    def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimateResponse:
         from tt_core.estimates import estimate_run
         from tt_core.run_compiler import Example, split_dataset_rows, split_spec_examples
         from tt_core.spec_lint import lint_spec
@@ -262,7 +262,7 @@ class RunService:
             all_rates=self._runs.throughput_samples(),
         )
         lint = lint_spec(spec.guidelines, spec.constraints, [(e.input, e.output) for e in examples])
-        return estimate.model_copy(update={"spec_lint": lint})
+        return RunEstimateResponse(**estimate.model_dump(), spec_lint=lint)
 
     # --- reads ----------------------------------------------------------------------------------
     def _run(self, account_id: str, run_id: str) -> RunRecord:
