@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/trainer_throughput.py
 	$(PY) bench/dataset_validation.py
 	$(PY) bench/e2e_local_run.py
+	$(PY) bench/serve_throughput.py
 	$(PY) bench/judge_calibration.py
 
 deploy: setup
