@@ -159,3 +159,24 @@ def test_without_the_judge_flag_outputs_are_scored_by_similarity(
     assert run["eval_summary"]["scoring_method"] == "similarity" and scored_by(client, run) == {"similarity"}
     assert claude.requests == [] and infos(run) == []
     assert run["hyperparameters"]["use_llm_judge"] is False
+
+
+def test_bedrock_when_enabled_and_no_key(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tt_core import wiring
+
+    no_language_model(monkeypatch)
+    monkeypatch.setenv("TT_BEDROCK_ENABLED", "true")
+    wiring.reset()
+    fake = FakeClaude()
+    wiring.use_llm_transport(fake.transport)
+    install_instant_training(monkeypatch)
+    assert set(client.get("/version").json()["data"]["capabilities"]) >= {"llm_augmentation", "llm_judge"}
+    run = run_to_end(client)
+    assert run["augmentation_method"] == "bedrock" and run["row_counts"]["augmented"] == 50
+    assert run["eval_summary"]["judge_model"] == DEFAULT_MODELS["bedrock"]
+    assert scored_by(client, run) == {"llm_judge"}
+    model = DEFAULT_MODELS["bedrock"]
+    assert all(seen.url.endswith(f"/model/{model}/invoke") for seen in fake.requests)
+    assert_no_provider_names(run)
