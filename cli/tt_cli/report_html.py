@@ -151,8 +151,8 @@ DIAGNOSTIC_ROWS = (
 )
 
 
-def _diagnostics_table(diagnostics: Mapping[str, Any] | None) -> str:
-    outputs = (diagnostics or {}).get("output_diagnostics") or {}
+def _diagnostics_table(outputs: Mapping[str, Any], insights: Sequence[Any] = ()) -> str:
+    """§10.4's blocks of one split, tuned beside base, and the insights under them."""
     base, tuned = outputs.get("baseline") or {}, outputs.get("candidate") or {}
 
     def cell(block: Mapping[str, Any], key: str, kind: str) -> str:
@@ -166,9 +166,9 @@ def _diagnostics_table(diagnostics: Mapping[str, Any] | None) -> str:
         f"<td>{escape(cell(base, key, kind))}</td></tr>"
         for label, key, kind in DIAGNOSTIC_ROWS
     )
-    insights = "".join(f"<li>{escape(str(text))}</li>" for text in outputs.get("insights") or [])
+    notes = "".join(f"<li>{escape(str(text))}</li>" for text in insights)
     return f"<table><tr><th>Outputs</th><th>Tuned</th><th>Base</th></tr>{rows}</table>" + (
-        f"<ul>{insights}</ul>" if insights else ""
+        f"<ul>{notes}</ul>" if notes else ""
     )
 
 
@@ -231,6 +231,7 @@ def render_report_html(
     if report.get("judge_model"):
         scoring += f" ({report['judge_model']})"
     samples = ((diagnostics or {}).get("training") or {}).get("curve", {}).get("samples") or []
+    outputs = (diagnostics or {}).get("output_diagnostics") or {}
     parts = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="muted">Run {escape(str(report.get("run_id")))} · {escape(str(report.get("status")))}'
@@ -247,11 +248,13 @@ def render_report_html(
             "<h2>Training loss</h2>",
             loss_curve_svg(samples),
             "<h2>Output diagnostics (primary split)</h2>",
-            _diagnostics_table(diagnostics),
+            _diagnostics_table(outputs, outputs.get("insights") or []),
             "<h2>Rows (primary split)</h2>",
             _rows_table(report),
         ]
         if report.get("test"):
+            if outputs.get("test"):
+                parts += ["<h2>Output diagnostics (test split)</h2>", _diagnostics_table(outputs["test"])]
             parts += ["<h2>Rows (test split)</h2>", _rows_table(report["test"])]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

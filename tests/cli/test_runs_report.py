@@ -166,3 +166,32 @@ def test_the_page_renders_without_a_training_log_and_escapes_everything() -> Non
     page = render_report_html(report, None, {"_spec_name": "A & B", "run_number": 2})
     assert "<title>A &amp; B #2 report</title>" in page and "&lt;x&gt;" in page and "m&lt;1&gt;" in page
     assert "No rows were evaluated." in page and json.dumps(report)  # nothing else is needed
+
+
+def test_the_page_shows_the_test_split_with_its_own_diagnostics() -> None:
+    row = {
+        "prompt": "q",
+        "expected": "e",
+        "actual": "a",
+        "score": 0.5,
+        "passed": False,
+        "scored_by": "similarity",
+    }
+    block = {"baseline": {"model": "b", "results": [row]}, "candidate": {"model": "t", "results": [row]}}
+    report = {
+        "run_id": "r",
+        "status": "completed",
+        **block,
+        "comparison": {},
+        "test": {**block, "comparison": {}},
+    }
+    outputs = {"baseline": {"total": 1}, "candidate": {"total": 1, "valid_json_rate": 0.25},
+               "test": {"baseline": {"total": 1}, "candidate": {"total": 1, "valid_json_rate": 0.75}},
+               "insights": ["Only the primary split has insights."]}  # fmt: skip
+    page = render_report_html(report, {"output_diagnostics": outputs}, None)
+    primary, test = page.split("<h2>Output diagnostics (test split)</h2>")
+    assert (
+        "<td>Valid JSON</td><td>25.0%</td>" in primary and "Only the primary split has insights." in primary
+    )
+    assert "<td>Valid JSON</td><td>75.0%</td>" in test and "<h2>Rows (test split)</h2>" in test
+    assert '<tr class="failure">' in test
