@@ -14,7 +14,8 @@ _ERRORS = {
     403: "The API key has been revoked (`forbidden`).",
     404: "Not found, or owned by another account (`not_found`).",
     409: "Conflict (see the error code).",
-    429: "Rate limited (`rate_limited`).",
+    413: "Request body over 6 MB (`payload_too_large`).",
+    429: "Rate limited (`rate_limited`); `Retry-After` gives the seconds to wait.",
     500: "Internal error (`internal_error`).",
 }
 
@@ -38,6 +39,7 @@ def documented(
     else:
         envelope = ListEnvelope[model] if paged else Envelope[model]  # type: ignore[valid-type]
         responses[status] = {"description": "Success.", "content": {"application/json": {"model": envelope}}}
-    for code in (500,) if public else _ERRORS:
+    # Public routes need no key and read no parameters: only the body cap, rate limits and failures apply.
+    for code in (413, 429, 500) if public else _ERRORS:
         responses[code] = _error(_ERRORS[code])
     return {"summary": summary, "responses": responses}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from tt_core.models.base_models import canonical_base_model
+from tt_core.models.base_models import CANONICAL_IDS, CATALOGUE, canonical_base_model
 from tt_core.models.common import Model, Name, RequestModel, Timestamp
 
 Rule = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -16,6 +17,23 @@ Examples = Annotated[list["SpecExample"], Field(min_length=1, max_length=500)]
 EvalCases = Annotated[list[dict[str, Any]], Field(max_length=500)]
 Description = Annotated[str, Field(max_length=5_000)]
 SystemPrompt = Annotated[str, Field(max_length=10_000)]
+# What `base_model` accepts (PRODUCT.md §5), listed in the OpenAPI schema; any case is accepted.
+BASE_MODEL_NAMES = (
+    *CANONICAL_IDS,
+    *(model.name for model in CATALOGUE),
+    "Qwen/Qwen3.5-2B-Base",
+    "Qwen/Qwen3.5-4B-Base",
+    "google/gemma-4-E2B",
+    "google/gemma-4-E4B",
+    "meta-llama/Llama-3.2-3B",
+)
+BaseModelName = Annotated[
+    str,
+    Field(
+        description="A catalogue id or alias, matched case-insensitively; stored as the canonical id.",
+        json_schema_extra={"enum": list(BASE_MODEL_NAMES)},
+    ),
+]
 
 WRITABLE_FIELDS = (
     "name",
@@ -57,7 +75,7 @@ class CreateBehaviorSpecRequest(_SpecFieldRules):
     guidelines: Rules = []
     constraints: Rules = []
     examples: Examples
-    base_model: str | None = None
+    base_model: BaseModelName | None = None
     eval_cases: EvalCases = []
 
 
@@ -65,14 +83,16 @@ class UpdateBehaviorSpecRequest(_SpecFieldRules):
     """A partial update: only the fields present change; arrays are replaced whole."""
 
     id: str | None = None  # accepted so a client can PUT back what it got; must match the path
-    name: Name | None = None
+    # Absent means unchanged; null is refused (_not_null) except for the prose fields, so the
+    # schema shows these without null (SkipJsonSchema).
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
     system_prompt: SystemPrompt | None = None
-    guidelines: Rules | None = None
-    constraints: Rules | None = None
-    examples: Examples | None = None
-    base_model: str | None = None
-    eval_cases: EvalCases | None = None
+    guidelines: Rules | SkipJsonSchema[None] = None
+    constraints: Rules | SkipJsonSchema[None] = None
+    examples: Examples | SkipJsonSchema[None] = None
+    base_model: BaseModelName | SkipJsonSchema[None] = None
+    eval_cases: EvalCases | SkipJsonSchema[None] = None
 
     @field_validator(
         "name", "guidelines", "constraints", "examples", "base_model", "eval_cases", mode="before"
