@@ -33,6 +33,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, A
     from tt_core import wiring
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # A developer's own Claude credentials must never turn a test into real requests.
+    for name in ("ANTHROPIC_API_KEY", "TT_ANTHROPIC_API_KEY_SECRET", "TT_BEDROCK_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
     # As on the local stack: moto interprets the state machine, Lambda code runs in this process.
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):  # type: ignore[arg-type]
