@@ -253,6 +253,8 @@ class ManagedHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ManagedServer
     timeout = 300
+    # Stream chunks are small writes: without TCP_NODELAY each may wait for the previous one's ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the JSONL record is the log

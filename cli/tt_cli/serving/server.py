@@ -106,6 +106,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ChatServer
     timeout = 300  # a client that stops sending (or reading) frees its thread
+    # Stream chunks are small writes: without TCP_NODELAY each may wait for the previous one's ACK.
+    disable_nagle_algorithm = True
 
     # --- plumbing ------------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:
