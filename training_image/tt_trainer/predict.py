@@ -13,8 +13,32 @@ import torch
 from tt_trainer.data import ChatEncoder, EvalRow, eval_prompt
 from tt_trainer.errors import TrainingStoppedError
 from tt_trainer.progress import ProgressReporter
+from tt_trainer.train import accepts_argument
 
 PREDICTIONS_FILE = "eval_predictions.jsonl"
+
+
+def greedy_decode(model: Any, prompt_ids: list[int], max_new_tokens: int, stop_ids: set[int]) -> list[int]:
+    """The argmax token at every step (with a KV cache) until a stop token or max_new_tokens.
+
+    Not model.generate(): it completes any config with the model's own generation_config, whose
+    repetition_penalty, top_k, no_repeat_ngram_size, min_new_tokens, bad words, ... would change base and
+    tuned outputs alike. This loop applies none of them, whatever the base model ships (PRODUCT.md §9.5)."""
+    device = next(model.parameters()).device
+    keep_last = {"logits_to_keep": 1} if accepts_argument(model, "logits_to_keep") else {}
+    input_ids = torch.tensor([prompt_ids], device=device)
+    past: Any = None
+    new: list[int] = []
+    with torch.inference_mode():
+        while len(new) < max_new_tokens:
+            out = model(input_ids=input_ids, past_key_values=past, use_cache=True, **keep_last)
+            past = out.past_key_values
+            token = int(out.logits[0, -1].argmax())
+            new.append(token)
+            if token in stop_ids:
+                break
+            input_ids = torch.tensor([[token]], device=device)
+    return new
 
 
 class Generator:
@@ -24,31 +48,13 @@ class Generator:
         self.model = model
         self.encoder = encoder
         self.stop_ids = set(stop_ids)
-        self.device = next(model.parameters()).device
         self.pad_id = pad_id
 
     def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> dict[str, Any]:
         if max_new_tokens < 1:
             return {"output": "", "latency_ms": 0.0, "output_tokens": 0, "finished": False}
-        from transformers import GenerationConfig
-
-        # A fresh config: the model's own may ask for sampling; evaluation is greedy.
-        config = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=sorted(self.stop_ids),
-            pad_token_id=self.pad_id,
-        )
-        input_ids = torch.tensor([prompt_ids], device=self.device)
         started = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                generation_config=config,
-            )
-        new = out[0, len(prompt_ids) :].tolist()  # .tolist() waits for the device: the latency is complete
+        new = greedy_decode(self.model, prompt_ids, max_new_tokens, self.stop_ids)  # ints: the device is done
         latency_ms = (time.perf_counter() - started) * 1000
         finished = bool(new) and new[-1] in self.stop_ids
         text_ids = new[:-1] if finished else new
