@@ -51,3 +51,20 @@ def tiny_model(tiny_model_dir: Path) -> Any:
 
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def parent_artifact(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A trained adapter (rank 8, alpha 16) to continue: the model directory of a finished job."""
+    from tests.trainer.jobs import Job, item_rows, run_in_process
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TT_TINY_MODEL_CACHE", str(tiny_model_dir))
+    try:
+        rows = item_rows(16)
+        hp = {"batch_size": 8, "learning_rate": 5e-3, "max_steps": 40, "lora_rank": 8, "lora_alpha": 16}
+        job = Job(tmp_path_factory.mktemp("parent"), hp).write(rows)
+        assert run_in_process(job).code == 0
+        return job.model_dir
+    finally:
+        mp.undo()

@@ -106,3 +106,18 @@ def run_in_process(job: Job, *extra: str) -> Result:
         code = main(["train", "--sm-root", str(job.root), *extra])
     events = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     return Result(code=code, events=events, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def child_job(root: Path, parent_channel_content: Path | None, **hp: Any) -> Job:
+    """A short job continuing a parent adapter (a model directory or its model.tar.gz) from its channel."""
+    job = Job(root, {"batch_size": 8, "learning_rate": 5e-3, "max_steps": 2, "logging_steps": 1, **hp})
+    job.write(item_rows(16))
+    if parent_channel_content is not None:
+        channel = job.channel("parent_model")
+        channel.mkdir(parents=True)
+        if parent_channel_content.is_dir():
+            for f in parent_channel_content.iterdir():
+                (channel / f.name).write_bytes(f.read_bytes())
+        else:
+            (channel / parent_channel_content.name).write_bytes(parent_channel_content.read_bytes())
+    return job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tt_trainer.data import (
     ChatRow,
     EvalRow,
     eval_prompt,
+    kept_input_tokens,
     load_eval_rows,
     load_train_rows,
     micro_batches,
@@ -195,22 +197,54 @@ def test_skip_policy_counts(encoder: ChatEncoder) -> None:
 
 
 def test_truncate_cuts_the_input_before_the_answer(encoder: ChatEncoder, tokenizer: Any) -> None:
-    kept, report = tokenize_rows([_long_row(80)], encoder, max_seq_length=64, long_examples="truncate")
-    assert report.truncated == 1 and len(kept[0]) <= 64
+    kept, report = tokenize_rows([_long_row(80)], encoder, max_seq_length=128, long_examples="truncate")
+    assert report.truncated == 1 and len(kept[0]) <= 128
     answer = tokenizer.decode([t for t in kept[0].labels if t != IGNORE_INDEX])
     assert answer == "answer answer answer answer<|im_end|>"  # the answer survived whole
     assert "word0" in tokenizer.decode(kept[0].input_ids)  # the input lost its end, not its start
 
 
-def test_truncate_cuts_the_answer_once_the_input_is_gone(encoder: ChatEncoder, tokenizer: Any) -> None:
-    kept, report = tokenize_rows(
-        [_long_row(20, answer_words=80)], encoder, max_seq_length=48, long_examples="truncate"
-    )
-    assert report.truncated == 1 and len(kept[0]) <= 48
-    text = tokenizer.decode(kept[0].input_ids)
-    assert "word" not in text
+def _kept_input(tokenizer: Any, row: Any) -> str:
+    text = tokenizer.decode(row.input_ids)
+    return text.split("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
+
+
+@pytest.mark.parametrize(("words", "max_len"), [(200, 240), (20, 80)], ids=["a-quarter", "32-tokens"])
+def test_truncate_keeps_the_start_of_the_input_then_cuts_the_answer(
+    encoder: ChatEncoder, tokenizer: Any, words: int, max_len: int
+) -> None:
+    """PRODUCT.md §9.5: at least the input's first quarter (and 32 tokens when it has them) stays; the answer
+    is cut next, and a cut answer has no end-of-turn token: the model must not learn to stop mid-answer."""
+    row = _long_row(words, answer_words=120)
+    user_input = row.messages[1]["content"]
+    n = len(encoder.content_ids(user_input))
+    floor = kept_input_tokens(n)
+    # 200 words: a quarter is more than 32 tokens; 20 words: 32 tokens are more than a quarter.
+    assert floor == (math.ceil(n / 4) if words == 200 else 32) < n
+    kept, report = tokenize_rows([row], encoder, max_seq_length=max_len, long_examples="truncate")
+    assert report.truncated == 1 and len(kept[0]) == max_len
+    kept_input = _kept_input(tokenizer, kept[0])
+    assert user_input.startswith(kept_input)
+    assert floor <= len(encoder.content_ids(kept_input)) <= floor + 2  # no more than needed
     learnt = [t for t in kept[0].labels if t != IGNORE_INDEX]
-    assert learnt[-1] == tokenizer.eos_token_id and len(learnt) > 5
+    assert len(learnt) > 5 and tokenizer.eos_token_id not in learnt
+    assert " ".join(["answer"] * 120).startswith(tokenizer.decode(learnt).strip())
+    assert tokenizer.decode(kept[0].input_ids).endswith(
+        tokenizer.decode(learnt)
+    )  # the row ends in the answer
+
+
+def test_the_kept_share_of_a_cut_input() -> None:
+    assert [kept_input_tokens(n) for n in (0, 10, 32, 100, 128, 400, 401)] == [0, 10, 32, 32, 32, 100, 101]
+
+
+def test_an_answer_that_loses_only_its_end_of_turn_token_is_cut(encoder: ChatEncoder, tokenizer: Any) -> None:
+    row = _long_row(2, answer_words=10)
+    full, _ = encoder.encode(row.messages)
+    end = max(i for i, t in enumerate(full) if t == tokenizer.eos_token_id)  # the answer's end of turn
+    kept, report = tokenize_rows([row], encoder, max_seq_length=end, long_examples="truncate")
+    assert report.truncated == 1 and kept[0].input_ids == full[:end]
+    assert tokenizer.eos_token_id not in kept[0].labels
 
 
 def test_truncate_skips_rows_that_cannot_fit(encoder: ChatEncoder) -> None:

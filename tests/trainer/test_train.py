@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.trainer.jobs import Job, eval_rows_from, item_rows, run_in_process
+from tests.trainer.jobs import Job, child_job, eval_rows_from, item_rows, run_in_process
 from tt_trainer.checkpoints import CheckpointStore
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import ChatEncoder, ChatRow, tokenize_rows
@@ -290,46 +290,18 @@ def test_a_checkpoint_of_other_settings_is_ignored(
 # ------------------------------------------------------------------------------------------- parent adapter
 
 
-@pytest.fixture(scope="module")
-def parent_artifact(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TT_TINY_MODEL_CACHE", str(tiny_model_dir))
-    try:
-        rows = item_rows(16)
-        hp = {"batch_size": 8, "learning_rate": 5e-3, "max_steps": 40, "lora_rank": 8, "lora_alpha": 16}
-        job = Job(tmp_path_factory.mktemp("parent"), hp).write(rows)
-        assert run_in_process(job).code == 0
-        return job.model_dir
-    finally:
-        mp.undo()
-
-
-def _child_job(root: Path, parent_channel_content: Path | None, **hp: Any) -> Job:
-    job = Job(root, {"batch_size": 8, "learning_rate": 5e-3, "max_steps": 2, "logging_steps": 1, **hp})
-    job.write(item_rows(16))
-    if parent_channel_content is not None:
-        channel = job.channel("parent_model")
-        channel.mkdir(parents=True)
-        if parent_channel_content.is_dir():
-            for f in parent_channel_content.iterdir():
-                (channel / f.name).write_bytes(f.read_bytes())
-        else:
-            (channel / parent_channel_content.name).write_bytes(parent_channel_content.read_bytes())
-    return job
-
-
 def test_a_parent_adapter_is_continued(tmp_path: Path, parent_artifact: Path) -> None:
     parent_metrics = json.loads((parent_artifact / "training-metrics.json").read_text())
-    fresh = run_in_process(_child_job(tmp_path / "fresh", None, lora_rank=4))
-    child_job = _child_job(tmp_path / "child", parent_artifact, lora_rank=4)
-    child = run_in_process(child_job)
+    fresh = run_in_process(child_job(tmp_path / "fresh", None, lora_rank=4))
+    continued = child_job(tmp_path / "child", parent_artifact, lora_rank=4)
+    child = run_in_process(continued)
     assert child.code == 0, child.stderr
     assert child.of("model")[0]["parent_model"] is True
     # It starts where the parent ended, far below a fresh adapter's first loss.
     first_child = child.of("train_step")[0]["loss"]
     assert first_child < fresh.of("train_step")[0]["loss"] / 2
     assert first_child < parent_metrics["loss_history"][0]["loss"]
-    config = json.loads((child_job.model_dir / "adapter_config.json").read_text())
+    config = json.loads((continued.model_dir / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (8, 16)  # the parent's shape, not lora_rank=4
     assert config["base_model_name_or_path"] == "tunedtensor/tiny-chat"
 
@@ -339,7 +311,7 @@ def test_a_parent_model_tarball_is_accepted(tmp_path: Path, parent_artifact: Pat
     with tarfile.open(archive, "w:gz") as tar:
         for f in parent_artifact.iterdir():
             tar.add(f, arcname=f.name)  # SageMaker packs /opt/ml/model at the archive root
-    result = run_in_process(_child_job(tmp_path / "child", archive))
+    result = run_in_process(child_job(tmp_path / "child", archive))
     assert result.code == 0, result.stderr
     assert result.of("model")[0]["parent_model"] is True
 
@@ -352,7 +324,7 @@ def test_a_parent_of_another_base_model_is_refused(tmp_path: Path, parent_artifa
     (foreign / "base_model.json").write_text(
         json.dumps({"id": "meta-llama/Llama-3.2-3B-Instruct", "revision": None})
     )
-    job = _child_job(tmp_path / "child", foreign)
+    job = child_job(tmp_path / "child", foreign)
     result = run_in_process(job)
     assert result.code == 1
     assert job.failure_file.read_text().startswith(
@@ -362,7 +334,7 @@ def test_a_parent_of_another_base_model_is_refused(tmp_path: Path, parent_artifa
 
 
 def test_an_empty_parent_channel_is_refused(tmp_path: Path) -> None:
-    job = _child_job(tmp_path / "child", None)
+    job = child_job(tmp_path / "child", None)
     job.channel("parent_model").mkdir(parents=True)
     result = run_in_process(job)
     assert result.code == 1
@@ -388,9 +360,9 @@ def test_spec_channel_and_unknown_hyperparameters(tmp_path: Path) -> None:
 
 def test_gpu_precision_prefers_bf16_then_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_precision("auto", cuda).name == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     fp16 = pick_precision("auto", cuda)
     assert (fp16.name, fp16.load_dtype) == ("fp16", torch.float16)
     assert pick_precision("fp32", cuda).amp_dtype is None

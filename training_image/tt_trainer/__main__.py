@@ -103,6 +103,9 @@ def run_job(
     from tt_trainer import base_model as bm
     from tt_trainer import data, package, predict, train
     from tt_trainer.checkpoints import CheckpointStore
+    from tt_trainer.device import require_usable_gpu
+
+    require_usable_gpu(environ)
 
     train_channel = paths.channel("train")
     if train_channel is None:
@@ -125,12 +128,14 @@ def run_job(
         tokenizer = bm.load_tokenizer(source, trust_remote_code=hp.trust_remote_code)
         encoder = data.ChatEncoder(tokenizer)
         pad_id = bm.choose_pad_id(tokenizer)
-        context = bm.context_length(bm.load_config(source, trust_remote_code=hp.trust_remote_code))
+        config = bm.load_config(source, trust_remote_code=hp.trust_remote_code)
+        context = bm.context_length(config)
         max_seq_length = min(hp.max_seq_length, context) if context else hp.max_seq_length
         tokenized, report = data.tokenize_rows(
             rows, encoder, max_seq_length=max_seq_length, long_examples=hp.long_examples
         )
         reporter.event("data", max_seq_length=max_seq_length, eval_rows=len(eval_rows), **report.as_dict())
+        hp = train.settle_packing(hp, config, reporter)
 
         precision = train.pick_precision(hp.precision)
         train.seed_everything(hp.seed)
@@ -168,11 +173,11 @@ def run_job(
             step=0,
             total_steps=total_steps,
             epoch=0.0,
-            n_epochs=hp.n_epochs,
+            n_epochs=train.epochs_run(hp, len(tokenized), total_steps),
             data=report.as_dict(),
         )
         fingerprint = train.training_fingerprint(
-            hp, source.id, tokenized, parent=str(parent_dir.name) if parent_dir else None
+            hp, source.id, tokenized, parent=bm.adapter_digest(parent_dir) if parent_dir else None
         )
         store = CheckpointStore(_writable(paths.checkpoint_dir, reporter), fingerprint)
         result = train.train(
@@ -185,7 +190,13 @@ def run_job(
             checkpoints=store,
             should_stop=stop,
         )
-        metrics = training_metrics(hp, report.kept, result)
+        metrics = training_metrics(
+            hp,
+            report.kept,
+            result,
+            epochs=train.epochs_run(hp, report.kept, result.steps),
+            adapter=train.adapter_shape(peft_model),
+        )
         metrics["data"] = report.as_dict()
         package.save_artifact(
             peft_model,
@@ -247,16 +258,24 @@ def _writable(directory: Path, reporter: ProgressReporter) -> Path | None:
     return directory
 
 
-def training_metrics(hp: Hyperparameters, training_rows: int, result: Any) -> dict[str, Any]:
-    """training-metrics.json of PRODUCT.md §11."""
+def training_metrics(
+    hp: Hyperparameters,
+    training_rows: int,
+    result: Any,
+    *,
+    epochs: int | float,
+    adapter: tuple[int, int],
+) -> dict[str, Any]:
+    """training-metrics.json of PRODUCT.md §11: the epochs actually run, the adapter's own rank and alpha."""
+    rank, alpha = adapter
     return {
         "training_rows": training_rows,
-        "n_epochs": hp.n_epochs,
+        "n_epochs": epochs,
         "steps": result.steps,
         "train_runtime_seconds": result.train_runtime_seconds,
         "train_loss": result.train_loss,
         "loss_history": result.loss_history,
-        "hyperparameters": hp.model_dump(),
+        "hyperparameters": {**hp.model_dump(), "lora_rank": rank, "lora_alpha": alpha},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
@@ -221,6 +222,19 @@ def find_adapter_dir(channel: Path, scratch: Path) -> Path:
     raise ParentModelError(
         "The parent_model channel holds no adapter: no adapter_config.json and no model.tar.gz."
     )
+
+
+def adapter_digest(adapter_dir: Path) -> str:
+    """A content hash of the adapter (its config and weights): which parent a checkpoint continued, whatever
+    the directory it arrived in is called."""
+    digest = hashlib.sha256()
+    for path in sorted(adapter_dir.glob("adapter_*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0")
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
 
 
 def parent_base_model_id(adapter_dir: Path) -> str | None:

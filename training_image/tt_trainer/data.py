@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -258,29 +259,58 @@ def _last_index(messages: Sequence[Message], role: str, before: int | None = Non
     return None
 
 
+# PRODUCT.md §9.5: truncation keeps at least the first quarter of the user input, and at least this many of
+# its tokens when it has them: a row whose input is gone teaches an answer to a question nobody asked.
+MIN_KEPT_INPUT_TOKENS = 32
+
+
+def kept_input_tokens(n: int) -> int:
+    """The fewest tokens of an n-token user input that truncation keeps."""
+    return max(math.ceil(n / 4), min(n, MIN_KEPT_INPUT_TOKENS))
+
+
+def _last_span_start(mask: Sequence[int]) -> int | None:
+    """Where the last run of assistant tokens begins."""
+    end = len(mask)
+    while end > 0 and not mask[end - 1]:
+        end -= 1
+    if end == 0:
+        return None
+    start = end
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    return start
+
+
 def _cut_to_fit(
     encoder: ChatEncoder, messages: list[Message], max_len: int
 ) -> tuple[list[int], list[int]] | None:
-    """Cut the end of the user input, then the end of the answer, until the row fits; None if it cannot."""
+    """Cut the end of the last user input down to its protected start, then the end of the answer; None when
+    not one answer token fits (the system prompt and the protected input alone are too long)."""
     answer = _last_index(messages, "assistant")
-    user = _last_index(messages, "user", before=answer)
-    msgs = [dict(m) for m in messages]
-    for target in (user, answer):
-        if target is None:
-            continue
+    assert answer is not None  # load_train_rows refuses rows without one
+    msgs = [dict(m) for m in messages[: answer + 1]]  # turns after the last answer carry no labels
+    ids, mask = encoder.encode(msgs)
+    user = _last_index(msgs, "user", before=answer)
+    if user is not None:
+        content = encoder.content_ids(msgs[user]["content"])
+        floor, keep = kept_input_tokens(len(content)), len(content)
         # Decoding a cut can re-tokenize slightly longer (byte-level merges), hence a few rounds.
         for _ in range(16):
-            ids, mask = encoder.encode(msgs)
-            over = len(ids) - max_len
-            if over <= 0:
-                return ids, mask
-            content = encoder.content_ids(msgs[target]["content"])
-            if not content:
+            shorter = max(floor, keep - (len(ids) - max_len))
+            if len(ids) <= max_len or shorter >= keep:
                 break
-            keep = max(0, min(len(content) - over, len(content) - 1))
-            msgs[target]["content"] = encoder.decode(content[:keep]) if keep else ""
-    ids, mask = encoder.encode(msgs)
-    return (ids, mask) if len(ids) <= max_len else None
+            keep = shorter
+            msgs[user]["content"] = encoder.decode(content[:keep])
+            ids, mask = encoder.encode(msgs)
+    if len(ids) <= max_len:
+        return ids, mask
+    # The row ends with the answer: its first max_len tokens cut the answer's end, end-of-turn token included,
+    # so the model never learns to stop mid-answer.
+    start = _last_span_start(mask)
+    if start is None or start >= max_len:
+        return None
+    return ids[:max_len], mask[:max_len]
 
 
 def tokenize_rows(
@@ -304,7 +334,7 @@ def tokenize_rows(
                 report.skipped += 1
                 continue
             cut = _cut_to_fit(encoder, row.messages, max_seq_length)
-            if cut is None:  # even an empty input and answer do not fit: the system prompt alone is too long
+            if cut is None:  # no answer token fits after the system prompt and the protected input
                 report.skipped += 1
                 continue
             ids, mask = cut
@@ -364,6 +394,16 @@ class MicroBatch:
     @property
     def positions(self) -> int:
         return int(self.input_ids.numel())
+
+    def sequence_boundaries(self) -> dict[str, Any]:
+        """Where each packed row (and padding tail) starts in the flattened micro-batch, as flash-attention's
+        varlen kernels take it. Flash attention finds rows in position_ids only at batch size 1: with several
+        packed sequences per micro-batch it must be given these, or rows attend to each other."""
+        flat = self.position_ids.reshape(-1)
+        starts = (flat == 0).nonzero().flatten()
+        cu = torch.cat([starts, torch.tensor([flat.numel()], device=flat.device)]).to(torch.int32)
+        longest = int(cu.diff().max())
+        return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
     def to(self, device: torch.device) -> MicroBatch:
         return MicroBatch(

@@ -21,6 +21,10 @@ class BaseModelError(TrainerError):
     """The base model cannot be found or loaded."""
 
 
+class DeviceError(TrainerError):
+    """The job has GPUs that torch cannot use."""
+
+
 class ParentModelError(TrainerError):
     """The parent adapter cannot be found, loaded or continued."""
 

@@ -12,6 +12,12 @@ from tt_trainer.base_model import BASE_MODEL_FILE, BaseModelSource
 METRICS_FILE = "training-metrics.json"
 SPEC_FILE = "tunedtensor.json"
 ADAPTER_CONFIG = "adapter_config.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+# from_pretrained options that describe the loading machine, not the tokenizer.
+LOAD_OPTIONS = frozenset(
+    {"local_files_only", "is_local", "trust_remote_code", "cache_dir", "force_download", "token", "proxies"}
+    | {"subfolder", "_commit_hash", "_from_auto"}
+)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -46,10 +52,22 @@ def save_artifact(
     adapter_config["base_model_name_or_path"] = base.id
     _write_json(adapter_config_path, adapter_config)
     tokenizer.save_pretrained(str(model_dir))
+    _drop_load_options(model_dir / TOKENIZER_CONFIG)
     _write_json(model_dir / METRICS_FILE, metrics)
     _write_json(model_dir / BASE_MODEL_FILE, {"id": base.id, "revision": base.revision})
     if spec_file is not None:
         shutil.copyfile(spec_file, model_dir / SPEC_FILE)
+
+
+def _drop_load_options(path: Path) -> None:
+    """transformers keeps how the tokenizer was loaded (local_files_only, is_local, ...) in its init kwargs
+    and saves them: options of this machine that would stop whoever loads the artifact from downloading."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(config, dict) and LOAD_OPTIONS & set(config):
+        _write_json(path, {k: v for k, v in config.items() if k not in LOAD_OPTIONS})
 
 
 def find_spec_file(channel: Path | None) -> Path | None:

@@ -41,7 +41,8 @@ def pick_precision(setting: str, device: torch.device | None = None) -> Precisio
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
         return Precision(device, torch.float32, None)
-    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
+    # Emulated bf16 (T4, V100) runs far slower than fp16: only native support counts.
+    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported(including_emulation=False)):
         return Precision(device, torch.bfloat16, torch.bfloat16)
     # fp16 weights with fp32 adapters under autocast; the loss is scaled (GradScaler) to avoid underflow.
     return Precision(device, torch.float16, torch.float16)
@@ -122,20 +123,63 @@ def warmup_steps(hp: Hyperparameters, total_steps: int) -> int:
     return round(hp.warmup_ratio * total_steps)
 
 
-def _accepts(model: Any, argument: str) -> bool:
+def accepts_argument(model: Any, argument: str) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return argument in inspect.signature(base.forward).parameters
 
 
-def loss_sum(model: Any, batch: MicroBatch, *, keep_logits: bool | None = None) -> torch.Tensor:
-    """Summed cross-entropy over the label tokens of one micro-batch.
+# Layer types whose attention mask transformers builds from position_ids, so packed rows never see each other.
+# Anything else (linear attention, convolutions, state-space blocks) carries state along the sequence, from
+# one packed row into the next, unless its kernels are given the row boundaries.
+PACKABLE_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
+_STATEFUL_MODEL_TYPES = (
+    "mamba",
+    "rwkv",
+    "recurrent",
+    "xlstm",
+    "lfm2",
+    "zamba",
+    "jamba",
+    "bamba",
+    "falcon_h1",
+)
 
-    Logits are computed only where a label follows (logits_to_keep as a boolean mask): with vocabularies of
-    100k+ tokens, the full logits of a batch would dwarf every other activation."""
-    labels = batch.labels
-    targets = labels[:, 1:]
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = targets != IGNORE_INDEX
+
+def packing_blocker(config: Any) -> str | None:
+    """Why rows must not share sequences with this model, or None when packing keeps them apart.
+
+    Qwen3.5's Gated DeltaNet layers, for instance, honour row boundaries only through cu_seq_lens in their
+    CUDA kernels (their PyTorch fallback ignores them): packing there leaks one row's state into the next."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layer_types = list(getattr(text, "layer_types", None) or [])
+    layer_types += list(getattr(text, "layers_block_type", None) or [])
+    others = sorted({str(t) for t in layer_types} - PACKABLE_LAYER_TYPES - {"attention"})
+    if others:
+        return f"its {', '.join(others)} layers would carry state from one packed row into the next"
+    model_type = str(getattr(text, "model_type", "") or getattr(config, "model_type", ""))
+    if any(kind in model_type for kind in _STATEFUL_MODEL_TYPES):
+        return f"its {model_type} layers would carry state from one packed row into the next"
+    return None
+
+
+def settle_packing(hp: Hyperparameters, config: Any, reporter: ProgressReporter) -> Hyperparameters:
+    """The hyperparameters with packing turned off (and a warning) where the model cannot keep rows apart."""
+    reason = packing_blocker(config) if hp.packing else None
+    if reason is None:
+        return hp
+    reporter.event(
+        "warning", message=f"packing is off for this base model: {reason}; rows are padded instead"
+    )
+    return hp.model_copy(update={"packing": False})
+
+
+def uses_flash_attention(model: Any) -> bool:
+    config = getattr(model, "config", None)
+    return "flash" in str(getattr(config, "_attn_implementation", None) or "")
+
+
+def model_inputs(batch: MicroBatch, *, boundaries: bool = False) -> dict[str, Any]:
+    """Forward arguments of a micro-batch; boundaries: pass packed rows' cu_seq_lens (flash attention)."""
     kwargs: dict[str, Any] = {
         "input_ids": batch.input_ids,
         "attention_mask": batch.attention_mask,
@@ -144,7 +188,24 @@ def loss_sum(model: Any, batch: MicroBatch, *, keep_logits: bool | None = None) 
         # would let them attend to each other.
         "use_cache": False,
     }
-    if keep_logits if keep_logits is not None else _accepts(model, "logits_to_keep"):
+    if boundaries and batch.attention_mask is None:
+        kwargs.update(batch.sequence_boundaries())
+    return kwargs
+
+
+def loss_sum(
+    model: Any, batch: MicroBatch, *, keep_logits: bool | None = None, boundaries: bool | None = None
+) -> torch.Tensor:
+    """Summed cross-entropy over the label tokens of one micro-batch.
+
+    Logits are computed only where a label follows (logits_to_keep as a boolean mask): with vocabularies of
+    100k+ tokens, the full logits of a batch would dwarf every other activation."""
+    labels = batch.labels
+    targets = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != IGNORE_INDEX
+    kwargs = model_inputs(batch, boundaries=uses_flash_attention(model) if boundaries is None else boundaries)
+    if keep_logits if keep_logits is not None else accepts_argument(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = keep
     logits = model(**kwargs).logits
     if logits.dim() == 3:  # the model ignored logits_to_keep
@@ -155,7 +216,9 @@ def loss_sum(model: Any, batch: MicroBatch, *, keep_logits: bool | None = None) 
 def training_fingerprint(
     hp: Hyperparameters, base_id: str, rows: Sequence[TokenizedRow], parent: str | None
 ) -> str:
-    """Identifies a training run: a checkpoint is resumed only by a job with the same data and settings."""
+    """Identifies a training run: a checkpoint is resumed only by a job with the same data and settings.
+
+    parent: the parent adapter's content digest (base_model.adapter_digest), None without one."""
     digest = hashlib.sha256()
     settings = hp.model_dump(exclude={"logging_steps", "checkpoint_steps", "max_output_tokens"})
     digest.update(json.dumps({"base": base_id, "parent": parent, "hp": settings}, sort_keys=True).encode())
@@ -192,6 +255,21 @@ def plan_steps(hp: Hyperparameters, n_rows: int) -> tuple[int, int]:
     return per_epoch, hp.max_steps or per_epoch * hp.n_epochs
 
 
+def epochs_run(hp: Hyperparameters, n_rows: int, steps: int) -> int | float:
+    """Passes over the rows that `steps` optimizer steps make: n_epochs, unless max_steps decides."""
+    if hp.max_steps is None:
+        return hp.n_epochs
+    epochs = round(steps / plan_steps(hp, n_rows)[0], 4)
+    return int(epochs) if epochs.is_integer() else epochs
+
+
+def adapter_shape(model: Any) -> tuple[int, int]:
+    """(rank, alpha) of the adapter being trained: a continued parent keeps its own, whatever was asked."""
+    config = next(iter(model.peft_config.values()))
+    alpha = config.lora_alpha
+    return int(config.r), int(alpha) if float(alpha).is_integer() else alpha
+
+
 def train(
     model: Any,
     rows: Sequence[TokenizedRow],
@@ -205,6 +283,8 @@ def train(
 ) -> TrainResult:
     """Run the optimizer steps; resume from a matching checkpoint; on a stop request, checkpoint and raise."""
     device = precision.device
+    hp = settle_packing(hp, model.config, reporter)
+    boundaries = hp.packing and uses_flash_attention(model)
     per_epoch, total_steps = plan_steps(hp, len(rows))
     warmup = warmup_steps(hp, total_steps)
     micro = hp.effective_micro_batch_size
@@ -217,7 +297,7 @@ def train(
         optimizer, lambda s: lr_factor(s, total=total_steps, warmup=warmup, kind=hp.lr_scheduler)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision.amp_dtype == torch.float16)
-    keep_logits = _accepts(model, "logits_to_keep")
+    keep_logits = accepts_argument(model, "logits_to_keep")
 
     start, history, step_losses, elapsed_before, tokens_before = 0, [], [], 0.0, 0
     latest = checkpoints.latest() if checkpoints is not None else None
@@ -238,10 +318,15 @@ def train(
 
     checkpoint_every = hp.checkpoint_steps or per_epoch
 
-    def save_checkpoint(step: int) -> None:
+    def rng_state() -> tuple[torch.Tensor, torch.Tensor | None]:
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def save_checkpoint(
+        step: int, rng: tuple[torch.Tensor, torch.Tensor | None], trained_tokens: int
+    ) -> None:
+        """rng and trained_tokens as they were when step `step` (0-based: the next one to train) began."""
         if checkpoints is None or not checkpoints.enabled:
             return
-        cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         path = checkpoints.save(
             step=step,
             model=model,
@@ -249,15 +334,15 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": cuda_rng,
+                "rng_cpu": rng[0],
+                "rng_cuda": rng[1],
             },
             state={
                 "total_steps": total_steps,
                 "loss_history": history,
                 "step_losses": step_losses,
                 "elapsed_seconds": elapsed_before + (time.perf_counter() - started),
-                "tokens": tokens_before + tokens,
+                "tokens": tokens_before + trained_tokens,
             },
         )
         reporter.event("checkpoint", step=step, checkpoint=path.name)
@@ -279,12 +364,15 @@ def train(
         )
         label_tokens = sum(b.label_tokens for b in batches)
         step_loss = torch.zeros((), device=device)
+        # A stop between micro-batches discards the step: its checkpoint must not include the dropout draws
+        # of the micro-batches already run, or the resumed run would differ from an uninterrupted one.
+        step_rng, step_tokens = rng_state(), tokens
         for batch in batches:
             if should_stop():
                 optimizer.zero_grad(set_to_none=True)
                 saved = checkpoints is not None and checkpoints.enabled and step > 0
                 if saved:
-                    save_checkpoint(step)
+                    save_checkpoint(step, step_rng, step_tokens)
                 raise TrainingStoppedError(
                     f"Training was stopped (SIGTERM) after step {step} of {total_steps}. "
                     + (
@@ -299,7 +387,7 @@ def train(
                 dtype=precision.amp_dtype or torch.float32,
                 enabled=precision.amp_dtype is not None,
             ):
-                summed = loss_sum(model, batch, keep_logits=keep_logits)
+                summed = loss_sum(model, batch, keep_logits=keep_logits, boundaries=boundaries)
             # Normalised by the label tokens of the whole step: the same loss as one big batch, however split.
             scaler.scale(summed / label_tokens).backward()
             step_loss += summed.detach()
@@ -340,7 +428,7 @@ def train(
             )
             window_tokens, window_started, window_losses = 0, now, []
         if done % checkpoint_every == 0 and done < total_steps:
-            save_checkpoint(done)
+            save_checkpoint(done, rng_state(), tokens)
     runtime = time.perf_counter() - started
     return TrainResult(
         steps=total_steps,
