@@ -228,8 +228,13 @@ def test_serve_downloads_and_extracts_a_model_id_then_reuses_it(
     model_dir = cache / MODEL["id"] / "model"
     assert (model_dir / "adapter_config.json").is_file() and (cache / MODEL["id"] / "model.tar.gz").is_file()
     assert _flag(launched[0], "--spec") == str(model_dir / "tunedtensor.json")
+    assert json.loads((cache / MODEL["id"] / "model.json").read_text())["name"] == MODEL["name"]
+    seen = len(fake.requests)
     assert run("models", "serve", MODEL["id"], "--cache-dir", str(cache)).code == 0
-    assert storage.downloads == 1  # extracted already: not fetched again
+    assert storage.downloads == 1 and len(fake.requests) == seen  # in the cache: no API call, works offline
+    assert _flag(launched[1], "--name") == MODEL["name"]
+    assert run("models", "serve", "7e57", "--cache-dir", str(cache)).code == 0  # a prefix asks the API
+    assert storage.downloads == 1 and len(fake.requests) > seen
     assert run("models", "serve", MODEL["id"], "--cache-dir", str(cache), "--force-download").code == 0
     assert storage.downloads == 2
 

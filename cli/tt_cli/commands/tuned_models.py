@@ -22,6 +22,7 @@ from tt_cli.errors import CONNECTION_ERROR, CliError
 MODELS_PATH = "/models"
 NOUN = "model"
 DOWNLOAD_CHUNK = 1024 * 1024
+MODEL_RECORD = "model.json"  # the API's model object, saved beside a downloaded artifact
 RUNTIME_HINT = "Run `tt models setup-runtime` (or pass --python with torch, transformers and peft installed)."
 
 
@@ -249,17 +250,41 @@ def _target(ctx: Context, cache: Path, *, fetch: bool) -> Any:
             return ModelTarget(extracted, archive_stem(path), "archive", archive=path)
         if path.exists() or os.sep in value or value.endswith((".tar.gz", ".tgz")):
             raise CliError.local(f"{value} is neither a model directory nor a .tar.gz/.tgz archive")
-        model_id = resolve(ctx, value)
-        model = ctx.client.get(f"{MODELS_PATH}/{model_id}").data
-        root = cache / model_id
-        cached = find_model_dir(root / "model")
-        if fetch and (cached is None or force):
-            archive = root / "model.tar.gz"
-            fetch_artifact(ctx, model_id, archive)
-            cached = extracted_model(archive, root / "model", force=True)
-        return ModelTarget(cached or root / "model", str(model.get("name") or model_id), "model", model_id)
+        return _model_target(ctx, value, cache, fetch=fetch, force=force)
     except (UnsafeArchiveError, FileNotFoundError) as error:
         raise CliError.local(str(error)) from None
+
+
+def _model_target(ctx: Context, value: str, cache: Path, *, fetch: bool, force: bool) -> Any:
+    """A model id or prefix: `<cache>/<id>/model`, downloaded and extracted unless it already is there.
+
+    A full id whose model is in the cache needs no API call, so a downloaded model serves offline."""
+    from tt_cli.serving.targets import ModelTarget, extracted_model, find_model_dir
+    from tt_core.models.common import normalize_id
+
+    full = normalize_id(value)
+    if full is not None and not force:
+        cached = find_model_dir(cache / full / "model")
+        record = _read_json(cache / full / MODEL_RECORD)
+        if cached is not None and record is not None:
+            return ModelTarget(cached, str(record.get("name") or full), "model", full)
+    model_id = resolve(ctx, value)
+    model = ctx.client.get(f"{MODELS_PATH}/{model_id}").data
+    root = cache / model_id
+    cached = find_model_dir(root / "model")
+    if fetch and (cached is None or force):
+        fetch_artifact(ctx, model_id, root / "model.tar.gz")
+        cached = extracted_model(root / "model.tar.gz", root / "model", force=True)
+        (root / MODEL_RECORD).write_text(json.dumps(model, indent=2) + "\n")
+    return ModelTarget(cached or root / "model", str(model.get("name") or model_id), "model", model_id)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _runtime_python(ctx: Context, cache: Path) -> str:
