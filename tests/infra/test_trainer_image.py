@@ -96,7 +96,34 @@ def test_image_requirements_pin_the_versions_the_tests_run() -> None:
     ]
     for requirement in trainer_extra["trainer"]:
         name, version = requirement.split("==")
-        assert pins.get(name) == version, requirement
+        if name != "torch":
+            assert pins.get(name) == version, requirement
     dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pydantic = next(d for d in dependencies if d.startswith("pydantic=="))
     assert pins["pydantic"] == pydantic.split("==")[1]
+
+
+def test_the_image_keeps_its_base_images_own_torch() -> None:
+    """A PyPI torch is built for its release's CUDA (torch 2.13: CUDA 13), which older drivers cannot run; the
+    base image's torch matches the base image's CUDA. So torch is not a requirement, and pip installs the
+    others with the base torch pinned as a constraint."""
+    requirements = (TRAINING_IMAGE_DIR / "requirements.txt").read_text()
+    assert not re.search(r"^torch\b", requirements, re.M)
+    dockerfile = (TRAINING_IMAGE_DIR / "Dockerfile").read_text()
+    assert "RUN python /opt/tt/torch_constraint.py > /opt/tt/constraints.txt" in dockerfile
+    assert "pip install -r /opt/tt/requirements.txt -c /opt/tt/constraints.txt" in dockerfile
+    assert "--extra-index-url" not in dockerfile and "--index-url" not in requirements
+
+
+def test_the_torch_constraint_refuses_a_base_without_a_cuda_torch() -> None:
+    sys.path.insert(0, str(TRAINING_IMAGE_DIR))
+    try:
+        from torch_constraint import constraint
+    finally:
+        sys.path.remove(str(TRAINING_IMAGE_DIR))
+    assert constraint("2.9.0+cu128", "12.8") == "torch==2.9.0+cu128"
+    assert constraint("2.13.0", "13.0") == "torch==2.13.0"
+    with pytest.raises(ValueError, match="CPU-only build"):
+        constraint("2.13.0+cpu", None)
+    with pytest.raises(ValueError, match=r"older than 2\.6"):
+        constraint("2.5.1+cu124", "12.4")
