@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from tt_core.models.base_models import CANONICAL_IDS, CATALOGUE, canonical_base_model
 from tt_core.models.common import Model, Name, RequestModel, Timestamp
@@ -47,6 +46,15 @@ WRITABLE_FIELDS = (
 )
 
 
+def _without_null(schema: dict[str, Any]) -> None:
+    """The field's JSON schema without its `null` option: the server refuses null there."""
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+
+
 class SpecExample(Model):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
@@ -83,16 +91,15 @@ class UpdateBehaviorSpecRequest(_SpecFieldRules):
     """A partial update: only the fields present change; arrays are replaced whole."""
 
     id: str | None = None  # accepted so a client can PUT back what it got; must match the path
-    # Absent means unchanged; null is refused (_not_null) except for the prose fields, so the
-    # schema shows these without null (SkipJsonSchema).
-    name: Name | SkipJsonSchema[None] = None
+    # Absent means unchanged; null is refused (_not_null) except for the prose fields.
+    name: Name | None = Field(default=None, json_schema_extra=_without_null)
     description: Description | None = None
     system_prompt: SystemPrompt | None = None
-    guidelines: Rules | SkipJsonSchema[None] = None
-    constraints: Rules | SkipJsonSchema[None] = None
-    examples: Examples | SkipJsonSchema[None] = None
-    base_model: BaseModelName | SkipJsonSchema[None] = None
-    eval_cases: EvalCases | SkipJsonSchema[None] = None
+    guidelines: Rules | None = Field(default=None, json_schema_extra=_without_null)
+    constraints: Rules | None = Field(default=None, json_schema_extra=_without_null)
+    examples: Examples | None = Field(default=None, json_schema_extra=_without_null)
+    base_model: BaseModelName | None = Field(default=None, json_schema_extra=_without_null)
+    eval_cases: EvalCases | None = Field(default=None, json_schema_extra=_without_null)
 
     @field_validator(
         "name", "guidelines", "constraints", "examples", "base_model", "eval_cases", mode="before"
