@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -214,7 +214,6 @@ class ChatEngine:
     temperature: float = 0.7
     json_schema: dict[str, Any] | None = None  # --json-schema: for requests without a response_format
     json_repair_attempts: int = 1
-    generations: int = field(default=0, init=False)
 
     def messages_for(self, request: ChatRequest) -> list[dict[str, str]]:
         return with_spec_prompt(request.messages, self.spec_prompt)
@@ -227,7 +226,6 @@ class ChatEngine:
         return None
 
     def _generate(self, messages: list[dict[str, str]], request: ChatRequest, on_text: Any) -> Any:
-        self.generations += 1
         temperature = self.temperature if request.temperature is None else request.temperature
         return self.runtime.generate(
             messages,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,11 @@ class ModelRuntime:
         if model_dir is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(model_dir), is_trainable=False)
+            with (
+                warnings.catch_warnings()
+            ):  # peft calls transformers APIs deprecated for v6: not the user's concern
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, str(model_dir), is_trainable=False)
         model.eval()
         return cls(
             model,
