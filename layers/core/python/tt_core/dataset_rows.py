@@ -72,8 +72,10 @@ _Scanner = Callable[[str, int], tuple[Any, int]]
 _scan: _Scanner = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _lenient_scan: _Scanner = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
 
-# Duplicate rows are counted from one 64-bit digest per valid row, kept in typed arrays (8 bytes each)
-# split by the digest's low bits; `finish()` counts the distinct ones one part at a time.
+# Duplicate rows are counted from one 64-bit digest per valid row, kept in a typed array (8 bytes each).
+# `finish()` counts the distinct ones in one set when there are few, else split by the digests' low bits
+# into parts counted one set at a time: a set holds ~82 bytes a digest (an int object and its slot).
+_DIGESTS_IN_ONE_SET = 1 << 19
 _DIGEST_PARTS = 16
 
 _KINDS: dict[type, str] = {
@@ -154,10 +156,9 @@ class RowValidator:
         # n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest possible file, and one would only make duplicate_rows one too
         # high.
         # The bound: the shortest valid row, {"input":"a","output":"b"} and its LF, is 27 bytes, so 100 MB
-        # hold at most ~3.9 M rows: 31 MB of digests in arrays, where a set of them would take ~82 bytes a
-        # row (an int object and its slot), 310 MB; counting them at the end builds one part's set at a
-        # time, a sixteenth of that.
-        self._digests = [array("q") for _ in range(_DIGEST_PARTS)]
+        # hold at most ~3.9 M rows: 31 MB of digests in an array, where a set of them would take ~82 bytes a
+        # row, 310 MB; `_distinct_rows` never builds a set of more than ~45 MB.
+        self._digests = array("q")
         self._issues: list[ValidationIssue] = []
         self._error_count = 0
         self._head: bytes | None = b""  # the first bytes while a leading BOM is still possible
@@ -221,12 +222,20 @@ class RowValidator:
             errors=self._issues,
             error_count=self._error_count,
         )
-        self._digests = []
+        self._digests = array("q")
         return report
 
     def _distinct_rows(self) -> int:
-        # Equal digests share a part, so the parts' distinct counts add up; one set at a time bounds memory.
-        return sum(len(set(part)) for part in self._digests)
+        digests = self._digests
+        if len(digests) <= _DIGESTS_IN_ONE_SET:
+            return len(set(digests))
+        # Equal digests share a part, so the parts' distinct counts add up.
+        parts = [array("q") for _ in range(_DIGEST_PARTS)]
+        appends = [part.append for part in parts]
+        for digest in digests:
+            appends[digest % _DIGEST_PARTS](digest)
+        self._digests = digests = array("q")
+        return sum(len(set(part)) for part in parts)
 
     # -- streaming -------------------------------------------------------------------------------------
 
@@ -281,7 +290,7 @@ class RowValidator:
         """
         decode = _decode_row
         control = _CONTROL.search
-        parts = [part.append for part in self._digests]
+        remember = self._digests.append
         line_no = self._line_no
         valid = chars = 0
         for raw in lines:
@@ -296,8 +305,7 @@ class RowValidator:
                 if text_in and text_out and not (exact_controls and (control(text_in) or control(text_out))):
                     valid += 1
                     chars += len(text_in) + len(text_out)
-                    digest = hash((text_in, text_out))
-                    parts[digest % _DIGEST_PARTS](digest)
+                    remember(hash((text_in, text_out)))
                     continue
             self._line_no = line_no
             self._check_line(raw)
@@ -362,8 +370,7 @@ class RowValidator:
         if self._error_count == errors_before:
             self._valid_rows += 1
             self._chars += len(row["input"]) + len(row["output"])
-            digest = hash((row["input"], row["output"]))
-            self._digests[digest % _DIGEST_PARTS].append(digest)
+            self._digests.append(hash((row["input"], row["output"])))
 
     def _parse(self, text: str, body: str) -> Any:
         """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
@@ -492,7 +499,7 @@ class RowValidator:
     def _end(self, code: str, message: str) -> ValidationReport:
         """Ends validation with one whole-file issue and lets go of everything held."""
         self._report = ValidationReport.whole_file(code, message, self._size)
-        self._digests = []
+        self._digests = array("q")
         self._pending = bytearray()
         self._issues = []
         return self._report
