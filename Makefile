@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/api_cold_import.py
 	$(PY) bench/api_requests.py
 	$(PY) bench/trainer_throughput.py
+	$(PY) bench/trainer_gpu.py
 	$(PY) bench/dataset_validation.py
 	$(PY) bench/e2e_local_run.py
 	$(PY) bench/serve_throughput.py
