@@ -56,10 +56,10 @@ CORPORA = (
     Corpus("10mb-non-ascii", 10 * MB, non_ascii=True),
     Corpus("100mb-ascii", 100 * MB, non_ascii=False),
     Corpus("100mb-non-ascii", 100 * MB, non_ascii=True),
-    # ~1,500-8,000 words a field: rows of about 10-50 KB, where per-row costs vanish and parsing is all.
+    # 1,500-4,000 words a field: rows of ~17-45 KB, where per-row costs vanish and parsing is all.
     Corpus("100mb-long-rows", 100 * MB, non_ascii=True, words=(1_500, 4_000)),
-    # 1-4 words a field: rows of ~30-70 bytes, ~2 M of them, where per-row costs (and the duplicate
-    # digests' memory) are all.
+    # 1-4 words a field: rows of 40-133 bytes, ~65 on average, 1.5 M of them, where per-row costs (and the
+    # duplicate digests' memory) are all.
     Corpus("100mb-short-rows", 100 * MB, non_ascii=True, words=(1, 4)),
 )
 
