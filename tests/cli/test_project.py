@@ -260,14 +260,6 @@ def test_push_with_lint_errors_sends_nothing(run: Any, authed: Api, spec: dict[s
     assert {d["field"] for d in as_json.json["error"]["details"]} == {"examples", "base_model"}
 
 
-def test_push_of_a_deleted_spec_hints_to_remove_the_id(run: Any, authed: Api, spec: dict[str, Any]) -> None:
-    write("tunedtensor.json", {"id": "6f1c2a1e-0000-4000-8000-000000000000", **spec})
-    result = run("push")
-    assert result.code == 1
-    assert result.err.startswith("✗ [404] not_found: Behaviour spec not found")
-    assert 'remove "id" from tunedtensor.json' in result.err
-
-
 def test_push_retries_with_the_same_idempotency_key(
     run: Any, authed: Api, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -93,7 +93,12 @@ def test_public_paths_need_no_key(gateway: Any) -> None:
         "api_version": "v1",
         "mode": "local",
         "default_base_model": "tunedtensor/tiny-chat",
-        "capabilities": ["idempotency_keys", "spec_concurrency_guards"],
+        "capabilities": [
+            "idempotency_keys",
+            "spec_concurrency_guards",
+            "local_agent_spec_mutation_guards_v1",
+            "playground_inference",
+        ],
     }
     document = anonymous.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")

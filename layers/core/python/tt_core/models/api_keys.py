@@ -6,11 +6,8 @@ import hashlib
 import re
 import secrets
 import string
-from typing import Annotated
 
-from pydantic import Field
-
-from tt_core.models.common import Model, RequestModel, Timestamp
+from tt_core.models.common import Model, Name, RequestModel, Timestamp
 
 KEY_PREFIX = "tt_"
 KEY_BODY_LENGTH = 48
@@ -44,7 +41,7 @@ class Account(Model):
 
 
 class CreateApiKeyRequest(RequestModel):
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Name
 
 
 class ApiKey(Model):
