@@ -12,9 +12,9 @@ from constructs import Construct
 from infra.paths import REPO_ROOT
 
 TRAINING_IMAGE_DIR = REPO_ROOT / "training_image"
-# The SageMaker PyTorch training image (DLC) the container builds on. pip then installs the pinned
-# torch of training_image/requirements.txt on top, so the DLC mainly contributes CUDA, drivers' user
-# space and Python; 2.9/py312 is the newest DLC line that is not py313-only.
+# The SageMaker PyTorch training image (DLC) the container builds on. The image keeps the DLC's own
+# CUDA build of torch (pinned as a pip constraint, so the trainer's requirements can never replace it
+# with a build for another CUDA); 2.9/py312 is the newest DLC line that is not py313-only.
 DLC_FRAMEWORK = "pytorch"
 DLC_VERSION = "2.9"
 DLC_PY_VERSION = "py312"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -224,13 +225,26 @@ def _record_exit_when_done(process: subprocess.Popen[bytes], job_dir: Path) -> N
         _write_atomic(job_dir / EXIT_CODE_FILE, f"{code}\n")
 
 
+@functools.cache
+def _usable_gpus() -> int:
+    """GPUs the trainer's torch can use on this machine (asked once, in a child: torch is heavy)."""
+    probe = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        return int(result.stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return 0
+
+
 def _trainer_environment() -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("SM_") and name not in _PATH_VARIABLES
     }
-    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # The trainer fails fast when the machine has a GPU its torch cannot use (on SageMaker, a broken
+    # image); here the CPU build of torch is the normal install, so a local GPU it cannot use is not one.
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", SM_NUM_GPUS=str(_usable_gpus()))
     root = _trainer_import_root()
     if root is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
