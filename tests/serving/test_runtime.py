@@ -157,3 +157,19 @@ def test_a_base_model_alone_uses_its_own_template(artifact: dict[str, Any]) -> N
     assert base.base_model == "tunedtensor/tiny-chat"
     assert base.tokenizer.decode(base.prompt_ids(MESSAGES)).startswith("<|bos|><|im_start|>user\n")
     assert base.generate(MESSAGES, max_tokens=4, temperature=0).completion_tokens <= 4
+
+
+def test_pieces_never_disagree_with_the_full_decode(runtime: ModelRuntime) -> None:
+    import random
+
+    from tt_cli.serving.runtime import _Detokenizer
+
+    rng = random.Random(7)
+    vocab = len(runtime.tokenizer)
+    # Words, bytes of multi-byte characters and special tokens, in random orders.
+    pool = [*range(vocab), *runtime.tokenizer.encode("héllo wörld — ☃ 日本語 ok", add_special_tokens=False)]
+    for _ in range(60):
+        ids = [rng.choice(pool) for _ in range(rng.randint(1, 40))]
+        pieces = _Detokenizer(runtime.encoder.decode)
+        streamed = "".join(pieces.add(token) for token in ids)
+        assert runtime.encoder.decode(ids).startswith(streamed), ids

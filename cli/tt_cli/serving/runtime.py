@@ -122,6 +122,27 @@ class _TokenSink:
         pass
 
 
+class _Detokenizer:
+    """New text per token in constant time: each token is decoded with the one or two before it, so
+    spaces and multi-token characters come out as the full decode has them."""
+
+    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+        self._decode = decode
+        self._ids: list[int] = []
+        self._prefix = 0  # context start
+        self._read = 0  # what has been emitted ends here
+
+    def add(self, token: int) -> str:
+        self._ids.append(token)
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        # A multi-byte character still incomplete decodes to U+FFFD: wait for its last byte.
+        if len(after) <= len(before) or after.endswith("\ufffd") or not after.startswith(before):
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return after[len(before) :]
+
+
 class ModelRuntime:
     """One loaded model. Not thread-safe: callers serve one generation at a time."""
 
@@ -265,18 +286,17 @@ class ModelRuntime:
         else:
             config = greedy_config(do_sample=False, **values)
         new: list[int] = []
-        sent = ""
+        pieces = _Detokenizer(self.encoder.decode)
+        sent: list[str] = []
 
         def collect(token: int) -> None:
-            nonlocal sent
             new.append(token)
             if on_text is None or token in self.stop_ids:
                 return
-            text = self.encoder.decode(new)
-            # A multi-byte character still incomplete decodes to U+FFFD: wait for its last byte.
-            if text.startswith(sent) and not text.endswith("\ufffd") and len(text) > len(sent):
-                on_text(text[len(sent) :])
-                sent = text
+            piece = pieces.add(token)
+            if piece:
+                sent.append(piece)
+                on_text(piece)
 
         input_ids = torch.tensor([ids], device=self.device)
         with torch.inference_mode():
@@ -288,8 +308,9 @@ class ModelRuntime:
             )
         finished = bool(new) and new[-1] in self.stop_ids
         text = self.encoder.decode(new[:-1] if finished else new)
-        if on_text is not None and text.startswith(sent) and len(text) > len(sent):
-            on_text(text[len(sent) :])
+        streamed = "".join(sent)
+        if on_text is not None and text.startswith(streamed) and len(text) > len(streamed):
+            on_text(text[len(streamed) :])  # what the last pieces held back (an incomplete character)
         return Generation(
             text=text,
             finish_reason="stop" if finished else "length",

@@ -315,9 +315,17 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             chunk({"role": "assistant", "content": ""})
 
+        # A content chunk per token: the JSON around the piece is the same each time, so it is made once.
+        head, tail = json.dumps(
+            {**envelope, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}]},
+            ensure_ascii=False,
+        ).split('"content": ""')
+
         def on_text(piece: str) -> None:
             start()
-            chunk({"content": piece})
+            self.wfile.write(
+                f'data: {head}"content": {json.dumps(piece, ensure_ascii=False)}{tail}\n\n'.encode()
+            )
 
         try:
             completion = self.server.engine.complete(request, on_text=on_text)
