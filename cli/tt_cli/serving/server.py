@@ -256,16 +256,13 @@ class ChatHandler(BaseHTTPRequestHandler):
             "model": request.model or self.server.model.name,
         }
 
-    def _failure(self, error: Exception) -> bool:
-        """Answers a request or schema failure; False for anything else."""
+    def _failure(self, error: RequestError | SchemaFailure) -> None:
+        """A bad request is a 400; no valid JSON after the repairs is a 422 with the last reply."""
         if isinstance(error, RequestError):
             self._send_json(400, _error(str(error)))
-        elif isinstance(error, SchemaFailure):
+        else:
             body = {"error": {"message": str(error), "details": error.errors, "content": error.content}}
             self._send_json(422, body)
-        else:
-            return False
-        return True
 
     def _complete(self, request: ChatRequest) -> None:
         try:
