@@ -1,6 +1,7 @@
 """Serving throughput: `tt models serve` (plain and streamed) against a plain transformers generate loop.
 
-Run: python bench/serve_throughput.py [--model-dir DIR] [--prompts 6] [--max-tokens 128] [--rounds 5].
+Run: python bench/serve_throughput.py [--model-dir DIR] [--prompts 6] [--max-tokens 128] [--rounds 5]
+[--threads 1].
 Without --model-dir it benchmarks tunedtensor/tiny-chat with a random LoRA adapter (built in a temporary
 directory). The server runs as its own process (`python -m tt_cli.serving.server`, as `tt models serve`
 starts it) and is called over HTTP on loopback; the plain loop is peft + `model.generate` in this process,
@@ -164,6 +165,12 @@ def server_call(
     return tokens, first if first is not None else time.perf_counter() - started
 
 
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def spread(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
@@ -183,11 +190,16 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--threads", type=int, help="torch CPU threads on both sides (default: torch's; 1 on a busy machine)"
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads on both sides (default: 1; 0: torch's own choice)",
     )
     args = parser.parse_args()
     if args.threads:
-        # Read by both processes before torch starts its thread pool.
+        # Read by both processes before torch starts its thread pool. One thread by default: torch's CPU
+        # pool spin-waits between the tiny model's small ops, and on a small or busy machine that noise
+        # (it slowed both the plain loop and the server 5-7x on 2 busy cores) swamps the server's cost.
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
 
     import requests
@@ -259,6 +271,7 @@ def main() -> int:
         "max_tokens": args.max_tokens,
         "rounds": args.rounds,
         "threads": args.threads or "torch default",
+        "torch_threads_here": torch_threads(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "tokens_per_round": tokens_per_round,
         "target_overhead_pct": TARGET_OVERHEAD_PCT,
