@@ -382,7 +382,7 @@ def test_openai_client_chats_with_the_served_model(trained: Trained, tmp_path: P
         chunks = list(stream)
         assert chunks[0].choices[0].delta.role == "assistant"
         assert "".join(c.choices[0].delta.content or "" for c in chunks) == learnt["output"]
-        assert chunks[-1].choices[0].finish_reason == "stop" and len(chunks) > 3
+        assert chunks[-1].choices[0].finish_reason == "stop" and len(chunks) >= 3
 
         # An explicit system message replaces the spec prompt.
         explicit = client.chat.completions.create(

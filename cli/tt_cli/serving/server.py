@@ -31,6 +31,7 @@ from tt_cli.serving.completions import (
 )
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+STREAM_INTERVAL_S = 0.02  # at most ~50 content chunks a second: faster than anyone reads
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 MODELS_PATHS = ("/v1/models", "/models")
 CORS_HEADERS = {
@@ -312,22 +313,35 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             chunk({"role": "assistant", "content": ""})
 
-        # A content chunk per token: the JSON around the piece is the same each time, so it is made once.
+        # The JSON around a content piece is the same for every chunk: made once.
         head, tail = json.dumps(
             {**envelope, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}]},
             ensure_ascii=False,
         ).split('"content": ""')
+        pending: list[str] = []
+        flushed_at = 0.0
+
+        def flush() -> None:
+            nonlocal flushed_at
+            if pending:
+                text = json.dumps("".join(pending), ensure_ascii=False)
+                self.wfile.write(f'data: {head}"content": {text}{tail}\n\n'.encode())
+                pending.clear()
+            flushed_at = time.monotonic()
 
         def on_text(piece: str) -> None:
+            # The first piece goes out at once; pieces generated within STREAM_INTERVAL_S of the last chunk
+            # share the next one, so a fast model does not pay a write (and a client wake-up) per token.
             start()
-            self.wfile.write(
-                f'data: {head}"content": {json.dumps(piece, ensure_ascii=False)}{tail}\n\n'.encode()
-            )
+            pending.append(piece)
+            if time.monotonic() - flushed_at >= STREAM_INTERVAL_S:
+                flush()
 
         try:
             completion = self.server.engine.complete(request, on_text=on_text)
         except (RequestError, SchemaFailure) as error:
             if started:
+                flush()
                 event({"error": {"message": str(error)}})
             else:
                 self._failure(error)
@@ -338,8 +352,10 @@ class ChatHandler(BaseHTTPRequestHandler):
             if not started:
                 raise
             self.log_error("Generation failed mid-stream: %r", error)
+            flush()
             event({"error": {"message": f"Internal error: {type(error).__name__}"}})
             return
+        flush()
         start()
         if completion.structured:  # validated JSON goes out as one content delta
             chunk({"content": completion.content})
