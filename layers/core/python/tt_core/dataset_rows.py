@@ -234,7 +234,8 @@ class RowValidator:
         appends = [part.append for part in parts]
         for digest in digests:
             appends[digest % _DIGEST_PARTS](digest)
-        self._digests = digests = array("q")
+        del digests
+        self._digests = array("q")  # the parts hold the digests now: free the big array before the sets
         return sum(len(set(part)) for part in parts)
 
     # -- streaming -------------------------------------------------------------------------------------
