@@ -176,6 +176,8 @@ def reap_orphans(jobs_dir: Path) -> list[str]:
 
 def _process_state(job_dir: Path) -> tuple[bool, int | None]:
     """(running, return code); not running without a code: it ended unrecorded (the stack had stopped)."""
+    if (job_dir / REAPED_FILE).exists():  # killed by reap_orphans: over, even before the kernel says so
+        return False, _read_int(job_dir / EXIT_CODE_FILE)
     process = _processes.get(str(job_dir))
     if process is not None:
         code = process.poll()
