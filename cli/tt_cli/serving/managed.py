@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from tt_cli.serving.server import CORS_HEADERS, MAX_BODY_BYTES, FifoTurns
+from tt_cli.serving.server import CORS_HEADERS, MAX_BODY_BYTES, FifoTurns, serve
 
 STARTUP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 5.0
@@ -443,17 +443,9 @@ def run_managed(
         f"(the model starts with the first request); Ctrl-C stops it."
     )
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        serve(server)
     finally:
-        server.server_close()
         if log is not sys.stderr:
             log.close()
     return 0

@@ -425,8 +425,8 @@ def engine_from_args(args: argparse.Namespace) -> tuple[ChatEngine, ServedModel]
     return engine, model
 
 
-def serve(server: ChatServer) -> None:
-    """Serves until SIGINT or SIGTERM (each ends it cleanly)."""
+def serve(server: ThreadingHTTPServer) -> None:
+    """Serves until SIGINT or SIGTERM (each ends it cleanly); the plain and the managed server alike."""
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
