@@ -159,7 +159,11 @@ class RunRecord(Run):
     eval_plan: EvalPlan | None = None
     # Diagnostics' `training` object (§9.9), kept up to date by the poll loop.
     training: dict[str, Any] | None = None
-    uploaded_dataset_id: str | None = None  # the dataset a dataset run trains on (dataset_id)
+
+    @property
+    def uploaded_dataset_id(self) -> str | None:
+        """The uploaded dataset a dataset run trains on; a spec run's dataset_id is the one it generated."""
+        return self.dataset_id if self.split_ratios is not None else None
 
     @property
     def active(self) -> bool:

@@ -195,7 +195,6 @@ class RunService:
             spec_snapshot=spec_snapshot(spec),
             base_model=spec.base_model,
             dataset_id=dataset.id if dataset else None,
-            uploaded_dataset_id=dataset.id if dataset else None,
             parent_model_id=parent.id if parent else None,
             hyperparameters=hyperparameters,
             split_ratios=_ratios(request) if dataset else None,
@@ -395,7 +394,7 @@ class RunService:
         """An active run trains on it, or (a run's dataset) its run is still active."""
         for run_id in self._runs.active_run_ids(account_id):
             run = self._runs.get(account_id, run_id)
-            if run is not None and run.active and dataset_id in (run.dataset_id, run.uploaded_dataset_id):
+            if run is not None and run.active and dataset_id == run.dataset_id:
                 return True
         return False
 
