@@ -51,6 +51,20 @@ class RunUpdater:
                 return changed
         raise RuntimeError(f"run {run_id} kept changing under a write")
 
+    def fail(self, account_id: str, run_id: str, message: str) -> RunRecord | None:
+        """An active run → failed with `message` as its error; None when it had already ended."""
+        return self.update(
+            account_id,
+            run_id,
+            lambda r: self.moved(
+                r,
+                stage="failed",
+                error=message,
+                message=message,
+                events=[(r.current_stage, "failed", message)],
+            ),
+        )
+
     def event(self, stage: str, status: str, message: str, at: datetime) -> RunEvent:
         return RunEvent(
             id=self._ids.new_id(),

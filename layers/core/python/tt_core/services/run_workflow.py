@@ -429,11 +429,7 @@ class RunWorkflowService:
         if not run.active:
             return state
         message = self._error_message(run, state)
-        failed = self._updater.update(
-            run.account_id, run.id,
-            lambda r: self._updater.moved(r, stage="failed", error=message, message=message,
-                                          events=[(r.current_stage, "failed", message)]),
-        )  # fmt: skip
+        failed = self._updater.fail(run.account_id, run.id, message)
         if failed is not None and failed.job_name:
             self._launcher.stop(failed.job_name)
         return state

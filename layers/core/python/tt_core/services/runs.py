@@ -221,13 +221,7 @@ class RunService:
 
     def _fail_unstarted(self, run: RunRecord) -> None:
         message = "The run could not be started: the workflow service refused it. Try again shortly."
-        self._updater.update(
-            run.account_id,
-            run.id,
-            lambda r: self._updater.moved(
-                r, stage="failed", error=message, events=[("failed", "failed", message)]
-            ),
-        )
+        self._updater.fail(run.account_id, run.id, message)
 
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimateResponse:
         from tt_core.estimates import estimate_run
@@ -366,21 +360,8 @@ class RunService:
 
     def fail_interrupted(self, message: str) -> int:
         """Marks every active run failed (the local stack stopped under them); returns how many."""
-        failed = 0
-        for account_id, run_id in self._runs.active_runs_everywhere():
-            done = self._updater.update(
-                account_id,
-                run_id,
-                lambda r: self._updater.moved(
-                    r,
-                    stage="failed",
-                    error=message,
-                    message=message,
-                    events=[(r.current_stage, "failed", message)],
-                ),
-            )
-            failed += done is not None
-        return failed
+        runs = self._runs.active_runs_everywhere()
+        return sum(self._updater.fail(account_id, run_id, message) is not None for account_id, run_id in runs)
 
     # --- what specs and datasets need of runs ---------------------------------------------------
     def spec_stats(self, account_id: str, spec_ids: builtins.list[str]) -> dict[str, SpecRunStats]:
