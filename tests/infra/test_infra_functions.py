@@ -288,7 +288,7 @@ def _pins(lines: list[str]) -> dict[str, str]:
 def test_dependency_layer_pins_match_pyproject_and_leave_boto3_to_the_runtime() -> None:
     layer = _pins((DEPS_LAYER_DIR / "requirements.txt").read_text().splitlines())
     project = _pins(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
-    assert set(layer) == {"aws-lambda-powertools", "pydantic", "anthropic", "msgspec"}
+    assert set(layer) == {"aws-lambda-powertools", "pydantic", "anthropic", "msgspec", "pysimdjson", "numpy"}
     assert all(version for version in layer.values())
     assert {name: project[name] for name in layer} == layer
     assert "boto3" not in layer

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+import numpy as np
+import simdjson
 
 from tt_core.models.datasets import (
     MAX_DATASET_BYTES,
@@ -46,37 +48,60 @@ _C1_HINT = re.compile(rb"\xc2[\x80-\x9f]")
 
 def _may_hold_control_characters(block: bytes) -> bool:
     return (
-        b"\x7f" in block
-        or (b"\\" in block and _ESCAPE_HINT.search(block) is not None)
-        or (b"\xc2" in block and _C1_HINT.search(block) is not None)
+        0x7F in block  # DEL; ints as needles: see _QUOTE
+        or (0x5C in block and _ESCAPE_HINT.search(block) is not None)  # a backslash
+        or (0xC2 in block and _C1_HINT.search(block) is not None)
     )
 
 
-class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The common valid line, as the fast loop decodes it: exactly `input` and `output`, both strings."""
+class _RawRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A line with exactly the keys `input` and `output`, their values as written (JSON text, unparsed)."""
 
-    input: str
-    output: str
+    input: msgspec.Raw
+    output: msgspec.Raw
 
 
-# The fast loop's decoder: msgspec parses the line's bytes, checks their UTF-8 and the row's shape and
-# types in one C pass, and builds only the two strings. Anything it refuses (a wrong type, an unknown
-# key, a lone surrogate escape, bad UTF-8, malformed JSON) goes to the exact rules below, which say what
-# is wrong; where it accepts, it reads the line as json.loads does (tests/unit/test_dataset_rows.py
-# compares the two on every bad-file case and on random lines), so the two paths never disagree.
-_decode_row: Callable[[bytes], _Row] = msgspec.json.Decoder(_Row).decode
+# The fast loop reads a line in one C pass that checks its JSON (every rule but UTF-8: raw control
+# characters and bad escapes are refused, lone surrogate escapes too) and that its keys are exactly
+# `input` and `output`, and builds no strings: for a row of plain text, the values' bytes as written are
+# all that the counts need (`_check_raw_lines`). Where it refuses, the exact rules below say what is wrong;
+# where it accepts, it reads the line as json.loads does (tests/unit/test_dataset_rows.py compares the two
+# on every bad-file case and on random lines), so the two paths never disagree.
+_decode_raw_row: Callable[[bytes], _RawRow] = msgspec.json.Decoder(_RawRow).decode
+_decode_string: Callable[[bytes], str] = msgspec.json.Decoder(str).decode
+# Bytes as ints: `int in bytes` is a memchr, where `bytes in bytes` first sets up a substring search.
+_QUOTE = ord('"')
+_BACKSLASH = ord("\\")
+
+
+def _key(value: str) -> bytes:
+    """A string value as the duplicate count compares it: quoted UTF-8 with no escapes, which is how the
+    fast loop sees a value written without escapes. Lone surrogates, which only the exact rules accept,
+    are encoded as such (bytes never found in valid UTF-8, so they cannot match another value)."""
+    return f'"{value}"'.encode("utf-8", "surrogatepass")
+
+
+def _unescaped(raw: bytes) -> tuple[bytes, int]:
+    """A string value written with escapes: its key, and how many more UTF-8 continuation bytes the key
+    holds than `raw` (only \\u escapes can make the two differ: the others stand for ASCII characters)."""
+    value = _decode_string(raw)
+    key = _key(value)
+    if b"\\u" not in raw:
+        return key, 0
+    return key, (len(key) - 2 - len(value)) - _continuation_bytes(raw)
+
+
+def _continuation_bytes(text: bytes) -> int:
+    """How many bytes of valid UTF-8 `text` continue a character: its length in bytes less its length in
+    characters. One vectorized pass: as signed bytes, continuation bytes (0x80-0xBF) are those below -64."""
+    return int(np.count_nonzero(np.frombuffer(text, np.int8) < -64))
+
 
 # The C scanner behind json.loads, called directly by the exact rules: it skips json.loads' Python-level
 # wrapper. The surrounding whitespace json.loads would allow is stripped first (`_parse`).
 _Scanner = Callable[[str, int], tuple[Any, int]]
 _scan: _Scanner = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _lenient_scan: _Scanner = json.JSONDecoder(strict=False).scan_once  # type: ignore[attr-defined]
-
-# Duplicate rows are counted from one 64-bit digest per valid row, kept in a typed array (8 bytes each).
-# `finish()` counts the distinct ones in one set when there are few, else split by the digests' low bits
-# into parts counted one set at a time: a set holds ~82 bytes a digest (an int object and its slot).
-_DIGESTS_IN_ONE_SET = 1 << 19
-_DIGEST_PARTS = 16
 
 _KINDS: dict[type, str] = {
     list: "a JSON array",
@@ -166,6 +191,7 @@ class RowValidator:
         self._pending_bytes = 0  # its length so far, counting the bytes dropped past the cap
         self._pending_cr = False  # whether its last byte so far is a CR
         self._report: ValidationReport | None = None
+        self._utf8_check = simdjson.Parser()
 
     @property
     def done(self) -> bool:
@@ -226,17 +252,10 @@ class RowValidator:
         return report
 
     def _distinct_rows(self) -> int:
-        digests = self._digests
-        if len(digests) <= _DIGESTS_IN_ONE_SET:
-            return len(set(digests))
-        # Equal digests share a part, so the parts' distinct counts add up.
-        parts = [array("q") for _ in range(_DIGEST_PARTS)]
-        appends = [part.append for part in parts]
-        for digest in digests:
-            appends[digest % _DIGEST_PARTS](digest)
-        del digests
-        self._digests = array("q")  # the parts hold the digests now: free the big array before the sets
-        return sum(len(set(part)) for part in parts)
+        """How many distinct digests there are: sorted in place, equal digests are neighbours."""
+        digests = np.frombuffer(self._digests, np.int64)
+        digests.sort()
+        return int(np.count_nonzero(digests[1:] != digests[:-1])) + min(len(digests), 1)
 
     # -- streaming -------------------------------------------------------------------------------------
 
@@ -269,7 +288,7 @@ class RowValidator:
             self._line_too_long(self._pending_bytes - int(self._pending_cr))
         elif self._pending_bytes <= MAX_LINE_BYTES:  # within the limit, CR or not: the fast loop may take it
             line = bytes(self._pending)
-            self._check_lines([line], _may_hold_control_characters(line))
+            self._check_lines([line], line)
         else:
             self._line_no += 1
             self._check_line(bytes(self._pending))
@@ -279,41 +298,88 @@ class RowValidator:
 
     def _check_block(self, block: bytes) -> None:
         """Checks complete lines (a block of at most 1 MiB, LF-separated, without the final LF)."""
-        self._check_lines(block.split(b"\n"), _may_hold_control_characters(block))
+        self._check_lines(block.split(b"\n"), block)
 
-    def _check_lines(self, lines: list[bytes], exact_controls: bool) -> None:
-        """The fast loop: accepts the common valid line with no Python-level work per character.
+    def _check_lines(self, lines: list[bytes], text: bytes) -> None:
+        """Checks `lines`, the lines of `text`: in the fast loop where `text` is known to be valid UTF-8."""
+        facts = self._utf8_facts(text)
+        if facts is None:
+            for line in lines:
+                self._line_no += 1
+                self._check_line(line)
+        else:
+            self._check_plain_rows(lines, *facts)
 
-        Each line is at most 1 MiB, its LF removed (a CR may remain: JSON whitespace to the decoder), and
-        free of forbidden control characters unless `exact_controls`. Anything the loop does not accept
-        outright goes to `_check_line`, the exact rules, so the two never disagree on what is valid: this
+    def _utf8_facts(self, text: bytes) -> tuple[int, bool] | None:
+        """If `text` is known to be valid UTF-8: its continuation bytes, and whether it may hold a forbidden
+        control character (as `_may_hold_control_characters` tells, found faster); else None.
+
+        simdjson checks UTF-8 at gigabytes a second, the only validator at hand that builds no string, but
+        only as it parses a JSON document: each line becomes an element of one array, `[[line],[line],…]`,
+        which parses whenever every line holds at most one JSON value. A block with a malformed line (or
+        bad UTF-8) is left to the exact rules, which say what is wrong with it.
+        """
+        escapes = 0x5C in text and _ESCAPE_HINT.search(text) is not None
+        if text.isascii():
+            return 0, escapes or 0x7F in text
+        try:
+            self._utf8_check.parse(b"".join((b"[[", text.replace(b"\n", b"],["), b"]]")))
+        except (ValueError, RuntimeError):  # RuntimeError: nested too deeply
+            return None
+        # A C1 control character is C2 then 80-9F: as signed bytes, -62 then below -96 (in valid UTF-8 the
+        # byte after C2 is always a continuation byte, so ASCII, which is not negative, cannot follow it).
+        signed = np.frombuffer(text, np.int8)
+        c1 = bool(np.any((signed[:-1] == -62) & (signed[1:] < -96)))
+        return _continuation_bytes(text), escapes or c1 or 0x7F in text
+
+    def _check_plain_rows(self, lines: list[bytes], continuation: int, exact_controls: bool) -> None:
+        """The fast loop: accepts the common valid row without building a string of it.
+
+        `lines` are valid UTF-8 with `continuation` continuation bytes in all, each at most 1 MiB, its LF
+        removed (a CR may remain: JSON whitespace to the decoder). A valid row is counted from its values'
+        bytes as written, quotes included: everything else in it is ASCII, so its characters are those bytes
+        less its continuation bytes and the four quotes, and its digest is the hash of the two (`_key`);
+        values written with escapes are decoded first (`_unescaped`). Where the block may hold a forbidden
+        control character (`exact_controls`), the lines that may, and anything the loop does not accept
+        outright, go to `_check_line`, the exact rules, so the two never disagree on what is valid: this
         loop only decides faster.
         """
-        decode = _decode_row
-        control = _CONTROL.search
+        decode = _decode_raw_row
         remember = self._digests.append
+        quote, backslash = _QUOTE, _BACKSLASH
         line_no = self._line_no
-        valid = chars = 0
-        for raw in lines:
+        valid = value_bytes = 0
+        for line in lines:
             line_no += 1
             try:
-                row = decode(raw)
-            except ValueError:  # msgspec.DecodeError, UnicodeDecodeError: the exact rules say what is wrong
+                if exact_controls and _may_hold_control_characters(line):
+                    raise ValueError("the exact rules look for control characters")
+                row = decode(line)
+            except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
                 pass
             else:
-                text_in = row.input
-                text_out = row.output
-                if text_in and text_out and not (exact_controls and (control(text_in) or control(text_out))):
+                text_in = bytes(row.input)
+                text_out = bytes(row.output)
+                # Both strings (a JSON string starts with its quote) and not empty.
+                if text_in[0] == quote == text_out[0] and len(text_in) > 2 and len(text_out) > 2:
+                    if backslash in line:
+                        if backslash in text_in:
+                            text_in, more = _unescaped(text_in)
+                            continuation += more
+                        if backslash in text_out:
+                            text_out, more = _unescaped(text_out)
+                            continuation += more
                     valid += 1
-                    chars += len(text_in) + len(text_out)
+                    value_bytes += len(text_in) + len(text_out)
                     remember(hash((text_in, text_out)))
                     continue
+            continuation -= _continuation_bytes(line)  # not a plain row: its characters are not counted here
             self._line_no = line_no
-            self._check_line(raw)
+            self._check_line(line)
         self._line_no = line_no
         self._rows += valid
         self._valid_rows += valid
-        self._chars += chars
+        self._chars += value_bytes - 4 * valid - continuation
 
     # -- the rules of one line -------------------------------------------------------------------------
     # Issues past the first 20 are only counted, so messages are passed as callables and built only for
@@ -371,7 +437,7 @@ class RowValidator:
         if self._error_count == errors_before:
             self._valid_rows += 1
             self._chars += len(row["input"]) + len(row["output"])
-            self._digests.append(hash((row["input"], row["output"])))
+            self._digests.append(hash((_key(row["input"]), _key(row["output"]))))
 
     def _parse(self, text: str, body: str) -> Any:
         """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
