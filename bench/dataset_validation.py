@@ -22,7 +22,6 @@ CORE = ROOT / "layers" / "core" / "python"
 
 MB = 1_000_000
 RUNS = 5  # pairs of runs per file, the two validators interleaved; medians are reported
-SPEEDUP_TARGET = 2.0
 RSS_TARGET_MB = 150
 LONG_LINE_TARGET_S = 2.0
 SEED = 1
@@ -43,12 +42,16 @@ OTHER_TEXT = (  # accents, CJK, Hangul, Greek, Cyrillic, emoji, Latin-1 symbols
 
 @dataclass(frozen=True)
 class Corpus:
-    """A generated JSONL file: `words` is the range of words in an input and in an output."""
+    """A generated JSONL file: `words` is the range of words in an input and in an output; `escapes` writes
+    them in lines of a few words with now and then one in quotes, text that JSON escapes (`\\n`, `\\"`)."""
 
     name: str
     size: int
     non_ascii: bool
     words: tuple[int, int] = (4, 80)
+    escapes: bool = False
+    ensure_ascii: bool = False  # written as json.dumps writes by default: non-ASCII characters as \\u escapes
+    target: float = 2.0  # the speed-up this corpus must reach
 
 
 CORPORA = (
@@ -61,6 +64,12 @@ CORPORA = (
     # 1-4 words a field: rows of 40-133 bytes, ~65 on average, 1.5 M of them, where per-row costs (and the
     # duplicate digests' memory) are all.
     Corpus("100mb-short-rows", 100 * MB, non_ascii=True, words=(1, 4)),
+    # Multi-line answers with quotes, as chat data often has: every row holds escapes.
+    Corpus("100mb-escapes", 100 * MB, non_ascii=True, escapes=True),
+    # The non-ASCII text as json.dumps writes it by default, six bytes a character. Its rows are counted
+    # from their bytes too, but every \\u escape is checked one by one (is it written as json.dumps would,
+    # so that its bytes can serve as its duplicate key?); the target is not to be slower than the baseline.
+    Corpus("100mb-ascii-escapes", 100 * MB, non_ascii=True, escapes=True, ensure_ascii=True, target=1.0),
 )
 
 
@@ -68,12 +77,13 @@ def generate(path: Path, corpus: Corpus) -> int:
     """Writes unique {"input", "output"} rows up to `corpus.size` bytes; returns the row count."""
     rng = random.Random(SEED)
     words = ASCII_TEXT.split() + (OTHER_TEXT.split() * 3 if corpus.non_ascii else [])
-    pool = [" ".join(rng.choices(words, k=rng.randint(*corpus.words))) for _ in range(2_000)]
+    pool = [text(rng, rng.choices(words, k=rng.randint(*corpus.words)), corpus.escapes) for _ in range(2_000)]
     written = rows = 0
     with path.open("wb") as handle:
         while True:
             line = json.dumps(
-                {"input": f"Q{rows}: {rng.choice(pool)}?", "output": rng.choice(pool)}, ensure_ascii=False
+                {"input": f"Q{rows}: {rng.choice(pool)}?", "output": rng.choice(pool)},
+                ensure_ascii=corpus.ensure_ascii,
             )
             data = (line + "\n").encode()
             if written + len(data) > corpus.size:
@@ -81,6 +91,18 @@ def generate(path: Path, corpus: Corpus) -> int:
             handle.write(data)
             written += len(data)
             rows += 1
+
+
+def text(rng: random.Random, words: list[str], escapes: bool) -> str:
+    if not escapes:
+        return " ".join(words)
+    words = [f'"{word}"' if rng.random() < 0.05 else word for word in words]
+    lines, start = [], 0
+    while start < len(words):
+        end = start + rng.randint(3, 12)
+        lines.append(" ".join(words[start:end]))
+        start = end
+    return "\n".join(lines)
 
 
 def generate_long_line(path: Path, size: int) -> None:
@@ -225,17 +247,19 @@ def measure_pairs(path: Path, runs: int, core: Path) -> dict[str, dict[str, Any]
 def main() -> None:
     """Runs every case and writes the results.
 
-    Generates the corpora (10 MB and 100 MB of ASCII and of non-ASCII text, 100 MB of long rows, 100 MB of
-    short rows) and a file that is one 100 MB line in a temporary directory, then validates each with the
-    streaming validator (`tt_core.dataset_rows.validate_file`, 1 MiB chunks) and with the baseline (read
-    line by line, `json.loads` each, check the dict), in interleaved pairs (`measure_pairs`), each run in
-    a fresh interpreter so that its peak RSS (`peak_rss_mb`) is its own; "start" is the peak RSS after
-    imports and a warm-up. Throughput counts only the validation, not interpreter start-up or imports.
+    Generates the corpora (10 MB and 100 MB of ASCII and of non-ASCII text, 100 MB each of long rows, short
+    rows, multi-line rows with quotes, and those written with \\u escapes) and a file that is one 100 MB line
+    in a temporary directory, then validates each with the streaming validator
+    (`tt_core.dataset_rows.validate_file`, 1 MiB chunks) and with the baseline (read line by line,
+    `json.loads` each, check the dict), in interleaved pairs (`measure_pairs`), each run in a fresh
+    interpreter so that its peak RSS (`peak_rss_mb`) is its own; "start" is the peak RSS after imports and
+    a warm-up. Throughput counts only the validation, not interpreter start-up or imports.
     Prints a table (medians, each case's spread: (max - min) / median, and the 1-minute load average when
     the case started) and writes bench/results/dataset_validation.json.
 
-    Targets: the speed-up (median of the pairs' wall-time ratios) ≥ 2× on every corpus, and ≥ 2× in its
-    slowest pair too; peak RSS ≤ 150 MB on the 100 MB files; the single 100 MB line rejected in < 2 s.
+    Targets: the speed-up (median of the pairs' wall-time ratios) ≥ 2× on every corpus, and in its slowest
+    pair too (≥ 1× for the text written with \\u escapes: see CORPORA); peak RSS ≤ 150 MB on the 100 MB
+    files; the single 100 MB line rejected in < 2 s.
     The CPU-time speed-up is printed beside it as a cross-check that moves less with the machine's load.
     """
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
@@ -282,24 +306,26 @@ def main() -> None:
     load_after = os.getloadavg()
 
     corpora = [name for name in cases if name != long_line.stem]
+    target = {corpus.name: corpus.target for corpus in CORPORA}
     targets: dict[str, bool] = {}
     print()
     print(
         f"{'speed-up, naive / streaming':<28} {'wall: median':>12} {'slowest':>8} {'fastest':>8} "
-        f"{'CPU: median':>12}"
+        f"{'CPU: median':>12} {'target':>7}"
     )
     for name in corpora:
         wall, cpu = cases[name]["speedup"], cases[name]["cpu_speedup"]
+        cases[name]["speedup_target"] = target[name]
         print(
             f"{name:<28} {wall['median']:>11.2f}x {wall['min']:>7.2f}x {wall['max']:>7.2f}x "
-            f"{cpu['median']:>11.2f}x"
+            f"{cpu['median']:>11.2f}x {target[name]:>6.1f}x"
         )
     if corpora:
-        targets["speedup_at_least_2x_every_corpus"] = all(
-            cases[name]["speedup"]["median"] >= SPEEDUP_TARGET for name in corpora
+        targets["speedup_target_met_every_corpus"] = all(
+            cases[name]["speedup"]["median"] >= target[name] for name in corpora
         )
-        targets["speedup_at_least_2x_every_pair"] = all(
-            cases[name]["speedup"]["min"] >= SPEEDUP_TARGET for name in corpora
+        targets["speedup_target_met_every_pair"] = all(
+            cases[name]["speedup"]["min"] >= target[name] for name in corpora
         )
     big = [name for name in corpora if cases[name]["size_bytes"] > 50 * MB]
     rss_100 = max((cases[name]["streaming"]["peak_rss_mb"] for name in big), default=None)

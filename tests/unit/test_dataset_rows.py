@@ -508,6 +508,62 @@ def test_the_fast_loop_takes_the_common_row(monkeypatch: pytest.MonkeyPatch) -> 
     assert exact_lines == 0
 
 
+def test_the_fast_loop_takes_common_rows_of_either_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    slower_lines = 0
+    check_decoded = RowValidator._check_decoded
+
+    def counting(self: RowValidator, raw: bytes) -> None:
+        nonlocal slower_lines
+        slower_lines += 1
+        check_decoded(self, raw)
+
+    monkeypatch.setattr(RowValidator, "_check_decoded", counting)
+    values = [(f'q{i}: "東京"\tnaïve\n😀 C:\\bin', f"line one\r\nline {i} “€”") for i in range(2_000)]
+    for ensure_ascii in (False, True):
+        data = b"\n".join(
+            json.dumps({"input": a, "output": b}, ensure_ascii=ensure_ascii).encode() for a, b in values
+        )
+        report = validate_stream(chunked(data, 64 * 1024))
+        assert report.valid is True and report.row_count == 2_000 and report.duplicate_rows == 0
+        assert report.estimated_tokens == -(-sum(len(a) + len(b) for a, b in values) // 4)
+    # The lines cut by a chunk boundary are checked alone, in the fast loop too.
+    assert slower_lines == 0
+
+
+def written(values: list[tuple[str, str]], rng: random.Random) -> bytes:
+    """Rows of `values`, each written by json.dumps in either style, or with every character escaped."""
+
+    def escaped(text: str) -> str:
+        units = text.encode("utf-16-be")
+        return '"' + "".join(f"\\u{units[i]:02X}{units[i + 1]:02X}" for i in range(0, len(units), 2)) + '"'
+
+    lines = []
+    for text_in, text_out in values:
+        style = rng.choice(["utf8", "ascii", "escaped"])
+        if style == "escaped":
+            lines.append(f'{{"input": {escaped(text_in)}, "output": {escaped(text_out)}}}'.encode())
+        else:
+            pair = {"input": text_in, "output": text_out}
+            lines.append(json.dumps(pair, ensure_ascii=style == "ascii").encode())
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rows_written_in_any_style_are_counted_as_the_exact_rules_count_them(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", '"', "\\", "\n", "\t", "\r", "/", "é", "東", "😀", "\u00a0", "\u2028", "\\u"]
+    pool = ["".join(rng.choices(alphabet, k=rng.randint(1, 6))) for _ in range(8)]
+    values = [(rng.choice(pool), rng.choice(pool)) for _ in range(300)]
+    data = written(values, rng)
+    report = validate_stream(chunked(data, rng.choice([64, 1000, MiB])))
+    assert report == exact_rules_only(data, monkeypatch)
+    assert report.valid is True
+    assert report.duplicate_rows == len(values) - len(set(values))
+    assert report.estimated_tokens == -(-sum(len(a) + len(b) for a, b in values) // 4)
+
+
 @pytest.mark.parametrize("data", [data for data, _ in BAD.values()] + [MIXED], ids=[*BAD, "mixed"])
 def test_the_fast_loop_agrees_with_the_exact_rules(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     assert validate_stream([data]) == exact_rules_only(data, monkeypatch)

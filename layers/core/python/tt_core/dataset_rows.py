@@ -8,7 +8,7 @@ import re
 import stat
 from array import array
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -37,21 +37,28 @@ _MISSING = object()
 
 # U+0000–U+001F and U+007F–U+009F except tab, LF and CR (PRODUCT.md §8).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# In a line that parsed strictly, a decoded string can hold such a character only if the line's bytes
-# hold it raw (C0 characters are refused raw inside JSON strings, so only DEL and C1, UTF-8 C2 80–C2 9F,
-# remain) or an escape that decodes to one (\b, \f, \u0000–\u001F, \u007F–\u009F). Searching a whole
-# block of lines for these (memchr-speed gates first) spares the common block any per-line check; a hit,
-# false ones included (an escaped backslash before "b"), only makes that block check each string exactly.
-_ESCAPE_HINT = re.compile(rb"\\(?:[bf]|u00(?:[0189][0-9A-Fa-f]|7[Ff]))")
-_C1_HINT = re.compile(rb"\xc2[\x80-\x9f]")
+# Of these, a line that parses as JSON can hold as is only DEL and C1 (UTF-8 C2 80–C2 9F): JSON refuses
+# raw C0 characters inside strings.
+_RAW_C1 = re.compile(rb"\xc2[\x80-\x9f]")
+# Bytes as ints: `int in bytes` is a memchr, where `bytes in bytes` first sets up a substring search.
+_QUOTE = ord('"')
+_BACKSLASH = ord("\\")
 
 
-def _may_hold_control_characters(block: bytes) -> bool:
-    return (
-        0x7F in block  # DEL; ints as needles: see _QUOTE
-        or (0x5C in block and _ESCAPE_HINT.search(block) is not None)  # a backslash
-        or (0xC2 in block and _C1_HINT.search(block) is not None)
-    )
+def _may_hold_raw_control_characters(line: bytes) -> bool:
+    return 0x7F in line or (0xC2 in line and _RAW_C1.search(line) is not None)
+
+
+# The fast loop (`RowValidator._check_plain_rows`) takes the common valid row without building a string
+# of it. msgspec reads the line in one C pass that checks its JSON (every rule but UTF-8: raw control
+# characters, bad escapes and lone surrogate escapes are refused) and that its keys are exactly `input`
+# and `output`, and hands back each value as the bytes it is written with (`msgspec.Raw`). Where the
+# block is known to be valid UTF-8 (`_TextFacts`), those bytes are all the counts need: a value's
+# characters are its bytes less its UTF-8 continuation bytes, its two quotes and what its escapes save,
+# and, where it is written as the file's style writes it (`_Style`), its bytes are its duplicate key.
+# Where it refuses, the old fast loop (`_check_decoded`: msgspec decoding strings) and then the exact
+# rules say what is wrong; tests/unit/test_dataset_rows.py compares the loops with the exact rules on every
+# bad-file case and on random lines, so the paths never disagree.
 
 
 class _RawRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -61,40 +68,100 @@ class _RawRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     output: msgspec.Raw
 
 
-# The fast loop reads a line in one C pass that checks its JSON (every rule but UTF-8: raw control
-# characters and bad escapes are refused, lone surrogate escapes too) and that its keys are exactly
-# `input` and `output`, and builds no strings: for a row of plain text, the values' bytes as written are
-# all that the counts need (`_check_raw_lines`). Where it refuses, the exact rules below say what is wrong;
-# where it accepts, it reads the line as json.loads does (tests/unit/test_dataset_rows.py compares the two
-# on every bad-file case and on random lines), so the two paths never disagree.
+class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A line with exactly the keys `input` and `output`, both strings."""
+
+    input: str
+    output: str
+
+
 _decode_raw_row: Callable[[bytes], _RawRow] = msgspec.json.Decoder(_RawRow).decode
-_decode_string: Callable[[bytes], str] = msgspec.json.Decoder(str).decode
-# Bytes as ints: `int in bytes` is a memchr, where `bytes in bytes` first sets up a substring search.
-_QUOTE = ord('"')
-_BACKSLASH = ord("\\")
+_decode_row: Callable[[bytes], _Row] = msgspec.json.Decoder(_Row).decode
 
 
-def _key(value: str) -> bytes:
-    """A string value as the duplicate count compares it: quoted UTF-8 with no escapes, which is how the
-    fast loop sees a value written without escapes. Lone surrogates, which only the exact rules accept,
-    are encoded as such (bytes never found in valid UTF-8, so they cannot match another value)."""
-    return f'"{value}"'.encode("utf-8", "surrogatepass")
-
-
-def _unescaped(raw: bytes) -> tuple[bytes, int]:
-    """A string value written with escapes: its key, and how many more UTF-8 continuation bytes the key
-    holds than `raw` (only \\u escapes can make the two differ: the others stand for ASCII characters)."""
-    value = _decode_string(raw)
-    key = _key(value)
-    if b"\\u" not in raw:
-        return key, 0
-    return key, (len(key) - 2 - len(value)) - _continuation_bytes(raw)
+# The duplicate key of a value is the value as JSON writes it in the file's style, quoted, with only the
+# escapes the style needs (a valid value holds no control character but tab, LF and CR). Most files are
+# written by one program, in one style, so the key of most values is the bytes they are written with, and
+# the fast loop takes those. The first block with a non-ASCII character, as is or escaped, decides the
+# style; until then every value is ASCII and written the same in both. A value written otherwise is
+# decoded and written again (`RowValidator._key`).
+_Style = Callable[[str], str]
+_UTF8_STYLE: _Style = json.encoder.encode_basestring  # as is: json.dumps(..., ensure_ascii=False)
+_ASCII_STYLE: _Style = json.encoder.encode_basestring_ascii  # \\u escapes, lowercase hex: json.dumps
 
 
 def _continuation_bytes(text: bytes) -> int:
     """How many bytes of valid UTF-8 `text` continue a character: its length in bytes less its length in
     characters. One vectorized pass: as signed bytes, continuation bytes (0x80-0xBF) are those below -64."""
-    return int(np.count_nonzero(np.frombuffer(text, np.int8) < -64))
+    return 0 if text.isascii() else int(np.count_nonzero(np.frombuffer(text, np.int8) < -64))
+
+
+class _Escapes(NamedTuple):
+    """The escapes in JSON lines, as `_escapes` finds them."""
+
+    saved: int  # characters they save: 1 for each, 4 more for a \\u escape, 1 more for a surrogate pair
+    unicode: int  # \\u escapes
+    utf8_style: bool  # all are written as the UTF8 style writes them: \\" \\\\ \\n \\r \\t
+    ascii_style: bool  # all are written as the ASCII style writes them: those, or \\u for U+00A0 and above
+
+
+def _byte_table(members: bytes) -> np.ndarray:
+    """A lookup table over byte values: True for `members`."""
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(members, np.uint8)] = True
+    return table
+
+
+_UTF8_STYLE_ESCAPES = _byte_table(b'"\\nrt')
+_LOWER_HEX = _byte_table(b"0123456789abcdef")
+_HIGH_SURROGATE_SECOND_DIGIT = _byte_table(b"89ab")  # \\ud800-\\udbff
+
+
+def _escapes(text: bytes) -> _Escapes:
+    """The escapes in `text`, JSON lines, found without a loop over its bytes.
+
+    A backslash starts an escape unless it is the second of `\\\\`: in a run of adjacent backslashes, those
+    at even offsets from its start do. Past the end of the text (a malformed line) the characters of an
+    escape read as NUL.
+    """
+    data = np.frombuffer(text + bytes(5), np.uint8)
+    starts = np.flatnonzero(data == _BACKSLASH)
+    if np.any(starts[1:] == starts[:-1] + 1):  # runs of backslashes: keep those at even offsets
+        run_starts = np.flatnonzero(np.diff(starts, prepend=-2) != 1)  # indexes into `starts`
+        offsets = np.arange(starts.size) - np.repeat(run_starts, np.diff(run_starts, append=starts.size))
+        starts = starts[offsets % 2 == 0]
+    kinds = data[starts + 1]
+    utf8_style = _UTF8_STYLE_ESCAPES[kinds]
+    unicode_starts = starts[kinds == ord("u")]
+    if unicode_starts.size == 0:
+        all_utf8_style = bool(utf8_style.all())
+        return _Escapes(saved=starts.size, unicode=0, utf8_style=all_utf8_style, ascii_style=all_utf8_style)
+    first, second, third, fourth = (data[unicode_starts + ahead] for ahead in range(2, 6))
+    high_surrogates = np.count_nonzero((first == ord("d")) & _HIGH_SURROGATE_SECOND_DIGIT[second])
+    below_a0 = (first == ord("0")) & (second == ord("0")) & (third <= ord("9"))
+    lower_hex = _LOWER_HEX[first] & _LOWER_HEX[second] & _LOWER_HEX[third] & _LOWER_HEX[fourth]
+    return _Escapes(
+        saved=starts.size + 4 * unicode_starts.size + high_surrogates,
+        unicode=unicode_starts.size,
+        utf8_style=False,
+        ascii_style=bool(
+            lower_hex.all()
+            and not below_a0.any()
+            and np.count_nonzero(utf8_style) + unicode_starts.size == starts.size
+        ),
+    )
+
+
+_NO_ESCAPES = _Escapes(saved=0, unicode=0, utf8_style=True, ascii_style=True)
+
+
+class _TextFacts(NamedTuple):
+    """What the fast loop needs to know of a block of lines that is valid UTF-8 (`RowValidator._facts`)."""
+
+    continuation: int  # UTF-8 continuation bytes
+    raw_controls: bool  # whether it may hold DEL or a C1 control character as is
+    saved: int | None  # characters its escapes save, if every value is written in the file's style;
+    # None if some may not be: then a line with an escape, or (ASCII style) a non-ASCII byte, is decoded
 
 
 # The C scanner behind json.loads, called directly by the exact rules: it skips json.loads' Python-level
@@ -192,6 +259,7 @@ class RowValidator:
         self._pending_cr = False  # whether its last byte so far is a CR
         self._report: ValidationReport | None = None
         self._utf8_check = simdjson.Parser()
+        self._style: _Style | None = None  # how the file writes non-ASCII characters, once known
 
     @property
     def done(self) -> bool:
@@ -302,48 +370,61 @@ class RowValidator:
 
     def _check_lines(self, lines: list[bytes], text: bytes) -> None:
         """Checks `lines`, the lines of `text`: in the fast loop where `text` is known to be valid UTF-8."""
-        facts = self._utf8_facts(text)
+        facts = self._facts(text)
         if facts is None:
             for line in lines:
                 self._line_no += 1
-                self._check_line(line)
+                self._check_decoded(line)
         else:
-            self._check_plain_rows(lines, *facts)
+            self._check_plain_rows(lines, facts)
 
-    def _utf8_facts(self, text: bytes) -> tuple[int, bool] | None:
-        """If `text` is known to be valid UTF-8: its continuation bytes, and whether it may hold a forbidden
-        control character (as `_may_hold_control_characters` tells, found faster); else None.
+    def _facts(self, text: bytes) -> _TextFacts | None:
+        """What the fast loop needs to know of `text`, if it is known to be valid UTF-8; else None.
 
         simdjson checks UTF-8 at gigabytes a second, the only validator at hand that builds no string, but
         only as it parses a JSON document: each line becomes an element of one array, `[[line],[line],…]`,
         which parses whenever every line holds at most one JSON value. A block with a malformed line (or
-        bad UTF-8) is left to the exact rules, which say what is wrong with it.
+        bad UTF-8) is left to the slower loops, which say what is wrong with it.
         """
-        escapes = 0x5C in text and _ESCAPE_HINT.search(text) is not None
-        if text.isascii():
-            return 0, escapes or 0x7F in text
-        try:
-            self._utf8_check.parse(b"".join((b"[[", text.replace(b"\n", b"],["), b"]]")))
-        except (ValueError, RuntimeError):  # RuntimeError: nested too deeply
-            return None
-        # A C1 control character is C2 then 80-9F: as signed bytes, -62 then below -96 (in valid UTF-8 the
-        # byte after C2 is always a continuation byte, so ASCII, which is not negative, cannot follow it).
-        signed = np.frombuffer(text, np.int8)
-        c1 = bool(np.any((signed[:-1] == -62) & (signed[1:] < -96)))
-        return _continuation_bytes(text), escapes or c1 or 0x7F in text
+        ascii_text = text.isascii()
+        if ascii_text:
+            continuation, c1 = 0, False
+        else:
+            try:
+                self._utf8_check.parse(b"".join((b"[[", text.replace(b"\n", b"],["), b"]]")))
+            except (ValueError, RuntimeError):  # RuntimeError: nested too deeply
+                return None
+            continuation = _continuation_bytes(text)
+            # C1 is C2 then 80-9F: as signed bytes, -62 then below -96 (in valid UTF-8 the byte after C2
+            # continues its character, so ASCII, which is not negative, cannot follow it).
+            signed = np.frombuffer(text, np.int8)
+            c1 = bool(np.any((signed[:-1] == -62) & (signed[1:] < -96)))
+        escapes = _escapes(text) if _BACKSLASH in text else _NO_ESCAPES
+        if self._style is None and (not ascii_text or escapes.unicode):
+            self._style = _UTF8_STYLE if not ascii_text else _ASCII_STYLE
+        in_style = escapes.ascii_style and ascii_text if self._style is _ASCII_STYLE else escapes.utf8_style
+        return _TextFacts(continuation, c1 or 0x7F in text, escapes.saved if in_style else None)
 
-    def _check_plain_rows(self, lines: list[bytes], continuation: int, exact_controls: bool) -> None:
-        """The fast loop: accepts the common valid row without building a string of it.
+    def _key(self, value: str) -> bytes:
+        """The duplicate key of a value (see `_Style`); lone surrogates, which only the exact rules accept,
+        are encoded as such (in the UTF-8 style, bytes never found in valid UTF-8: they match nothing)."""
+        if self._style is None:
+            self._style = _UTF8_STYLE
+        return self._style(value).encode("utf-8", "surrogatepass")
 
-        `lines` are valid UTF-8 with `continuation` continuation bytes in all, each at most 1 MiB, its LF
-        removed (a CR may remain: JSON whitespace to the decoder). A valid row is counted from its values'
-        bytes as written, quotes included: everything else in it is ASCII, so its characters are those bytes
-        less its continuation bytes and the four quotes, and its digest is the hash of the two (`_key`);
-        values written with escapes are decoded first (`_unescaped`). Where the block may hold a forbidden
-        control character (`exact_controls`), the lines that may, and anything the loop does not accept
-        outright, go to `_check_line`, the exact rules, so the two never disagree on what is valid: this
-        loop only decides faster.
+    def _check_plain_rows(self, lines: list[bytes], facts: _TextFacts) -> None:
+        """The fast loop: counts the common valid row from its values' bytes as written.
+
+        `lines` are valid UTF-8, each at most 1 MiB, its LF removed (a CR may remain: JSON whitespace to the
+        decoder). A row whose values are strings, not empty, and written in the file's style (every row,
+        where all of the block is; else those without an escape, and in the ASCII style, without a
+        non-ASCII byte) is counted here from its values' bytes: everything else in it is ASCII without
+        escapes, so their characters are the block's, less those of the lines not counted here. Lines that
+        may hold a raw control character, and anything else the loop does not take, go to `_check_decoded`,
+        so the loops never disagree on what is valid: this one only decides faster.
         """
+        continuation, raw_controls, saved = facts
+        ascii_style = self._style is _ASCII_STYLE
         decode = _decode_raw_row
         remember = self._digests.append
         quote, backslash = _QUOTE, _BACKSLASH
@@ -352,7 +433,7 @@ class RowValidator:
         for line in lines:
             line_no += 1
             try:
-                if exact_controls and _may_hold_control_characters(line):
+                if raw_controls and _may_hold_raw_control_characters(line):
                     raise ValueError("the exact rules look for control characters")
                 row = decode(line)
             except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
@@ -360,26 +441,45 @@ class RowValidator:
             else:
                 text_in = bytes(row.input)
                 text_out = bytes(row.output)
-                # Both strings (a JSON string starts with its quote) and not empty.
-                if text_in[0] == quote == text_out[0] and len(text_in) > 2 and len(text_out) > 2:
-                    if backslash in line:
-                        if backslash in text_in:
-                            text_in, more = _unescaped(text_in)
-                            continuation += more
-                        if backslash in text_out:
-                            text_out, more = _unescaped(text_out)
-                            continuation += more
+                # Strings (JSON writes one from its quote), not empty, and their bytes are their keys.
+                if (
+                    text_in[0] == quote == text_out[0]
+                    and len(text_in) > 2
+                    and len(text_out) > 2
+                    and (saved is not None or (backslash not in line and (line.isascii() or not ascii_style)))
+                ):
                     valid += 1
                     value_bytes += len(text_in) + len(text_out)
                     remember(hash((text_in, text_out)))
                     continue
-            continuation -= _continuation_bytes(line)  # not a plain row: its characters are not counted here
+            continuation -= _continuation_bytes(line)
+            if saved is not None and backslash in line:
+                saved -= _escapes(line).saved
             self._line_no = line_no
-            self._check_line(line)
+            self._check_decoded(line)
         self._line_no = line_no
         self._rows += valid
         self._valid_rows += valid
-        self._chars += value_bytes - 4 * valid - continuation
+        self._chars += value_bytes - 4 * valid - continuation - (saved or 0)
+
+    def _check_decoded(self, line: bytes) -> None:
+        """Checks line `self._line_no` as the fast loop of old did: msgspec decodes a row into its two
+        strings in one C pass (checking UTF-8 too), which are then counted; anything else goes to the exact
+        rules. For the rows that the fast loop cannot count from their bytes: written otherwise than in the
+        file's style, with a raw DEL or C1 character somewhere, or in a block with a malformed line."""
+        try:
+            row = _decode_row(line)
+        except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
+            self._check_line(line)
+            return
+        text_in, text_out = row.input, row.output
+        if not text_in or not text_out or _CONTROL.search(text_in) or _CONTROL.search(text_out):
+            self._check_line(line)
+            return
+        self._rows += 1
+        self._valid_rows += 1
+        self._chars += len(text_in) + len(text_out)
+        self._digests.append(hash((self._key(text_in), self._key(text_out))))
 
     # -- the rules of one line -------------------------------------------------------------------------
     # Issues past the first 20 are only counted, so messages are passed as callables and built only for
@@ -437,7 +537,7 @@ class RowValidator:
         if self._error_count == errors_before:
             self._valid_rows += 1
             self._chars += len(row["input"]) + len(row["output"])
-            self._digests.append(hash((_key(row["input"]), _key(row["output"]))))
+            self._digests.append(hash((self._key(row["input"]), self._key(row["output"]))))
 
     def _parse(self, text: str, body: str) -> Any:
         """The JSON value of `body` (the line without surrounding whitespace) as json.loads reads it,
