@@ -283,7 +283,7 @@ def main() -> None:
         f"{args.runs} pairs a file, tt_core from {args.core}"
     )
     print(
-        f"{'file':<18} {'validator':<10} {'MB/s':>7} {'s median':>9} {'spread':>7} {'CPU s':>7} "
+        f"{'file':<20} {'validator':<10} {'MB/s':>7} {'s median':>9} {'spread':>7} {'CPU s':>7} "
         f"{'spread':>7} {'RSS start':>9} {'peak':>6} {'rows':>8} {'errors':>6} {'load':>5}"
     )
     with tempfile.TemporaryDirectory(prefix="tt-bench-") as tmp:
@@ -359,7 +359,7 @@ def print_case(name: str, case: dict[str, Any]) -> None:
     for kind in VALIDATORS:
         result = case[kind]
         print(
-            f"{name:<18} {kind:<10} {result['mb_per_s']:>7.1f} {result['seconds']:>9.3f} "
+            f"{name:<20} {kind:<10} {result['mb_per_s']:>7.1f} {result['seconds']:>9.3f} "
             f"{result['spread']:>6.0%} {result['cpu_seconds']:>7.3f} {result['cpu_spread']:>6.0%} "
             f"{result['start_rss_mb']:>9.1f} {result['peak_rss_mb']:>6.1f} {int(result['rows']):>8} "
             f"{int(result['errors']):>6} {case['load_1min']:>5.1f}"

@@ -56,9 +56,9 @@ def _may_hold_raw_control_characters(line: bytes) -> bool:
 # block is known to be valid UTF-8 (`_TextFacts`), those bytes are all the counts need: a value's
 # characters are its bytes less its UTF-8 continuation bytes, its two quotes and what its escapes save,
 # and, where it is written as the file's style writes it (`_Style`), its bytes are its duplicate key.
-# Where it refuses, the old fast loop (`_check_decoded`: msgspec decoding strings) and then the exact
-# rules say what is wrong; tests/unit/test_dataset_rows.py compares the loops with the exact rules on every
-# bad-file case and on random lines, so the paths never disagree.
+# Where it cannot tell, `_check_decoded` (msgspec decoding the strings) and then the exact rules decide;
+# tests/unit/test_dataset_rows.py compares the loops with the exact rules on every bad-file case, on
+# random lines and on rows written in any style, so the paths never disagree.
 
 
 class _RawRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -242,14 +242,14 @@ class RowValidator:
         self._valid_rows = 0
         self._chars = 0  # characters of the valid rows' inputs and outputs
         # duplicate_rows = valid rows - distinct (input, output) pairs, so each valid row leaves a fixed-size
-        # digest: hash((input, output)), Python's keyed 64-bit SipHash of the pair. A 16-byte blake2b digest
-        # costs ~1 µs more per row (the pair encoded to bytes, a hash object), more than the rest of the
-        # fast loop (bench/dataset_validation.py), while 64 bits already make a collision negligible: below
-        # n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest possible file, and one would only make duplicate_rows one too
-        # high.
+        # digest: hash((key of input, key of output)), Python's keyed 64-bit SipHash of the pair (see
+        # `_Style` for the keys). A 16-byte blake2b digest costs ~1 µs more per row, more than the rest of
+        # the fast loop (bench/dataset_validation.py), while 64 bits already make a collision negligible:
+        # below n²/2⁶⁵ ≈ 4·10⁻⁷ even for the largest possible file, and one would only make duplicate_rows
+        # one too high.
         # The bound: the shortest valid row, {"input":"a","output":"b"} and its LF, is 27 bytes, so 100 MB
         # hold at most ~3.9 M rows: 31 MB of digests in an array, where a set of them would take ~82 bytes a
-        # row, 310 MB; `_distinct_rows` never builds a set of more than ~45 MB.
+        # row, 310 MB; `_distinct_rows` sorts them in place.
         self._digests = array("q")
         self._issues: list[ValidationIssue] = []
         self._error_count = 0
@@ -463,10 +463,10 @@ class RowValidator:
         self._chars += value_bytes - 4 * valid - continuation - (saved or 0)
 
     def _check_decoded(self, line: bytes) -> None:
-        """Checks line `self._line_no` as the fast loop of old did: msgspec decodes a row into its two
-        strings in one C pass (checking UTF-8 too), which are then counted; anything else goes to the exact
-        rules. For the rows that the fast loop cannot count from their bytes: written otherwise than in the
-        file's style, with a raw DEL or C1 character somewhere, or in a block with a malformed line."""
+        """Checks line `self._line_no` by decoding it: msgspec decodes a row into its two strings in one C
+        pass (checking UTF-8 too), which are then counted; anything else goes to the exact rules. For the
+        rows that the fast loop cannot count from their bytes: written otherwise than in the file's style,
+        with a raw DEL or C1 character somewhere, or in a block with a malformed line."""
         try:
             row = _decode_row(line)
         except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
