@@ -10,9 +10,9 @@ import pytest
 
 from tests.fakes import FixedClock
 from tt_core.errors import InvalidRequestError, ModelInUseError, NotFoundError, PlaygroundUnavailableError
-from tt_core.models.playground import PlaygroundCompletionRequest
+from tt_core.models.playground import PlaygroundCompletionRequest, PlaygroundGeneration, PlaygroundTarget
 from tt_core.models.tuned_models import TunedModelRecord
-from tt_core.services.playground import PlaygroundGeneration, PlaygroundService, PlaygroundTarget
+from tt_core.services.playground import PlaygroundService
 from tt_core.services.tuned_models import TunedModelService
 
 ACCOUNT = "acc00000-0000-4000-8000-000000000001"

@@ -38,7 +38,7 @@ def test_a_signed_download_url_of_the_local_stack_works_with_urllib(monkeypatch:
     from botocore.config import Config
     from moto.server import ThreadedMotoServer
 
-    from tt_core.adapters.s3_download import S3DownloadSigner
+    from tt_core.adapters.s3 import S3DownloadSigner
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tt_core.errors import InvalidRequestError
+from tt_core.models.playground import PlaygroundGeneration, PlaygroundTarget
 from tt_core.ports import ObjectStore
-from tt_core.services.playground import PlaygroundGeneration, PlaygroundTarget
 
 LOADED_MODELS = 2  # each holds a model's weights in memory: keep the two used last
 CHUNK_BYTES = 1024 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -14,6 +14,7 @@ from tt_core.models.common import PageQuery
 from tt_core.models.datasets import DatasetRecord, ValidationReport
 from tt_core.models.evaluation import JudgeVerdict
 from tt_core.models.idempotency import IdempotencyRecord
+from tt_core.models.playground import PlaygroundGeneration, PlaygroundTarget
 from tt_core.models.runs import RunRecord, SpecRunStats
 from tt_core.models.tuned_models import TunedModelRecord
 
@@ -306,3 +307,48 @@ class TunedModelRepository(Protocol):
     def list_page(self, account_id: str, page: PageQuery) -> tuple[list[TunedModelRecord], int]: ...
 
     def detach_spec(self, account_id: str, spec_id: str) -> None: ...
+
+
+class TunedModelStore(TunedModelRepository, Protocol):
+    """The repository plus what deleting and the playground's inventory need."""
+
+    def list_all(self, account_id: str) -> list[TunedModelRecord]: ...
+
+    def delete(self, account_id: str, model_id: str) -> bool:
+        """False when the model was not there."""
+        ...
+
+
+class DownloadSigner(Protocol):
+    def presign_get(self, key: str, expires: timedelta, filename: str) -> str:
+        """A URL anyone holding it can GET the object with until it expires."""
+        ...
+
+
+class ModelUsage(Protocol):
+    def model_in_use(self, account_id: str, model_id: str) -> bool:
+        """An active run continues the model (its parent_model_id)."""
+        ...
+
+
+class PlaygroundGenerator(Protocol):
+    """Local inference with the runtime of `tt models serve` (PRODUCT.md §15)."""
+
+    def has_weights(self, base_model: str) -> bool:
+        """The base model's weights are on this machine (tiny-chat always is: it is built locally)."""
+        ...
+
+    def complete(
+        self,
+        target: PlaygroundTarget,
+        messages: Sequence[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+    ) -> PlaygroundGeneration:
+        """Raises InvalidRequestError for a prompt the model cannot take (longer than its context)."""
+        ...
+
+
+class ModelInventory(Protocol):
+    def list_all(self, account_id: str) -> list[TunedModelRecord]: ...

@@ -212,7 +212,7 @@ def _augmenter_and_judge() -> tuple[Augmenter, Judge | None]:
 @cache
 def tuned_model_service() -> TunedModelService:
     from tt_core.adapters.dynamodb import DynamoTunedModelRepository
-    from tt_core.adapters.s3_download import S3DownloadSigner
+    from tt_core.adapters.s3 import S3DownloadSigner
     from tt_core.adapters.system import SystemClock
     from tt_core.services.tuned_models import TunedModelService
 

@@ -1,4 +1,4 @@
-"""ObjectStore and UploadSigner over S3."""
+"""ObjectStore, UploadSigner and DownloadSigner (signed GETs of model downloads) over S3."""
 
 from __future__ import annotations
 
@@ -78,3 +78,22 @@ class S3UploadSigner:
         # The headers are signed: S3 refuses the PUT without them. If-None-Match makes the upload
         # write-once, so a dataset's bytes cannot change after validation; the tag marks it pending.
         return url, {"Content-Type": content_type, "If-None-Match": "*", "x-amz-tagging": self._tagging}
+
+
+class S3DownloadSigner:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def presign_get(self, key: str, expires: timedelta, filename: str) -> str:
+        url: str = self._client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                # Browsers save it under its product name, not the key's last segment.
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=int(expires.total_seconds()),
+        )
+        return url

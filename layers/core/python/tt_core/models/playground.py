@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, StrictStr
@@ -57,3 +58,21 @@ class PlaygroundCompletion(Model):
     model: str
     finish_reason: Literal["stop", "length"]
     usage: PlaygroundUsage
+
+
+@dataclass(frozen=True)
+class PlaygroundTarget:
+    """What generates: a catalogue model (no artifact) or a fine-tuned model's artifact on its base."""
+
+    name: str  # the id the response names: the canonical id or the provider_model_id
+    base_model: str
+    model_id: str | None = None
+    artifact_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaygroundGeneration:
+    content: str
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int

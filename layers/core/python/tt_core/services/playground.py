@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable
 
 from tt_core.errors import InvalidRequestError, PlaygroundUnavailableError
 from tt_core.models.base_models import CATALOGUE, UnknownBaseModelError, canonical_base_model
@@ -16,52 +14,12 @@ from tt_core.models.playground import (
     PlaygroundCompletionRequest,
     PlaygroundFineTunedModel,
     PlaygroundModels,
+    PlaygroundTarget,
     PlaygroundUsage,
 )
-from tt_core.models.tuned_models import TunedModelRecord
+from tt_core.ports import ModelInventory, PlaygroundGenerator
 
 UNAVAILABLE_MESSAGE = "Playground inference is unavailable for hosted fine-tuned models."
-
-
-@dataclass(frozen=True)
-class PlaygroundTarget:
-    """What generates: a catalogue model (no artifact) or a fine-tuned model's artifact on its base."""
-
-    name: str  # the id the response names: the canonical id or the provider_model_id
-    base_model: str
-    model_id: str | None = None
-    artifact_key: str | None = None
-
-
-@dataclass(frozen=True)
-class PlaygroundGeneration:
-    content: str
-    finish_reason: Literal["stop", "length"]
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class PlaygroundGenerator(Protocol):
-    """Local inference with the runtime of `tt models serve` (PRODUCT.md §15)."""
-
-    def has_weights(self, base_model: str) -> bool:
-        """The base model's weights are on this machine (tiny-chat always is: it is built locally)."""
-        ...
-
-    def complete(
-        self,
-        target: PlaygroundTarget,
-        messages: Sequence[dict[str, str]],
-        *,
-        temperature: float,
-        max_tokens: int,
-    ) -> PlaygroundGeneration:
-        """Raises InvalidRequestError for a prompt the model cannot take (longer than its context)."""
-        ...
-
-
-class ModelInventory(Protocol):
-    def list_all(self, account_id: str) -> list[TunedModelRecord]: ...
 
 
 class PlaygroundService:

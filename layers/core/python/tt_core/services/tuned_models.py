@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import builtins
 from datetime import timedelta
-from typing import Protocol
 
 from tt_core.errors import ModelInUseError, NotFoundError
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.tuned_models import ModelDownload, TunedModel, TunedModelRecord
-from tt_core.ports import Clock, ObjectStore, TunedModelRepository
+from tt_core.ports import Clock, DownloadSigner, ModelUsage, ObjectStore, TunedModelStore
 
 MODEL_NOT_FOUND = "Model not found"
 DOWNLOAD_URL_TTL = timedelta(minutes=15)
 ARTIFACT_FILENAME = "model.tar.gz"
-
-
-class TunedModelStore(TunedModelRepository, Protocol):
-    """The repository plus what deleting and the playground's inventory need."""
-
-    def list_all(self, account_id: str) -> list[TunedModelRecord]: ...
-
-    def delete(self, account_id: str, model_id: str) -> bool:
-        """False when the model was not there."""
-        ...
-
-
-class DownloadSigner(Protocol):
-    def presign_get(self, key: str, expires: timedelta, filename: str) -> str:
-        """A URL anyone holding it can GET the object with until it expires."""
-        ...
-
-
-class ModelUsage(Protocol):
-    def model_in_use(self, account_id: str, model_id: str) -> bool:
-        """An active run continues the model (its parent_model_id)."""
-        ...
 
 
 class TunedModelService:
