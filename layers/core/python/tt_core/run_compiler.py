@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from tt_core.errors import InvalidRequestError
+from tt_core.models.runs import SplitRatios
 from tt_core.spec_prompt import chat_messages
 
 EvalSplit = Literal["spec_holdout", "spec_examples", "dataset_validation", "dataset_test", "dataset_training"]
@@ -161,6 +162,23 @@ def split_dataset_rows(
         eval_split="dataset_training",
         overlaps=True,
         max_eval=max_eval,
+    )
+
+
+def split_run_rows(
+    examples: Sequence[Example], ratios: SplitRatios | None, *, seed: str, max_eval: int, max_test: int
+) -> SplitPlan:
+    """A run's split: an uploaded dataset's rows by `ratios`, or (None) the spec's examples."""
+    if ratios is None:
+        return split_spec_examples(examples, seed=seed, max_eval=max_eval)
+    return split_dataset_rows(
+        examples,
+        train=ratios.train,
+        validation=ratios.validation,
+        test=ratios.test,
+        seed=seed,
+        max_eval=max_eval,
+        max_test=max_test,
     )
 
 

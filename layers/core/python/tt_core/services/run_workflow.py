@@ -107,8 +107,7 @@ class RunWorkflowService:
         from tt_core.run_compiler import (
             Example,
             eval_jsonl,
-            split_dataset_rows,
-            split_spec_examples,
+            split_run_rows,
             training_jsonl,
         )
         from tt_core.spec_prompt import compose_system_prompt
@@ -126,20 +125,16 @@ class RunWorkflowService:
                 raise RunStepError(
                     "Compiling failed: the run's dataset was deleted. Upload it again and start a new run."
                 )
-            ratios = run.split_ratios
-            assert ratios is not None
-            plan = split_dataset_rows(
-                read_dataset_examples(self._objects, dataset.storage_path),
-                train=ratios.train,
-                validation=ratios.validation,
-                test=ratios.test,
-                seed=run.id,
-                max_eval=hp.max_eval_examples,
-                max_test=hp.max_test_eval_examples,
-            )
+            examples = read_dataset_examples(self._objects, dataset.storage_path)
         else:
             examples = [Example(e["input"], e["output"]) for e in snapshot["examples"]]
-            plan = split_spec_examples(examples, seed=run.id, max_eval=hp.max_eval_examples)
+        plan = split_run_rows(
+            examples,
+            run.split_ratios,
+            seed=run.id,
+            max_eval=hp.max_eval_examples,
+            max_test=hp.max_test_eval_examples,
+        )
 
         generated: list[Example] = []
         method = "none"

@@ -225,26 +225,22 @@ class RunService:
 
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimateResponse:
         from tt_core.estimates import estimate_run
-        from tt_core.run_compiler import Example, split_dataset_rows, split_spec_examples
+        from tt_core.run_compiler import Example, split_run_rows
         from tt_core.spec_lint import lint_spec
         from tt_core.spec_prompt import compose_system_prompt
 
         spec, dataset, _, hyperparameters = self._plan(account_id, spec_id, request)
         if dataset is None:
             examples = [Example(e.input, e.output) for e in spec.examples]
-            plan = split_spec_examples(examples, seed="estimate", max_eval=hyperparameters.max_eval_examples)
         else:
             examples = read_dataset_examples(self._objects, dataset.storage_path)
-            ratios = _ratios(request)
-            plan = split_dataset_rows(
-                examples,
-                train=ratios.train,
-                validation=ratios.validation,
-                test=ratios.test,
-                seed="estimate",
-                max_eval=hyperparameters.max_eval_examples,
-                max_test=hyperparameters.max_test_eval_examples,
-            )
+        plan = split_run_rows(
+            examples,
+            None if dataset is None else _ratios(request),
+            seed="estimate",
+            max_eval=hyperparameters.max_eval_examples,
+            max_test=hyperparameters.max_test_eval_examples,
+        )
         estimate = estimate_run(
             training_rows=plan.train,
             system_prompt=compose_system_prompt(spec.system_prompt, spec.guidelines, spec.constraints),
