@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -492,32 +492,30 @@ def exact_rules_only(data: bytes, monkeypatch: pytest.MonkeyPatch) -> Validation
         return validate_stream([data])
 
 
-def test_the_fast_loop_takes_the_common_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    exact_lines = 0
-    check_line = RowValidator._check_line
-
-    def counting(self: RowValidator, raw: bytes) -> None:
-        nonlocal exact_lines
-        exact_lines += 1
-        check_line(self, raw)
-
-    monkeypatch.setattr(RowValidator, "_check_line", counting)
-    data = b"".join(row(f"question {i} 東京 😀", "answer\u00e9") + b"\r\n" for i in range(2_000))
-    report = validate_stream(chunked(data, 64 * 1024))
-    assert report.valid is True and report.row_count == 2_000
-    assert exact_lines == 0
-
-
-def test_the_fast_loop_takes_common_rows_of_either_style(monkeypatch: pytest.MonkeyPatch) -> None:
-    slower_lines = 0
+def lines_leaving_the_fast_loop(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Counts the lines that the fast loop hands on (to `_check_decoded`, and from there the exact rules)."""
+    handed_on = 0
     check_decoded = RowValidator._check_decoded
 
     def counting(self: RowValidator, raw: bytes) -> None:
-        nonlocal slower_lines
-        slower_lines += 1
+        nonlocal handed_on
+        handed_on += 1
         check_decoded(self, raw)
 
     monkeypatch.setattr(RowValidator, "_check_decoded", counting)
+    return lambda: handed_on
+
+
+def test_the_fast_loop_takes_the_common_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed_on = lines_leaving_the_fast_loop(monkeypatch)
+    data = b"".join(row(f"question {i} 東京 😀", "answer\u00e9") + b"\r\n" for i in range(2_000))
+    report = validate_stream(chunked(data, 64 * 1024))
+    assert report.valid is True and report.row_count == 2_000
+    assert handed_on() == 0
+
+
+def test_the_fast_loop_takes_common_rows_of_either_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed_on = lines_leaving_the_fast_loop(monkeypatch)
     values = [(f'q{i}: "東京"\tnaïve\n😀 C:\\bin', f"line one\r\nline {i} “€”") for i in range(2_000)]
     for ensure_ascii in (False, True):
         data = b"\n".join(
@@ -527,7 +525,7 @@ def test_the_fast_loop_takes_common_rows_of_either_style(monkeypatch: pytest.Mon
         assert report.valid is True and report.row_count == 2_000 and report.duplicate_rows == 0
         assert report.estimated_tokens == -(-sum(len(a) + len(b) for a, b in values) // 4)
     # The lines cut by a chunk boundary are checked alone, in the fast loop too.
-    assert slower_lines == 0
+    assert handed_on() == 0
 
 
 def written(values: list[tuple[str, str]], rng: random.Random) -> bytes:
