@@ -124,8 +124,10 @@ def _escapes(text: bytes) -> _Escapes:
     at even offsets from its start do. Past the end of the text (a malformed line) the characters of an
     escape read as NUL.
     """
-    data = np.frombuffer(text + bytes(5), np.uint8)
+    data = np.frombuffer(text, np.uint8)
     starts = np.flatnonzero(data == _BACKSLASH)
+    if starts[-1] + 5 >= data.size:  # an escape may run past the end: read on in a padded copy
+        data = np.frombuffer(text + bytes(5), np.uint8)
     if np.any(starts[1:] == starts[:-1] + 1):  # runs of backslashes: keep those at even offsets
         run_starts = np.flatnonzero(np.diff(starts, prepend=-2) != 1)  # indexes into `starts`
         offsets = np.arange(starts.size) - np.repeat(run_starts, np.diff(run_starts, append=starts.size))
