@@ -451,10 +451,6 @@ def run_managed(
     return 0
 
 
-def server_command(python: str, args: list[str]) -> list[str]:
-    return [python, "-m", "tt_cli.serving.server", *args]
-
-
 def environment(python: str) -> dict[str, str]:
     from tt_cli.serving.targets import runtime_environment
 

@@ -35,10 +35,6 @@ class PlaygroundService:
         self._generator = generator
         self._timer = timer
 
-    @property
-    def inference_available(self) -> bool:
-        return self._generator is not None
-
     def models(self, account_id: str) -> PlaygroundModels:
         return PlaygroundModels(
             base_models=[
