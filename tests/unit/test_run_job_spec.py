@@ -25,7 +25,7 @@ def _run(base_model: str) -> RunRecord:
         id="r1", account_id="a1", behavior_spec_id="s1", run_number=1, status="training",
         current_stage="training_queued", stage_label="Waiting for training capacity", progress_pct=20,
         status_message="", spec_snapshot={}, base_model=base_model, hyperparameters=hp,
-        job_name="tt-job", started_at=NOW, created_at=NOW, updated_at=NOW,
+        fine_tune_job_id="job", started_at=NOW, created_at=NOW, updated_at=NOW,
     )  # fmt: skip
 
 

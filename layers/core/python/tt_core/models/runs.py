@@ -155,7 +155,6 @@ class RunRecord(Run):
     events: list[RunEvent] = []
     base_model: str
     execution_arn: str | None = None
-    job_name: str | None = None
     eval_plan: EvalPlan | None = None
     # Diagnostics' `training` object (§9.9), kept up to date by the poll loop.
     training: dict[str, Any] | None = None
@@ -164,6 +163,11 @@ class RunRecord(Run):
     def uploaded_dataset_id(self) -> str | None:
         """The uploaded dataset a dataset run trains on; a spec run's dataset_id is the one it generated."""
         return self.dataset_id if self.split_ratios is not None else None
+
+    @property
+    def job_name(self) -> str | None:
+        """The training job's name: its id, prefixed (SageMaker names start with a letter)."""
+        return f"tt-{self.fine_tune_job_id}" if self.fine_tune_job_id else None
 
     @property
     def active(self) -> bool:

@@ -251,10 +251,10 @@ class RunWorkflowService:
         if run.job_name is None:  # a retried task reuses the job it named
             job_id = self._ids.new_id()
             named = self._updater.update(
-                run.account_id, run.id,
-                lambda r: r.model_copy(update={"fine_tune_job_id": job_id, "job_name": f"tt-{job_id}",
-                                               "version": r.version + 1}),
-            )  # fmt: skip
+                run.account_id,
+                run.id,
+                lambda r: r.model_copy(update={"fine_tune_job_id": job_id, "version": r.version + 1}),
+            )
             if named is None:
                 return state
             run = named
