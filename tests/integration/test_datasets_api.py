@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,6 +67,21 @@ def test_a_file_larger_than_declared_is_a_size_mismatch(client: Any, aws: dict[s
     dataset = client.get(f"/datasets/{issued['dataset_id']}").json()["data"]
     assert dataset["status"] == "invalid"
     assert dataset["validation_errors"][0]["code"] == "size_mismatch"
+
+
+def test_the_server_reports_a_size_rule_as_the_cli_check_does(
+    client: Any, aws: dict[str, Any], tmp_path: Path
+) -> None:
+    from tt_core.dataset_rows import validate_file
+
+    issued = request_upload(client, GOOD, size=10)
+    assert put(issued, GOOD).status_code == 200
+    aws["lambdas"].wait()
+    dataset = client.get(f"/datasets/{issued['dataset_id']}").json()["data"]
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(GOOD)
+    checked = validate_file(path, declared_size=10)
+    assert dataset["validation_errors"] == [issue.model_dump() for issue in checked.errors]
 
 
 def test_the_upload_url_is_write_once(client: Any, aws: dict[str, Any]) -> None:

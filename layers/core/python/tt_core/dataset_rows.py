@@ -686,6 +686,17 @@ def validate_stream(
     return validator.finish()
 
 
+def check_size(
+    size: int, *, declared_size: int | None = None, max_bytes: int = MAX_DATASET_BYTES
+) -> ValidationReport | None:
+    """The report when a file's size, known before reading it, already ends validation; else None."""
+    if size > max_bytes:
+        return ValidationReport.whole_file("file_too_large", _too_large_message(size, max_bytes), size)
+    if declared_size is not None and size != declared_size:
+        return ValidationReport.whole_file("size_mismatch", _mismatch_message(size, declared_size), size)
+    return None
+
+
 def validate_file(
     path: str | os.PathLike[str], *, declared_size: int | None = None, max_bytes: int = MAX_DATASET_BYTES
 ) -> ValidationReport:
@@ -694,14 +705,9 @@ def validate_file(
         info = os.fstat(handle.fileno())
         # A regular file's size is known up front: the size rules need not read a byte, and can name it.
         if stat.S_ISREG(info.st_mode):
-            size = info.st_size
-            if size > max_bytes:
-                return ValidationReport.whole_file(
-                    "file_too_large", _too_large_message(size, max_bytes), size
-                )
-            if declared_size is not None and size != declared_size:
-                message = _mismatch_message(size, declared_size)
-                return ValidationReport.whole_file("size_mismatch", message, size)
+            report = check_size(info.st_size, declared_size=declared_size, max_bytes=max_bytes)
+            if report is not None:
+                return report
         return validate_stream(
             iter(lambda: handle.read(CHUNK_BYTES), b""), declared_size=declared_size, max_bytes=max_bytes
         )

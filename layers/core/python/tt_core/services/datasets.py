@@ -165,14 +165,11 @@ class DatasetService:
         if size is None:
             raise FileNotFoundError(f"{key} is not readable yet")  # retried by the event's redelivery
         self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
-        # Both size rules end validation at once, before a single line is read.
-        if size > MAX_DATASET_BYTES:
-            message = f"The file is {size} bytes; the limit is {MAX_DATASET_BYTES} bytes (100 MB)."
-            return ValidationReport.whole_file("file_too_large", message, size)
-        if declared_size is not None and size != declared_size:
-            message = f"The stored file is {size} bytes but the upload declared {declared_size} bytes."
-            return ValidationReport.whole_file("size_mismatch", message, size)
-        # Imported here: only the validator function streams files; the API's cold start skips it.
-        from tt_core.dataset_rows import validate_stream
+        # Imported here: only the validator function checks files; the API's cold start skips it.
+        from tt_core.dataset_rows import check_size, validate_stream
 
+        # The size rules end validation at once, before a single line is read, as in the CLI's check.
+        report = check_size(size, declared_size=declared_size)
+        if report is not None:
+            return report
         return validate_stream(self._objects.iter_chunks(key, CHUNK_BYTES), declared_size=declared_size)
