@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ os.environ.update(
 )
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """moto in-process with the stack's table and bucket; the wiring reads their names from env."""
+@contextmanager
+def emulated_aws(patch: pytest.MonkeyPatch, jobs_dir: Path, **env: str) -> Iterator[dict[str, Any]]:
+    """moto in-process with the stack's table, bucket and state machine; the wiring reads their names from
+    env (`patch` sets them, with `env` on top). Yields the names, the Lambda dispatcher and `jobs_dir`."""
     from moto import mock_aws
 
     from tests.storage import create_storage, template
@@ -32,32 +34,42 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, A
     from tt_cli.local.provision import function_handlers
     from tt_core import wiring
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    patch.delenv("AWS_ENDPOINT_URL", raising=False)
     # A developer's own Claude credentials must never turn a test into real requests.
     for name in ("ANTHROPIC_API_KEY", "TT_ANTHROPIC_API_KEY_SECRET", "TT_BEDROCK_ENABLED"):
-        monkeypatch.delenv(name, raising=False)
+        patch.delenv(name, raising=False)
     # As on the local stack: moto interprets the state machine, Lambda code runs in this process.
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):  # type: ignore[arg-type]
         names = create_storage()
-        monkeypatch.setenv("TT_TABLE_NAME", names["table"])
-        monkeypatch.setenv("TT_BUCKET_NAME", names["bucket"])
-        monkeypatch.setenv("TT_STATE_MACHINE_ARN", names["state_machine"])
-        monkeypatch.setenv("TT_MODE", "local")
-        monkeypatch.setenv("TT_DEFAULT_BASE_MODEL", "tunedtensor/tiny-chat")
-        monkeypatch.setenv("TT_LOCAL_JOBS_DIR", str(tmp_path / "jobs"))
-        monkeypatch.setenv("TT_TRAINING_POLL_SECONDS", "1")
+        settings = {
+            "TT_TABLE_NAME": names["table"],
+            "TT_BUCKET_NAME": names["bucket"],
+            "TT_STATE_MACHINE_ARN": names["state_machine"],
+            "TT_MODE": "local",
+            "TT_DEFAULT_BASE_MODEL": "tunedtensor/tiny-chat",
+            "TT_LOCAL_JOBS_DIR": str(jobs_dir),
+            "TT_TRAINING_POLL_SECONDS": "1",
+        }
+        for name, value in {**settings, **env}.items():
+            patch.setenv(name, value)
         wiring.reset()
         # S3 notifications and state machine tasks run the stack's functions in-process, as locally.
         lambdas = LambdaDispatcher(function_handlers(template()))
         lambdas.install()
         threads = set(threading.enumerate())
         try:
-            yield {**names, "lambdas": lambdas, "jobs_dir": tmp_path / "jobs"}
+            yield {**names, "lambdas": lambdas, "jobs_dir": jobs_dir}
         finally:
-            _stop_workflows(names["state_machine"], tmp_path / "jobs", threads)
+            _stop_workflows(names["state_machine"], jobs_dir, threads)
             lambdas.uninstall()
             wiring.reset()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with emulated_aws(monkeypatch, tmp_path / "jobs") as names:
+        yield names
 
 
 def _stop_workflows(state_machine: str, jobs_dir: Path, before: set[threading.Thread]) -> None:

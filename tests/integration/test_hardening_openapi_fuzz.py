@@ -20,6 +20,7 @@ from schemathesis import checks
 from functions.api.handler import BASE_PATH, app
 from functions.api.openapi import openapi_document
 from tests.api_client import ApiClient
+from tests.conftest import emulated_aws
 
 EXAMPLES_PER_OPERATION = 30
 CHECKS = [
@@ -71,40 +72,17 @@ schema.app = APP
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiClient]:
     """One emulated AWS for every operation (as the `aws` fixture, once per module): state builds up."""
-    from moto import mock_aws
-
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
     from tests.api_client import new_account
-    from tests.storage import create_storage, template
     from tt_cli.local.gateway import LocalGateway
-    from tt_cli.local.lambdas import LambdaDispatcher
-    from tt_cli.local.provision import function_handlers
-    from tt_core import wiring
 
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with pytest.MonkeyPatch.context() as env, mock_aws(config=config):  # type: ignore[call-overload]
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        names = create_storage()
-        for name, value in {
-            "TT_TABLE_NAME": names["table"],
-            "TT_BUCKET_NAME": names["bucket"],
-            "TT_STATE_MACHINE_ARN": names["state_machine"],
-            "TT_MODE": "local",
-            "TT_DEFAULT_BASE_MODEL": "tunedtensor/tiny-chat",
-            "TT_LOCAL_JOBS_DIR": str(tmp_path_factory.mktemp("jobs")),
-        }.items():
-            env.setenv(name, value)
-        wiring.reset()
-        lambdas = LambdaDispatcher(function_handlers(template()))
-        lambdas.install()
+    with pytest.MonkeyPatch.context() as patch, emulated_aws(patch, tmp_path_factory.mktemp("jobs")):
+        APP.gateway = LocalGateway(api, authorizer)
         try:
-            APP.gateway = LocalGateway(api, authorizer)
             yield new_account(APP.gateway, "fuzz")
         finally:
             APP.gateway = None
-            lambdas.uninstall()
-            wiring.reset()
 
 
 def test_the_document_is_the_one_served(fuzzed: ApiClient) -> None:

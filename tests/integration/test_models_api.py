@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.conftest import emulated_aws
 from tests.e2e.conftest import free_port
 from tests.integration.test_runs_api import wait_for
 
@@ -46,45 +47,6 @@ class Trained:
     tmp: Path
 
 
-@contextmanager
-def _moto_stack(tmp: Path) -> Iterator[dict[str, Any]]:
-    """tests/conftest.py's `aws` fixture for a whole module (one training serves every test here)."""
-    from moto import mock_aws
-
-    from tests.conftest import _stop_workflows
-    from tests.storage import create_storage, template
-    from tt_cli.local.lambdas import LambdaDispatcher
-    from tt_cli.local.provision import function_handlers
-    from tt_core import wiring
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-        with mock_aws(config=config):  # type: ignore[arg-type]
-            names = create_storage()
-            for name, value in {
-                "TT_TABLE_NAME": names["table"],
-                "TT_BUCKET_NAME": names["bucket"],
-                "TT_STATE_MACHINE_ARN": names["state_machine"],
-                "TT_MODE": "local",
-                "TT_DEFAULT_BASE_MODEL": "tunedtensor/tiny-chat",
-                "TT_LOCAL_JOBS_DIR": str(tmp / "jobs"),
-                "TT_TRAINING_POLL_SECONDS": "1",
-                "XDG_CACHE_HOME": str(tmp / "cache"),
-            }.items():
-                patch.setenv(name, value)
-            wiring.reset()
-            lambdas = LambdaDispatcher(function_handlers(template()))
-            lambdas.install()
-            threads = set(threading.enumerate())
-            try:
-                yield names
-            finally:
-                _stop_workflows(names["state_machine"], tmp / "jobs", threads)
-                lambdas.uninstall()
-                wiring.reset()
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     from functions.api.handler import lambda_handler as api
@@ -94,7 +56,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     from tt_cli.local.http_server import make_server, serve_in_thread
 
     tmp = tmp_path_factory.mktemp("models")
-    with _moto_stack(tmp):
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        emulated_aws(patch, tmp / "jobs", XDG_CACHE_HOME=str(tmp / "cache")),
+    ):
         gateway = LocalGateway(api, authorizer)
         client, other = new_account(gateway, "acme"), new_account(gateway, "globex")
         spec = {k: v for k, v in EXAMPLE.items() if k != "eval_cases"}
