@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[infra,trainer,dev]"
+	$(PY) -m pip install -q -e ".[local,serve,infra,trainer,dev]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -51,10 +51,10 @@ def main() -> None:
 
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
-    from tt_cli.local.gateway import LocalGateway
-    from tt_cli.local.provision import provision
-    from tt_cli.local.template import load_template
     from tt_core import wiring
+    from tt_local.gateway import LocalGateway
+    from tt_local.provision import provision
+    from tt_local.template import load_template
 
     with mock_aws():
         names = provision(load_template(), boto3.session.Session())

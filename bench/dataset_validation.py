@@ -168,7 +168,7 @@ def child(kind: str, path: str, warm_up: str, core: str) -> None:
     """
     if kind == "streaming":
         sys.path.insert(0, core)
-        from tt_core.dataset_rows import validate_file
+        from tt_core.datasets.validator import validate_file
 
         validate_file(warm_up)
         start_rss = peak_rss_mb()
@@ -250,7 +250,7 @@ def main() -> None:
     Generates the corpora (10 MB and 100 MB of ASCII and of non-ASCII text, 100 MB each of long rows, short
     rows, multi-line rows with quotes, and those written with \\u escapes) and a file that is one 100 MB line
     in a temporary directory, then validates each with the streaming validator
-    (`tt_core.dataset_rows.validate_file`, 1 MiB chunks) and with the baseline (read line by line,
+    (`tt_core.datasets.validator.validate_file`, 1 MiB chunks) and with the baseline (read line by line,
     `json.loads` each, check the dict), in interleaved pairs (`measure_pairs`), each run in a fresh
     interpreter so that its peak RSS (`peak_rss_mb`) is its own; "start" is the peak RSS after imports and
     a warm-up. Throughput counts only the validation, not interpreter start-up or imports.

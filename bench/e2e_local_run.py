@@ -83,7 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from tt_cli.local.stack import LocalStack
+    from tt_local.stack import LocalStack
 
     data_dir = Path(tempfile.mkdtemp(prefix="tt-bench-local-"))
     stack = LocalStack(data_dir, port=0)

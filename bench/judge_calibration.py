@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core" / "python"), str(ROOT)]
 
-from tt_core.judge import ScoreJob, judge_rows  # noqa: E402
-from tt_core.spec_lint import broken_constraints, check_constraint  # noqa: E402
+from tt_core.evaluation.judge import ScoreJob, judge_rows  # noqa: E402
+from tt_core.specs.lint import broken_constraints, check_constraint  # noqa: E402
 
 DEFAULT_SPEC = ROOT / "examples" / "customer-support" / "tunedtensor.json"
 RESULTS = ROOT / "bench" / "results" / "judge_calibration.json"
@@ -96,7 +96,7 @@ def main() -> int:
         return 0
 
     from tt_core.adapters.anthropic_llm import language_model_for, model_ids
-    from tt_core.judge import LlmJudge
+    from tt_core.evaluation.judge import LlmJudge
     from tt_core.settings import Settings
 
     settings = Settings.from_env()

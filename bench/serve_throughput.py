@@ -3,7 +3,7 @@
 Run: python bench/serve_throughput.py [--model-dir DIR] [--prompts 6] [--max-tokens 128] [--rounds 5]
 [--threads 1].
 Without --model-dir it benchmarks tunedtensor/tiny-chat with a random LoRA adapter (built in a temporary
-directory). The server runs as its own process (`python -m tt_cli.serving.server`, as `tt models serve`
+directory). The server runs as its own process (`python -m tt_serve.server`, as `tt models serve`
 starts it) and is called over HTTP on loopback; the plain loop is peft + `model.generate` in this process,
 on the same weights, device, prompts and greedy decoding, so both produce the same tokens. Each round
 runs every prompt through the three modes back to back, in a rotating order, so that a busy machine slows
@@ -72,7 +72,7 @@ class PlainLoop:
         from peft import PeftModel
         from transformers import AutoTokenizer, GenerationConfig
 
-        from tt_cli.serving.runtime import _dtype, base_identity, pick_device
+        from tt_serve.runtime import _dtype, base_identity, pick_device
         from tt_trainer.base_model import load_model, resolve_base_model, stop_token_ids
 
         self.torch = torch
@@ -105,14 +105,14 @@ class PlainLoop:
 def start_server(model_dir: Path, device: str) -> tuple[subprocess.Popen[bytes], str]:
     import requests
 
-    from tt_cli.serving.managed import free_port
+    from tt_serve.managed import free_port
 
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("cli", "layers/core/python", "training_image")),
     }
-    command = [sys.executable, "-m", "tt_cli.serving.server", "--model-dir", str(model_dir), "--port",
+    command = [sys.executable, "-m", "tt_serve.server", "--model-dir", str(model_dir), "--port",
                str(port), "--device", device, "--temperature", "0", "--quiet"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -11,8 +11,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tt_core.schema import AWS_DEFAULT_BASE_MODEL
-from tt_core.training_profiles import DEFAULT_TRAINING_PROFILES, TrainingProfile
+from tt_core.schema import AWS_DEFAULT_BASE_MODEL, DEFAULT_TRAINING_PROFILES, TrainingProfile
 
 DEV_STAGE = "dev"
 DEFAULT_REGION = "us-east-1"

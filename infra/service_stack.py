@@ -15,8 +15,7 @@ from infra.constructs.public_api import PublicApi
 from infra.constructs.run_workflow import RunWorkflow
 from infra.constructs.shared_layers import SharedLayers
 from infra.trainer_image import training_image_asset
-from tt_core.schema import ACCOUNTS_PREFIX
-from tt_core.settings import ENV_STATE_MACHINE_ARN
+from tt_core.schema import ACCOUNTS_PREFIX, ENV_STATE_MACHINE_ARN
 
 STACK_ID = "TunedTensor"
 # The id CDK gives its singleton custom-resource function for bucket notifications.

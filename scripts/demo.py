@@ -20,8 +20,8 @@ DATASET = ROOT / "examples" / "customer-support" / "training.jsonl"
 
 
 def main() -> int:
-    from tt_cli.local.stack import LocalStack
     from tt_cli.main import main as tt
+    from tt_local.stack import LocalStack
 
     data_dir = ROOT / ".tt-local" / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)  # every demo starts from an empty stack

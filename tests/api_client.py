@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tt_cli.local.gateway import GatewayResponse, LocalGateway
+from tt_local.gateway import GatewayResponse, LocalGateway
 
 
 class ApiClient:

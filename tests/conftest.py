@@ -30,9 +30,10 @@ def emulated_aws(patch: pytest.MonkeyPatch, jobs_dir: Path, **env: str) -> Itera
     from moto import mock_aws
 
     from tests.storage import create_storage, template
-    from tt_cli.local.lambdas import LambdaDispatcher
-    from tt_cli.local.provision import function_handlers
     from tt_core import wiring
+    from tt_local import adapters
+    from tt_local.lambdas import LambdaDispatcher
+    from tt_local.provision import function_handlers
 
     patch.delenv("AWS_ENDPOINT_URL", raising=False)
     # A developer's own Claude credentials must never turn a test into real requests.
@@ -53,7 +54,7 @@ def emulated_aws(patch: pytest.MonkeyPatch, jobs_dir: Path, **env: str) -> Itera
         }
         for name, value in {**settings, **env}.items():
             patch.setenv(name, value)
-        wiring.reset()
+        adapters.install()  # TT_MODE=local: the local stack's launcher and playground, as locally
         # S3 notifications and state machine tasks run the stack's functions in-process, as locally.
         lambdas = LambdaDispatcher(function_handlers(template()))
         lambdas.install()
@@ -76,7 +77,7 @@ def _stop_workflows(state_machine: str, jobs_dir: Path, before: set[threading.Th
     """No workflow of a test outlives it: executions stopped, trainers killed, their threads joined."""
     import boto3
 
-    from tt_core.adapters.local_process_launcher import reap_orphans
+    from tt_local.process_launcher import reap_orphans
 
     client = boto3.client("stepfunctions", region_name="us-east-1")
     for execution in client.list_executions(stateMachineArn=state_machine, statusFilter="RUNNING")[
@@ -94,7 +95,7 @@ def _stop_workflows(state_machine: str, jobs_dir: Path, before: set[threading.Th
 def gateway(aws: dict[str, Any]) -> Any:
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
-    from tt_cli.local.gateway import LocalGateway
+    from tt_local.gateway import LocalGateway
 
     return LocalGateway(api, authorizer)
 

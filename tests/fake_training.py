@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
-from tt_core.run_artifacts import PREDICTIONS_FILE
+from tt_core.runs.artifacts import PREDICTIONS_FILE
 
 # (eval row of the channel, "base" | "tuned") → the model's output for it.
 Outputs = Callable[[dict[str, Any], str], str]

@@ -10,12 +10,12 @@ import boto3
 
 @cache
 def template() -> dict[str, Any]:
-    from tt_cli.local.template import load_template
+    from tt_local.template import load_template
 
     return load_template()
 
 
 def create_storage() -> dict[str, str]:
-    from tt_cli.local.provision import provision
+    from tt_local.provision import provision
 
     return provision(template(), boto3.session.Session())

@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from tt_core.errors import details_from_errors
+from tt_core.language.text import normalise
 from tt_core.models.base_models import UnknownBaseModelError, canonical_base_model
 from tt_core.models.behavior_specs import WRITABLE_FIELDS, CreateBehaviorSpecRequest
 from tt_core.models.spec_lint import CoverageItem
-from tt_core.spec_lint import check_constraint, coverage
-from tt_core.text import normalise
-from tt_core.validation import details_from_errors
+from tt_core.specs.lint import check_constraint, coverage
 
 Severity = Literal["error", "warning"]
 

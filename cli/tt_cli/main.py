@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from tt_cli import __version__
+from tt_cli import __version__, extensions
 from tt_cli.commands import admin, auth, datasets, project, runs, specs, tuned_models
 from tt_cli.context import Context
 from tt_cli.errors import CliError
@@ -46,17 +46,6 @@ def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPa
                 yield from _subparsers(child)
 
 
-def _register_local(subparsers: Any) -> None:
-    """`tt local up|status` live in tt_cli.local.command; the CLI works without that module."""
-    try:
-        from tt_cli.local.command import register
-    except ModuleNotFoundError as error:
-        if error.name != "tt_cli.local.command":
-            raise  # the module exists but is broken: say so rather than hide the commands
-        return
-    register(subparsers)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tt",
@@ -70,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     specs.register(subparsers)
     runs.register(subparsers)
     datasets.register(subparsers)
-    tuned_models.register(subparsers)
+    extensions.SERVE.register(tuned_models.register(subparsers))
     admin.register(subparsers)
-    _register_local(subparsers)
+    extensions.LOCAL.register(subparsers)
     for child in _subparsers(parser):
         _add_global_options(child, suppress=True)
     return parser

@@ -11,13 +11,19 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
-from functions.api.http import JSON, respond, with_action_id
+from functions.api.http import JSON, MAX_BODY_NESTING, nesting_exceeds, respond, with_action_id
 from functions.api.routers import api_keys, behavior_specs, datasets, meta, playground, runs, tuned_models
 from tt_core.envelope import dumps, error_envelope
-from tt_core.errors import InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TtError
+from tt_core.errors import (
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TtError,
+    details_from_errors,
+)
 from tt_core.observability import logger
 from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH
-from tt_core.validation import MAX_BODY_NESTING, details_from_errors, nesting_exceeds
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 BASE_PATH = f"/{API_STAGE_NAME}/{API_VERSION_PATH}"

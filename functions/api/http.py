@@ -159,3 +159,27 @@ def with_action_id(event: dict[str, Any]) -> dict[str, Any] | TtError:
         "headers": {**headers, IDEMPOTENCY_KEY: action_id},
         "multiValueHeaders": {**(event.get("multiValueHeaders") or {}), IDEMPOTENCY_KEY: [action_id]},
     }
+
+
+# Request bodies may nest objects and arrays at most this deep (PRODUCT.md §2.5): deeper documents
+# cannot be serialised back (pydantic's depth limit) or parsed at all (RecursionError).
+MAX_BODY_NESTING = 32
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_exceeds(text: str, limit: int = MAX_BODY_NESTING) -> bool:
+    """Whether the JSON text nests objects and arrays deeper than `limit`, found without parsing it.
+
+    Strings are removed first (their brackets do not count); text that is not JSON is measured the
+    same way and reported as unparseable later if it is not too deep.
+    """
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for bracket in brackets:
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False

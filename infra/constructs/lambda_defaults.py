@@ -19,7 +19,7 @@ from constructs import Construct
 from infra import nag
 from infra.config import StageConfig
 from infra.paths import FUNCTIONS_DIR
-from tt_core.settings import (
+from tt_core.schema import (
     ENV_ANTHROPIC_API_KEY_SECRET,
     ENV_AUGMENTATION_MODEL,
     ENV_BEDROCK_ENABLED,

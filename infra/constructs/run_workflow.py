@@ -22,8 +22,9 @@ from constructs import Construct, IConstruct
 from infra import nag
 from infra.config import StageConfig
 from infra.constructs.lambda_defaults import FunctionDefaults, make_function
-from tt_core.schema import ACCOUNTS_PREFIX, BASE_MODELS_PREFIX
-from tt_core.settings import (
+from tt_core.schema import (
+    ACCOUNTS_PREFIX,
+    BASE_MODELS_PREFIX,
     ENV_EVALUATE_TIMEOUT_SECONDS,
     ENV_PREPARE_TIMEOUT_SECONDS,
     ENV_TRAINING_IMAGE_URI,

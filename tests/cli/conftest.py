@@ -65,8 +65,8 @@ def run(capsys: pytest.CaptureFixture[str], pauses: list[float]) -> Any:
 @pytest.fixture
 def api(gateway: Any) -> Iterator[Api]:
     """The API over HTTP, and an account with its key."""
-    from tt_cli.local.http_server import make_server, serve_in_thread
     from tt_core import wiring
+    from tt_local.http_server import make_server, serve_in_thread
 
     server = make_server(gateway, port=0)
     serve_in_thread(server)

@@ -244,7 +244,7 @@ def test_a_dataset_the_server_finds_invalid_exits_1(
 ) -> None:
     # A local check that passes what the server refuses (as if the file changed after the check).
     passed = ValidationReport(valid=True, row_count=1, file_size_bytes=1)
-    monkeypatch.setattr("tt_core.dataset_rows.validate_file", lambda path: passed)
+    monkeypatch.setattr("tt_core.datasets.validator.validate_file", lambda path: passed)
     write("bad.jsonl", BAD)
     result = run("datasets", "upload", "bad.jsonl")
     assert result.code == 1

@@ -31,7 +31,7 @@ class Scripted:
 
 @pytest.fixture
 def stub() -> Iterator[Scripted]:
-    from tt_cli.local.http_server import serve_in_thread
+    from tt_local.http_server import serve_in_thread
 
     script = Scripted()
 

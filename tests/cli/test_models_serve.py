@@ -169,7 +169,7 @@ def test_serve_a_directory_finds_the_artifact_and_its_spec(run: Any, tmp_path: P
     (model / "tunedtensor.json").write_text('{"system_prompt": "Be kind."}')
     printed = _printed(run, str(tmp_path / "support"), "--port", "9001", "--temperature", "0")
     args = printed["args"]
-    assert printed["python"] == sys.executable and args[:2] == ["-m", "tt_cli.serving.server"]
+    assert printed["python"] == sys.executable and args[:2] == ["-m", "tt_serve.server"]
     assert _flag(args, "--model-dir") == str(model) and _flag(args, "--name") == "support"
     assert _flag(args, "--spec") == str(model / "tunedtensor.json")
     assert (_flag(args, "--port"), _flag(args, "--temperature"), _flag(args, "--max-tokens")) == (
@@ -189,7 +189,7 @@ def test_serve_a_directory_finds_the_artifact_and_its_spec(run: Any, tmp_path: P
     assert _flag(_printed(run, str(model), "--spec", str(other))["args"], "--spec") == str(other)
 
     text = run("models", "serve", str(model), "--print-command")
-    assert text.code == 0 and "Interpreter:" in text.out and "tt_cli.serving.server" in text.out
+    assert text.code == 0 and "Interpreter:" in text.out and "tt_serve.server" in text.out
     assert "spec:" in text.out and "port: 8000" in text.out
 
 
@@ -271,7 +271,7 @@ def test_serve_refuses_unsafe_archives_and_bad_targets_and_flags(run: Any, tmp_p
 def test_setup_runtime_reuses_a_ready_interpreter_or_plans_a_venv(
     run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tt_cli.serving import setup_runtime
+    from tt_serve import setup_runtime
 
     monkeypatch.setattr(setup_runtime, "current_imports_ok", lambda: True)
     reused = run("--json", "models", "setup-runtime", "--cache-dir", str(tmp_path))
@@ -298,7 +298,7 @@ def test_setup_runtime_reuses_a_ready_interpreter_or_plans_a_venv(
 def test_the_runtime_pins_are_the_trainers() -> None:
     import tomllib
 
-    from tt_cli.serving.setup_runtime import RUNTIME_PACKAGES
+    from tt_serve.setup_runtime import RUNTIME_PACKAGES
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     trainer = set(pyproject["project"]["optional-dependencies"]["trainer"])

@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from tests.cli.conftest import Api, write
-from tt_core.spec_lint import lint_spec
+from tt_core.specs.lint import lint_spec
 
 GUIDELINES = ["Point to the billing page", "Be concise"]
 CONSTRAINTS = ["Never mention refunds", "Stay polite"]

@@ -11,7 +11,7 @@ from infra.config import StageConfig
 from infra.constructs.run_workflow import TASK_HANDLERS
 from infra.paths import REPO_ROOT
 from infra.service_stack import STACK_ID
-from tt_core.settings import ENV_TABLE_NAME
+from tt_core.schema import ENV_TABLE_NAME
 
 
 def test_synth_template_gives_the_local_stack_its_resources(our_functions) -> None:

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from infra.config import StageConfig
+from tt_core.schema import ENV_STATE_MACHINE_ARN
 from tt_core.services.datasets import VALIDATION_LEASE
-from tt_core.settings import ENV_STATE_MACHINE_ARN
 
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
 # What the validator may do in S3: stream an upload (read families of CDK's read grant) and clear

@@ -14,7 +14,8 @@ from infra.constructs.lambda_defaults import CopyIntoSubdirectory
 from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, TASK_HANDLERS
 from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
 from infra.service_stack import NOTIFICATIONS_HANDLER_ID
-from tt_core.settings import (
+from tt_core.schema import (
+    DEFAULT_TRAINING_PROFILES,
     ENV_BEDROCK_ENABLED,
     ENV_BUCKET_NAME,
     ENV_DEFAULT_BASE_MODEL,
@@ -32,9 +33,9 @@ from tt_core.settings import (
     ENV_TRAINING_PROFILES,
     ENV_TRAINING_ROLE_ARN,
     ENV_TRAINING_USE_SPOT,
-    Settings,
+    TrainingProfile,
 )
-from tt_core.training_profiles import DEFAULT_TRAINING_PROFILES, TrainingProfile
+from tt_core.settings import Settings
 
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"

@@ -14,14 +14,14 @@ from pydantic import ValidationError
 from infra.app import SKIP_BUNDLING, build_app
 from infra.config import StageConfig
 from tests.infra.conftest import Synth
-from tt_core.settings import (
+from tt_core.schema import (
     ENV_ANTHROPIC_API_KEY_SECRET,
     ENV_BEDROCK_ENABLED,
     ENV_EVALUATE_TIMEOUT_SECONDS,
     ENV_JUDGE_MODEL,
     ENV_PREPARE_TIMEOUT_SECONDS,
-    Settings,
 )
+from tt_core.settings import Settings
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tt/anthropic-key-AbCdEf"
 LLM_TASKS = ("Prepare", "Evaluate")

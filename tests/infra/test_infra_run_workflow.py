@@ -16,13 +16,13 @@ from infra.app import SKIP_BUNDLING, build_app
 from infra.config import StageConfig
 from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, TASK_HANDLERS
 from tests.infra.conftest import Synth
-from tt_core.settings import (
+from tt_core.schema import (
     ENV_STATE_MACHINE_ARN,
     ENV_TRAINING_IMAGE_URI,
     ENV_TRAINING_ROLE_ARN,
-    Settings,
+    TrainingProfile,
 )
-from tt_core.training_profiles import TrainingProfile
+from tt_core.settings import Settings
 
 CAUGHT_TASKS = ("Prepare", "StartTraining", "PollTraining", "Evaluate", "Finish")
 TIMEOUTS = {

@@ -72,7 +72,7 @@ def test_a_file_larger_than_declared_is_a_size_mismatch(client: Any, aws: dict[s
 def test_the_server_reports_a_size_rule_as_the_cli_check_does(
     client: Any, aws: dict[str, Any], tmp_path: Path
 ) -> None:
-    from tt_core.dataset_rows import validate_file
+    from tt_core.datasets.validator import validate_file
 
     issued = request_upload(client, GOOD, size=10)
     assert put(issued, GOOD).status_code == 200
@@ -94,7 +94,7 @@ def test_the_upload_url_is_write_once(client: Any, aws: dict[str, Any]) -> None:
 
 def test_duplicate_and_early_events_give_one_transition(client: Any, aws: dict[str, Any]) -> None:
     from functions.dataset_validation.handler import lambda_handler
-    from tt_cli.local.gateway import LambdaContext
+    from tt_local.gateway import LambdaContext
 
     issued = request_upload(client, GOOD)
     key = issued["path"].split("/", 3)[3]
@@ -160,7 +160,7 @@ def test_finalize_of_a_path_never_issued_is_404(client: Any, path: str) -> None:
 
 def test_objects_that_are_not_issued_uploads_are_ignored(aws: dict[str, Any]) -> None:
     from functions.dataset_validation.handler import lambda_handler
-    from tt_cli.local.gateway import LambdaContext
+    from tt_local.gateway import LambdaContext
 
     keys = ["accounts/notes.jsonl", "accounts/00000000-0000-4000-8000-000000000001/datasets/x/data.jsonl"]
     event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": k}}} for k in keys]}
@@ -187,7 +187,7 @@ CORPUS = [
 
 @pytest.mark.parametrize("case", CORPUS)
 def test_bad_files_end_invalid_with_line_and_code(client: Any, aws: dict[str, Any], case: str) -> None:
-    from tests.unit.test_dataset_rows import BAD
+    from tests.unit.test_dataset_validator import BAD
 
     data, expected = BAD[case]
     dataset = upload(client, aws, data)

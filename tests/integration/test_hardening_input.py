@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from functions.api.http import MAX_BODY_NESTING, nesting_exceeds
 from tt_core import wiring
 from tt_core.models.behavior_specs import BehaviorSpecRecord
-from tt_core.validation import MAX_BODY_NESTING, nesting_exceeds
 
 NESTING_MESSAGE = "must not nest objects and arrays more than 32 levels deep"
 

@@ -75,7 +75,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiClient]:
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
     from tests.api_client import new_account
-    from tt_cli.local.gateway import LocalGateway
+    from tt_local.gateway import LocalGateway
 
     with pytest.MonkeyPatch.context() as patch, emulated_aws(patch, tmp_path_factory.mktemp("jobs")):
         APP.gateway = LocalGateway(api, authorizer)

@@ -52,8 +52,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     from functions.api.handler import lambda_handler as api
     from functions.authorizer.handler import lambda_handler as authorizer
     from tests.api_client import new_account
-    from tt_cli.local.gateway import LocalGateway
-    from tt_cli.local.http_server import make_server, serve_in_thread
+    from tt_local.gateway import LocalGateway
+    from tt_local.http_server import make_server, serve_in_thread
 
     tmp = tmp_path_factory.mktemp("models")
     with (
@@ -83,7 +83,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
 
 
 def _system_prompt() -> str:
-    from tt_core.spec_prompt import compose_system_prompt
+    from tt_core.specs.prompt import compose_system_prompt
 
     return compose_system_prompt(EXAMPLE["system_prompt"], EXAMPLE["guidelines"], EXAMPLE["constraints"])
 
@@ -234,7 +234,7 @@ def test_openapi_documents_the_new_endpoints(trained: Trained) -> None:
 def _serving_in_process(argv: list[str]) -> Iterator[str]:
     """`tt … models serve` in a thread of this process (it downloads through the moto-backed API)."""
     from tt_cli.main import main
-    from tt_cli.serving.server import ChatServer
+    from tt_serve.server import ChatServer
 
     servers: list[Any] = []
     original = ChatServer.serve_forever
@@ -416,8 +416,8 @@ def test_merged_export_loads_with_transformers_alone(trained: Trained, tmp_path:
     assert done.returncode == 0, done.stderr
     merged_answer = json.loads(done.stdout.strip().splitlines()[-1])
 
-    from tt_cli.serving.completions import ChatEngine, ChatRequest
-    from tt_cli.serving.runtime import ModelRuntime
+    from tt_serve.completions import ChatEngine, ChatRequest
+    from tt_serve.runtime import ModelRuntime
 
     runtime = ModelRuntime.load(tmp_path / "cache" / trained.model["id"] / "model")
     served = ChatEngine(runtime).complete(

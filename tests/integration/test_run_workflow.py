@@ -14,7 +14,7 @@ from tests.storage import template
 
 
 def test_the_state_machine_that_runs_is_the_synthesized_one(aws: dict[str, Any]) -> None:
-    from tt_cli.local.provision import state_machines
+    from tt_local.provision import state_machines
 
     (definition,) = state_machines(template()).values()
     synthesized = json.loads(definition)

@@ -7,8 +7,8 @@ import sys
 import time
 
 from tests.serving.fakes import FakeRuntime, echo_json
-from tt_cli.serving.completions import ChatEngine
-from tt_cli.serving.server import ServedModel, make_server, serve
+from tt_serve.completions import ChatEngine
+from tt_serve.server import ServedModel, make_server, serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tt_cli.serving.runtime import Generation, PromptError
+from tt_serve.runtime import Generation, PromptError
 
 Reply = str | Callable[[Sequence[dict[str, str]]], str]
 

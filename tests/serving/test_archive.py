@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tt_cli.serving.archive import MAX_BYTES, MAX_MEMBERS, UnsafeArchiveError, extract_archive
+from tt_serve.archive import MAX_BYTES, MAX_MEMBERS, UnsafeArchiveError, extract_archive
 
 Member = Callable[[tarfile.TarFile], None]
 

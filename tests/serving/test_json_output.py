@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tt_cli.serving.json_output import check_reply, first_json_value, validate
+from tt_serve.json_output import check_reply, first_json_value, validate
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tt_cli.serving.managed import ManagedConfig, ManagedServer
+from tt_serve.managed import ManagedConfig, ManagedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from tt_cli.serving.runtime import ModelRuntime, PromptError, RuntimeLoadError  # noqa: E402
+from tt_serve.runtime import ModelRuntime, PromptError, RuntimeLoadError  # noqa: E402
 
 # Settings a hub model may ship in generation_config.json that would change "greedy" output if inherited.
 HOSTILE_GENERATION_CONFIG = {
@@ -162,7 +162,7 @@ def test_a_base_model_alone_uses_its_own_template(artifact: dict[str, Any]) -> N
 def test_pieces_never_disagree_with_the_full_decode(runtime: ModelRuntime) -> None:
     import random
 
-    from tt_cli.serving.runtime import _Detokenizer
+    from tt_serve.runtime import _Detokenizer
 
     rng = random.Random(7)
     vocab = len(runtime.tokenizer)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tt_cli.serving.targets import is_current_interpreter, runtime_environment, source_roots
+from tt_serve.targets import is_current_interpreter, runtime_environment, source_roots
 
 
 def test_the_serving_modules_import_in_a_bare_interpreter(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_the_serving_modules_import_in_a_bare_interpreter(tmp_path: Path) -> Non
     assert env["PYTHONPATH"].split(os.pathsep)[: len(source_roots())] == source_roots()
     script = (
         "import sys; sys.path = [p for p in sys.path if 'site-packages' not in p]\n"
-        "import tt_cli.serving.server, tt_cli.serving.export, tt_cli.serving.managed\n"
+        "import tt_serve.server, tt_serve.export, tt_serve.managed\n"
         "heavy = ('torch', 'transformers', 'peft', 'pydantic', 'requests', 'boto3')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, heavy\n"

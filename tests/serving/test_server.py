@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from tests.serving.fakes import FakeRuntime
-from tt_cli.serving.completions import ChatEngine
-from tt_cli.serving.server import ChatServer, ServedModel, make_server
+from tt_serve.completions import ChatEngine
+from tt_serve.server import ChatServer, ServedModel, make_server
 
 SPEC_PROMPT = "You are a helpful support agent.\n\nGuidelines:\n- Be concise"
 USER = [{"role": "user", "content": "How do I cancel?"}]

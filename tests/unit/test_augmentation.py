@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tt_core.augmentation import EdaAugmenter, augment_rows, augmentation_target, perturb
+from tt_core.augmentation.eda import EdaAugmenter, augment_rows, augmentation_target, perturb
+from tt_core.language.text import normalise
 from tt_core.ports import Augmenter
-from tt_core.run_compiler import Example
-from tt_core.text import normalise
+from tt_core.runs.compiler import Example
 
 SEED = "0b9c2f4e-7a51-4d0e-9d43-2f6f1b7e8a10"
 

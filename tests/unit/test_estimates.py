@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from tt_core.estimates import estimate_run, rate_minutes_per_million
 from tt_core.models.estimates import RunEstimate
-from tt_core.run_compiler import Example
-from tt_core.training_profiles import LOCAL_TRAINING_PROFILE, TrainingProfile
+from tt_core.runs.compiler import Example
+from tt_core.runs.estimation import estimate_run, rate_minutes_per_million
+from tt_core.schema import LOCAL_TRAINING_PROFILE, TrainingProfile
 
 PROFILE = TrainingProfile(
     instance_type="ml.g5.xlarge", hourly_usd=1.5, tokens_per_second=10, startup_minutes=6

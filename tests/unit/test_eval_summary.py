@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pytest
 from pydantic import ValidationError
 
-from tt_core.eval_summary import average_latency_ms, summarize
+from tt_core.evaluation.output_diagnostics import diagnose
+from tt_core.evaluation.summary import average_latency_ms, summarize
 from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics
-from tt_core.output_diagnostics import diagnose
 
 SUMMARY_FIELDS = [
     "total",

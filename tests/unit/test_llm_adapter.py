@@ -16,8 +16,8 @@ from tt_core.adapters.anthropic_llm import (
     language_model_for,
     model_ids,
 )
-from tt_core.judge import JUDGE_SYSTEM, LlmJudge
-from tt_core.llm_calls import TASK_ATTEMPTS, ask, tool_schema
+from tt_core.evaluation.judge import JUDGE_SYSTEM, LlmJudge
+from tt_core.language.llm_calls import TASK_ATTEMPTS, ask, tool_schema
 from tt_core.models.evaluation import JudgeVerdict
 from tt_core.ports import LanguageModel, LanguageModelError
 from tt_core.settings import Settings

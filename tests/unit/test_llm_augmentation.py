@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from tests.llm_fakes import FakeClaude, tool_answer
 from tt_core.adapters.anthropic_llm import language_model_for
-from tt_core.augmentation import EdaAugmenter
-from tt_core.llm_augmentation import (
+from tt_core.augmentation.eda import EdaAugmenter
+from tt_core.augmentation.llm import (
     GENERATOR_SYSTEM,
     NO_PROVIDER_NOTE,
     ROWS_PER_REQUEST,
@@ -18,8 +18,8 @@ from tt_core.llm_augmentation import (
     LlmAugmenter,
     augment_training_rows,
 )
-from tt_core.llm_calls import tool_schema
-from tt_core.run_compiler import Example
+from tt_core.language.llm_calls import tool_schema
+from tt_core.runs.compiler import Example
 from tt_core.settings import Settings
 
 CONTEXT = {

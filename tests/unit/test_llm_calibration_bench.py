@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import judge_calibration  # noqa: E402
 
-from tt_core.spec_lint import broken_constraints  # noqa: E402
+from tt_core.specs.lint import broken_constraints  # noqa: E402
 
 
 def test_without_a_key_it_skips_and_succeeds() -> None:

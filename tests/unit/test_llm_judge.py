@@ -11,10 +11,10 @@ from pydantic import SecretStr
 
 from tests.llm_fakes import FakeClaude, text_answer, tool_answer
 from tt_core.adapters.anthropic_llm import language_model_for
-from tt_core.judge import MAX_JUDGE_WORKERS, LlmJudge, ScoreJob, judge_rows, judge_workers
-from tt_core.llm_calls import TASK_ATTEMPTS
+from tt_core.evaluation.judge import MAX_JUDGE_WORKERS, LlmJudge, ScoreJob, judge_rows, judge_workers
+from tt_core.evaluation.scoring import similarity_score
+from tt_core.language.llm_calls import TASK_ATTEMPTS
 from tt_core.models.evaluation import JudgeVerdict
-from tt_core.scoring import similarity_score
 from tt_core.settings import Settings
 
 CONTEXT = {"system_prompt": "Be a bot.", "guidelines": [], "constraints": []}

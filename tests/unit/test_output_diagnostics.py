@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tt_core.evaluation.output_diagnostics import diagnose, output_insights
 from tt_core.models.evaluation import DiagnosticsBlock, OutputDiagnostics
-from tt_core.output_diagnostics import diagnose, output_insights
 
 # (actual, expected, finished) and, per row, what it counts towards:
 CRAFTED: list[tuple[str, str, bool]] = [

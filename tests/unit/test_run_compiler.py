@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tt_core.errors import InvalidRequestError
-from tt_core.run_compiler import (
+from tt_core.runs.compiler import (
     Example,
     SplitPlan,
     eval_jsonl,
@@ -93,7 +93,7 @@ def test_spec_split_is_the_same_in_a_fresh_process() -> None:
     rows = examples(26)
     expected = [row.input for row in split_spec_examples(rows, seed=RUN_ID, max_eval=50).eval]
     script = (
-        "from tt_core.run_compiler import Example, split_spec_examples\n"
+        "from tt_core.runs.compiler import Example, split_spec_examples\n"
         "rows = [Example(f'input {i}', f'output {i}') for i in range(26)]\n"
         f"print([row.input for row in split_spec_examples(rows, seed={RUN_ID!r}, max_eval=50).eval])\n"
     )

@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from tt_core.models.evaluation import EvalResult
-from tt_core.scoring import (
+from tt_core.evaluation.scoring import (
     CHANGE_THRESHOLD,
     EXACT_THRESHOLD,
     PASS_THRESHOLD,
@@ -19,6 +18,7 @@ from tt_core.scoring import (
     score_by_similarity,
     similarity_score,
 )
+from tt_core.models.evaluation import EvalResult
 
 
 def result(prompt: str, score: float, *, latency_ms: float | None = None) -> EvalResult:

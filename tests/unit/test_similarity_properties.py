@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 
-from tt_core.scoring import similarity_score
+from tt_core.evaluation.scoring import similarity_score
 
 CASES = 300
 WORDS = ["alpha", "Beta", "gamma", "DELTA", "straße", "Ünïcode", "42", "x", "settings", "billing", "ok"]

@@ -3,7 +3,7 @@ heuristics, the rows they reject, and the coverage table (keyword overlap)."""
 
 from __future__ import annotations
 
-from tt_core.spec_lint import JUDGE_NOTE, broken_constraints, check_constraint, coverage, keywords, lint_spec
+from tt_core.specs.lint import JUDGE_NOTE, broken_constraints, check_constraint, coverage, keywords, lint_spec
 
 OUTPUTS = [(0, "Hello! Thanks for asking."), (3, "Sure, we refund you. Thanks for asking.")]
 

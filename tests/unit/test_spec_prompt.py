@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tt_core.spec_prompt import chat_messages, compose_system_prompt
+from tt_core.specs.prompt import chat_messages, compose_system_prompt
 
 
 @pytest.mark.parametrize(

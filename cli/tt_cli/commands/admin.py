@@ -9,7 +9,7 @@ from typing import Any
 
 from tt_cli.context import Context
 from tt_cli.errors import CliError
-from tt_core.settings import ENV_BUCKET_NAME, ENV_TABLE_NAME
+from tt_core.schema import ENV_BUCKET_NAME, ENV_TABLE_NAME
 
 DEFAULT_STACK = "TunedTensor"
 TABLE_TYPE = "AWS::DynamoDB::Table"

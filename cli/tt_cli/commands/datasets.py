@@ -267,10 +267,10 @@ def _where(issue: Mapping[str, Any]) -> str:
 
 def check_locally(ctx: Context, path: Path) -> None:
     """The server's row rules (the shared validator) run before anything is sent; failures end here."""
-    from tt_core import dataset_rows  # only `upload` needs the validator: not loaded for other commands
+    from tt_core.datasets import validator  # only `upload` needs the validator: not loaded for other commands
 
     try:
-        report = dataset_rows.validate_file(path)
+        report = validator.validate_file(path)
     except OSError as error:
         raise CliError.local(f"Cannot read {path}: {error.strerror or error}") from None
     if report.valid:

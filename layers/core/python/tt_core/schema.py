@@ -1,6 +1,9 @@
-"""Storage layout constants shared by the runtime, the CDK stack and the local stack."""
+"""Constants shared by the runtime, the CDK stack and the local stack: storage layout, API paths,
+environment variable names and the training profile of each base model."""
 
 from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
 
 # DynamoDB: one table, tenant-first keys (every partition key starts with ACCOUNT#<id>).
 PARTITION_KEY = "pk"
@@ -65,3 +68,66 @@ GATEWAY_ERRORS: dict[str, tuple[int, str, str]] = {
     "DEFAULT_5XX": _INTERNAL,
 }
 RETRY_AFTER_SECONDS = 1
+
+# Environment variable names: the CDK stack sets them on every function, the local stack reads them
+# back from the synthesized template, and contract tests keep the three in step.
+ENV_TABLE_NAME = "TT_TABLE_NAME"
+ENV_BUCKET_NAME = "TT_BUCKET_NAME"
+ENV_MODE = "TT_MODE"
+ENV_STAGE = "TT_STAGE"
+ENV_DEFAULT_BASE_MODEL = "TT_DEFAULT_BASE_MODEL"
+ENV_MAX_ACTIVE_RUNS = "TT_MAX_ACTIVE_RUNS"
+# Runs (PRODUCT.md §9, §16).
+ENV_STATE_MACHINE_ARN = "TT_STATE_MACHINE_ARN"
+ENV_MAX_EVAL_EXAMPLES_CEILING = "TT_MAX_EVAL_EXAMPLES_CEILING"
+ENV_RUN_TIMEOUT_HOURS = "TT_RUN_TIMEOUT_HOURS"
+ENV_TRAINING_POLL_SECONDS = "TT_TRAINING_POLL_SECONDS"
+ENV_TRAINING_IMAGE_URI = "TT_TRAINING_IMAGE_URI"
+ENV_TRAINING_ROLE_ARN = "TT_TRAINING_ROLE_ARN"
+ENV_TRAINING_PROFILES = "TT_TRAINING_PROFILES"  # JSON: base model id → TrainingProfile
+ENV_TRAINING_USE_SPOT = "TT_TRAINING_USE_SPOT"
+ENV_TRAINING_VOLUME_GB = "TT_TRAINING_VOLUME_GB"
+# The local stack only: where LocalProcessLauncher lays out its jobs (the SageMaker directory layout).
+ENV_LOCAL_JOBS_DIR = "TT_LOCAL_JOBS_DIR"
+# Augmentation and the LLM judge (PRODUCT.md §9.4, §10.2, §16). On AWS the Anthropic API key lives in
+# Secrets Manager (the secret's name or ARN); on the local stack it is the usual environment variable.
+ENV_ANTHROPIC_API_KEY_SECRET = "TT_ANTHROPIC_API_KEY_SECRET"
+ENV_ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"
+ENV_BEDROCK_ENABLED = "TT_BEDROCK_ENABLED"
+ENV_AUGMENTATION_MODEL = "TT_AUGMENTATION_MODEL"
+ENV_JUDGE_MODEL = "TT_JUDGE_MODEL"
+# The Prepare and Evaluate tasks' timeouts: augmentation and the judge plan their calls to fit them.
+ENV_PREPARE_TIMEOUT_SECONDS = "TT_PREPARE_TIMEOUT_SECONDS"
+ENV_EVALUATE_TIMEOUT_SECONDS = "TT_EVALUATE_TIMEOUT_SECONDS"
+
+
+class TrainingProfile(BaseModel):
+    """Where a base model trains and how fast: the estimate's fallback basis and the job's instance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_type: str = Field(min_length=1)
+    hourly_usd: float = Field(ge=0)
+    # Training tokens per second (one pass) on that instance: the fallback throughput table.
+    tokens_per_second: float = Field(gt=0)
+    # Fixed start-up overhead of a job (instance, image pull, model load, eval generation set-up).
+    startup_minutes: float = Field(default=6, ge=0)
+
+
+# On-demand us-east-1 prices. "default" covers any catalogue model without its own row.
+DEFAULT_TRAINING_PROFILES: dict[str, TrainingProfile] = {
+    "default": TrainingProfile(instance_type="ml.g5.xlarge", hourly_usd=1.408, tokens_per_second=2500),
+    "google/gemma-4-E4B-it": TrainingProfile(
+        instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
+    ),
+    "Qwen/Qwen3.5-4B": TrainingProfile(
+        instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
+    ),
+    "tunedtensor/tiny-chat": TrainingProfile(
+        instance_type="ml.m5.large", hourly_usd=0.115, tokens_per_second=15000, startup_minutes=3
+    ),
+}
+# The local stack trains on this machine: no instance, no price (PRODUCT.md §9.8).
+LOCAL_TRAINING_PROFILE = TrainingProfile(
+    instance_type="local", hourly_usd=0, tokens_per_second=10000, startup_minutes=0.2
+)

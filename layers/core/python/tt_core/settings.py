@@ -9,43 +9,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from tt_core.schema import AWS_DEFAULT_BASE_MODEL
-from tt_core.training_profiles import (
+from tt_core.schema import (
+    AWS_DEFAULT_BASE_MODEL,
     DEFAULT_TRAINING_PROFILES,
+    ENV_ANTHROPIC_API_KEY,
+    ENV_ANTHROPIC_API_KEY_SECRET,
+    ENV_AUGMENTATION_MODEL,
+    ENV_BEDROCK_ENABLED,
+    ENV_BUCKET_NAME,
+    ENV_DEFAULT_BASE_MODEL,
+    ENV_EVALUATE_TIMEOUT_SECONDS,
+    ENV_JUDGE_MODEL,
+    ENV_LOCAL_JOBS_DIR,
+    ENV_MAX_ACTIVE_RUNS,
+    ENV_MAX_EVAL_EXAMPLES_CEILING,
+    ENV_MODE,
+    ENV_PREPARE_TIMEOUT_SECONDS,
+    ENV_RUN_TIMEOUT_HOURS,
+    ENV_STAGE,
+    ENV_STATE_MACHINE_ARN,
+    ENV_TABLE_NAME,
+    ENV_TRAINING_IMAGE_URI,
+    ENV_TRAINING_POLL_SECONDS,
+    ENV_TRAINING_PROFILES,
+    ENV_TRAINING_ROLE_ARN,
+    ENV_TRAINING_USE_SPOT,
+    ENV_TRAINING_VOLUME_GB,
     LOCAL_TRAINING_PROFILE,
     TrainingProfile,
 )
-
-# Environment variable names: the CDK stack sets them on every function, the local stack reads them
-# back from the synthesized template, and contract tests keep the three in step.
-ENV_TABLE_NAME = "TT_TABLE_NAME"
-ENV_BUCKET_NAME = "TT_BUCKET_NAME"
-ENV_MODE = "TT_MODE"
-ENV_STAGE = "TT_STAGE"
-ENV_DEFAULT_BASE_MODEL = "TT_DEFAULT_BASE_MODEL"
-ENV_MAX_ACTIVE_RUNS = "TT_MAX_ACTIVE_RUNS"
-# Runs (PRODUCT.md §9, §16).
-ENV_STATE_MACHINE_ARN = "TT_STATE_MACHINE_ARN"
-ENV_MAX_EVAL_EXAMPLES_CEILING = "TT_MAX_EVAL_EXAMPLES_CEILING"
-ENV_RUN_TIMEOUT_HOURS = "TT_RUN_TIMEOUT_HOURS"
-ENV_TRAINING_POLL_SECONDS = "TT_TRAINING_POLL_SECONDS"
-ENV_TRAINING_IMAGE_URI = "TT_TRAINING_IMAGE_URI"
-ENV_TRAINING_ROLE_ARN = "TT_TRAINING_ROLE_ARN"
-ENV_TRAINING_PROFILES = "TT_TRAINING_PROFILES"  # JSON: base model id → TrainingProfile
-ENV_TRAINING_USE_SPOT = "TT_TRAINING_USE_SPOT"
-ENV_TRAINING_VOLUME_GB = "TT_TRAINING_VOLUME_GB"
-# The local stack only: where LocalProcessLauncher lays out its jobs (the SageMaker directory layout).
-ENV_LOCAL_JOBS_DIR = "TT_LOCAL_JOBS_DIR"
-# Augmentation and the LLM judge (PRODUCT.md §9.4, §10.2, §16). On AWS the Anthropic API key lives in
-# Secrets Manager (the secret's name or ARN); on the local stack it is the usual environment variable.
-ENV_ANTHROPIC_API_KEY_SECRET = "TT_ANTHROPIC_API_KEY_SECRET"
-ENV_ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"
-ENV_BEDROCK_ENABLED = "TT_BEDROCK_ENABLED"
-ENV_AUGMENTATION_MODEL = "TT_AUGMENTATION_MODEL"
-ENV_JUDGE_MODEL = "TT_JUDGE_MODEL"
-# The Prepare and Evaluate tasks' timeouts: augmentation and the judge plan their calls to fit them.
-ENV_PREPARE_TIMEOUT_SECONDS = "TT_PREPARE_TIMEOUT_SECONDS"
-ENV_EVALUATE_TIMEOUT_SECONDS = "TT_EVALUATE_TIMEOUT_SECONDS"
 
 
 class Settings(BaseModel):

@@ -7,14 +7,24 @@ use (the authorizer never loads datasets, the validator never loads specs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from tt_core.errors import InternalError
 from tt_core.settings import Settings
 
 if TYPE_CHECKING:
     from tt_core.adapters.dynamodb import DocumentPacker, DynamoTable
-    from tt_core.ports import Augmenter, Judge, LanguageModel
+    from tt_core.ports import (
+        Augmenter,
+        Judge,
+        LanguageModel,
+        ObjectStore,
+        PlaygroundGenerator,
+        TrainingLauncher,
+    )
     from tt_core.services.api_keys import ApiKeyService
     from tt_core.services.behavior_specs import SpecService
     from tt_core.services.datasets import DatasetService
@@ -28,6 +38,33 @@ if TYPE_CHECKING:
 @cache
 def settings() -> Settings:
     return Settings.from_env()
+
+
+@dataclass(frozen=True)
+class LocalAdapters:
+    """What the local stack installs for `mode == "local"`: factories of its own adapters.
+
+    The local stack is another runtime: it registers these through `install_local_adapters` and is
+    never imported from here, so the Lambda layer ships none of its code."""
+
+    launcher: Callable[[ObjectStore, Settings], TrainingLauncher]
+    playground: Callable[[ObjectStore, Settings], PlaygroundGenerator]
+
+
+_local_adapters: LocalAdapters | None = None
+
+
+def install_local_adapters(adapters: LocalAdapters) -> None:
+    """The local stack's adapters, used from now on wherever the settings say `mode == "local"`."""
+    global _local_adapters
+    _local_adapters = adapters
+    reset()
+
+
+def _local() -> LocalAdapters:
+    if _local_adapters is None:
+        raise InternalError("TT_MODE is local but no local stack installed its adapters (tt_local.install)")
+    return _local_adapters
 
 
 @cache
@@ -95,15 +132,11 @@ def _objects() -> Any:
 
 
 @cache
-def _launcher() -> Any:
-    """SageMaker on AWS; on the local stack the trainer runs as a subprocess of this machine."""
+def _launcher() -> TrainingLauncher:
+    """SageMaker on AWS; on the local stack the launcher it installed (the trainer as a subprocess)."""
     config = settings()
     if config.mode == "local":
-        from pathlib import Path
-
-        from tt_core.adapters.local_process_launcher import LocalProcessLauncher
-
-        return LocalProcessLauncher(_objects(), Path(config.local_jobs_dir or ".tt-local/jobs"))
+        return _local().launcher(_objects(), config)
     from tt_core.adapters.sagemaker import SageMakerLauncher
 
     return SageMakerLauncher(
@@ -192,14 +225,14 @@ def language_model() -> LanguageModel | None:
 
 def _augmenter_and_judge() -> tuple[Augmenter, Judge | None]:
     """The LLM augmenter and judge when a language model is configured, else EDA and no judge."""
-    from tt_core.augmentation import EdaAugmenter
+    from tt_core.augmentation.eda import EdaAugmenter
 
     llm = language_model()
     if llm is None:
         return EdaAugmenter(), None
     from tt_core.adapters.anthropic_llm import model_ids
-    from tt_core.judge import LlmJudge
-    from tt_core.llm_augmentation import TIME_BUDGET_SHARE, LlmAugmenter
+    from tt_core.augmentation.llm import TIME_BUDGET_SHARE, LlmAugmenter
+    from tt_core.evaluation.judge import LlmJudge
 
     config = settings()
     augmentation_model, judge_model = model_ids(config)
@@ -230,16 +263,8 @@ def playground_service() -> PlaygroundService:
     """Inference only on the local stack (PRODUCT.md §12), with the runtime of `tt models serve`."""
     from tt_core.services.playground import PlaygroundService
 
-    generator = None
     config = settings()
-    if config.mode == "local":
-        from pathlib import Path
-
-        # The CLI package holds the runtime; the local stack is the CLI, so it is always importable there.
-        from tt_cli.serving.playground import LocalPlaygroundGenerator
-
-        jobs_dir = Path(config.local_jobs_dir or ".tt-local/jobs")
-        generator = LocalPlaygroundGenerator(_objects(), jobs_dir.parent / "playground-models")
+    generator = _local().playground(_objects(), config) if config.mode == "local" else None
     return PlaygroundService(tuned_model_service(), generator)
 
 

@@ -44,7 +44,7 @@ def _status_error(status: int) -> LanguageModelError:
 
 def _json_object(text: str) -> dict[str, Any]:
     """A text answer's JSON object (some proxies and models answer in text despite the tool)."""
-    from tt_core.scoring import first_json_value, parse_json
+    from tt_core.evaluation.scoring import first_json_value, parse_json
 
     ok, value = parse_json(text)
     if not ok:

@@ -166,7 +166,7 @@ class DatasetService:
             raise FileNotFoundError(f"{key} is not readable yet")  # retried by the event's redelivery
         self._objects.clear_tags(key)  # no longer an abandoned upload for the lifecycle rule
         # Imported here: only the validator function checks files; the API's cold start skips it.
-        from tt_core.dataset_rows import check_size, validate_stream
+        from tt_core.datasets.validator import check_size, validate_stream
 
         # The size rules end validation at once, before a single line is read, as in the CLI's check.
         report = check_size(size, declared_size=declared_size)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tt_core.judge import ScoreJob, judge_rows
+from tt_core.evaluation.judge import ScoreJob, judge_rows
+from tt_core.evaluation.output_diagnostics import diagnose, output_insights
+from tt_core.evaluation.scoring import score_by_similarity
 from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics, TestDiagnostics
 from tt_core.models.runs import RunRecord
-from tt_core.output_diagnostics import diagnose, output_insights
 from tt_core.ports import Judge, ObjectStore
-from tt_core.run_artifacts import read_predictions
-from tt_core.scoring import score_by_similarity
+from tt_core.runs.artifacts import read_predictions
 
 PRIMARY, TEST = "primary", "test"
 
@@ -58,7 +58,7 @@ def evaluate_predictions(
     With a judge every output (base and tuned, both splits) is judged in one pool, so both models
     are scored the same way on the same rows; without one, by similarity.
     """
-    from tt_core.eval_summary import summarize
+    from tt_core.evaluation.summary import summarize
 
     assert run.eval_plan is not None
     predictions = read_predictions(objects, output_key)

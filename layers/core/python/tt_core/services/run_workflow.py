@@ -27,7 +27,7 @@ from tt_core.ports import (
     TrainingLauncher,
     TunedModelRepository,
 )
-from tt_core.run_artifacts import (
+from tt_core.runs.artifacts import (
     checkpoint_prefix,
     evals_key,
     input_prefix,
@@ -36,7 +36,7 @@ from tt_core.run_artifacts import (
     read_dataset_examples,
     training_prefix,
 )
-from tt_core.run_diagnostics import training_view
+from tt_core.runs.diagnostics import training_view
 from tt_core.schema import BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
 from tt_core.services.run_evaluation import evaluate_predictions
 from tt_core.services.run_state import RunUpdater, stage_label
@@ -103,14 +103,14 @@ class RunWorkflowService:
 
     # --- Prepare ---------------------------------------------------------------------------------
     def prepare(self, state: RunTaskState) -> RunTaskState:
-        from tt_core.llm_augmentation import augment_training_rows
-        from tt_core.run_compiler import (
+        from tt_core.augmentation.llm import augment_training_rows
+        from tt_core.runs.compiler import (
             Example,
             eval_jsonl,
             split_run_rows,
             training_jsonl,
         )
-        from tt_core.spec_prompt import compose_system_prompt
+        from tt_core.specs.prompt import compose_system_prompt
 
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:
@@ -408,8 +408,8 @@ class RunWorkflowService:
         return state
 
     def _record_throughput(self, run: RunRecord) -> None:
-        from tt_core.estimates import rate_minutes_per_million
         from tt_core.models.common import format_timestamp
+        from tt_core.runs.estimation import rate_minutes_per_million
 
         data = self._objects.get_bytes(input_prefix(run.account_id, run.id, "train") + TRAIN_FILE)
         tokens = math.ceil(len(data.decode("utf-8")) / 4)

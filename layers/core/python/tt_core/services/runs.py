@@ -41,8 +41,8 @@ from tt_core.ports import (
     TunedModelRepository,
     WorkflowStarter,
 )
-from tt_core.run_artifacts import evals_key, read_dataset_examples
-from tt_core.run_diagnostics import diagnostics
+from tt_core.runs.artifacts import evals_key, read_dataset_examples
+from tt_core.runs.diagnostics import diagnostics
 from tt_core.services.run_state import RUN_NOT_FOUND, RunUpdater
 from tt_core.settings import Settings
 
@@ -224,10 +224,10 @@ class RunService:
         self._updater.fail(run.account_id, run.id, message)
 
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimateResponse:
-        from tt_core.estimates import estimate_run
-        from tt_core.run_compiler import Example, split_run_rows
-        from tt_core.spec_lint import lint_spec
-        from tt_core.spec_prompt import compose_system_prompt
+        from tt_core.runs.compiler import Example, split_run_rows
+        from tt_core.runs.estimation import estimate_run
+        from tt_core.specs.lint import lint_spec
+        from tt_core.specs.prompt import compose_system_prompt
 
         spec, dataset, _, hyperparameters = self._plan(account_id, spec_id, request)
         if dataset is None:
@@ -302,7 +302,7 @@ class RunService:
 
     def report(self, account_id: str, run_id: str) -> RunReport:
         """§10.5: base vs tuned on the same rows, the test block, and the previous completed run."""
-        from tt_core.run_report import build_report
+        from tt_core.evaluation.run_report import build_report
 
         run = self._run(account_id, run_id)
         evals = self._evals_document(run) if run.status == "completed" else None

@@ -1,0 +1,75 @@
+"""Commands that other packages add when their extra is installed: `tt local`, `tt models serve|export|…`.
+
+The client alone installs none of torch, moto or the CDK: each extension's commands are registered
+from its package when the extra's packages are there, and otherwise answer with the one line that says
+which extra to install (exit 2, a usage error: the command exists but this installation cannot run it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tt_cli.context import Context
+
+EXIT_MISSING_EXTRA = 2
+
+
+@dataclass(frozen=True)
+class Extension:
+    extra: str  # pip install 'tuned-tensor[<extra>]'
+    module: str  # its `register(subparsers)` adds the commands
+    requires: tuple[str, ...]  # top-level modules the extra installs
+    commands: tuple[tuple[str, str], ...]  # (name, help) of what `register` adds
+    parent: str  # the command they are added under: "tt", "tt models"
+
+    def installed(self) -> bool:
+        # find_spec looks without importing: building the parser stays as fast as before.
+        return all(importlib.util.find_spec(name) is not None for name in self.requires)
+
+    def register(self, subparsers: Any) -> None:
+        if self.installed():
+            importlib.import_module(self.module).register(subparsers)
+            return
+        for name, help in self.commands:
+            parser = subparsers.add_parser(
+                name, help=f"{help} (needs the '{self.extra}' extra)", add_help=False
+            )
+            parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            parser.set_defaults(func=self._missing(name))
+
+    def _missing(self, name: str) -> Callable[[Context], int]:
+        def command(_ctx: Context) -> int:
+            print(
+                f"tt: `{self.parent} {name}` needs the '{self.extra}' extra: "
+                f"pip install 'tuned-tensor[{self.extra}]'",
+                file=sys.stderr,
+            )
+            return EXIT_MISSING_EXTRA
+
+        return command
+
+
+LOCAL = Extension(
+    extra="local",
+    module="tt_local.command",
+    requires=("tt_local", "moto", "aws_cdk", "aws_lambda_powertools", "torch"),
+    commands=(("local", "Run the whole product on this machine."),),
+    parent="tt",
+)
+SERVE = Extension(
+    extra="serve",
+    module="tt_serve.command",
+    requires=("tt_serve", "torch", "transformers", "peft"),
+    commands=(
+        ("setup-runtime", "create the inference environment for `serve`"),
+        ("serve", "serve a model behind an OpenAI-compatible API"),
+        ("export", "write merged full weights that plain transformers loads"),
+    ),
+    parent="tt models",
+)

@@ -1,0 +1,1 @@
+"""Datasets: the streaming validator of uploaded JSONL files (PRODUCT.md §8)."""

@@ -1,0 +1,1 @@
+"""Language helpers shared by the domains: text normalisation and structured calls to a language model."""

@@ -1,0 +1,1 @@
+"""Runs: compilation into chat rows and splits, estimates, stored artifacts and diagnostics."""

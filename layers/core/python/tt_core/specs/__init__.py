@@ -1,0 +1,1 @@
+"""Behaviour specs: the spec prompt that training, evaluation and serving share, and spec lint."""

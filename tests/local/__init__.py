@@ -1,0 +1,1 @@
+"""The local stack: its process launcher, gateway and journal."""
