@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import RunningStack, free_port, start_stack, stop_stack
+from tests.processes import process_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((ROOT / "examples" / "customer-support" / "tunedtensor.json").read_text())
@@ -48,9 +48,7 @@ def trainer_pid(stack: RunningStack, run: dict[str, Any]) -> int:
 def gone(pid: int, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if process_gone(pid):
             return True
         time.sleep(0.2)
     return False

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.processes import group_gone, process_gone
 from tt_core.adapters.s3 import S3ObjectStore
 from tt_core.ports import TrainingJobSpec, TrainingJobStatus
 from tt_local.process_launcher import (
@@ -138,16 +139,6 @@ def _archive(store: S3ObjectStore, key: str) -> dict[str, bytes]:
         return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
-def _group_gone(pid: int) -> bool:
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-        except ProcessLookupError:
-            continue
-        return False
-    return True
-
-
 def test_a_job_runs_to_completion_and_its_artifacts_land_where_sagemaker_puts_them(
     launcher: LocalProcessLauncher, store: S3ObjectStore, jobs_dir: Path
 ) -> None:
@@ -214,7 +205,7 @@ def test_an_unknown_base_model_fails_with_the_trainers_reason(
     assert status.failure_reason is not None
     assert status.failure_reason.startswith("Unknown base model 'acme/no-such-model'")
     assert status.progress is not None and status.progress["status"] == "failed"
-    assert _group_gone(int((jobs_dir / "tt-unknown" / PID_FILE).read_text()))
+    assert group_gone(int((jobs_dir / "tt-unknown" / PID_FILE).read_text()))
     assert store.list_keys(f"{OUTPUT_PREFIX}/") == []  # nothing is packaged for a failed job
 
 
@@ -234,7 +225,7 @@ def test_stop_ends_the_whole_process_group_and_the_job_stays_stopped(
     assert time.monotonic() - started < 10
     status = launcher.describe(job)
     assert status.state == "stopped" and status.failure_reason is None
-    assert _group_gone(pid)
+    assert group_gone(pid)
     assert (
         status.progress is not None and status.progress["status"] == "stopped"
     )  # the trainer's own SIGTERM path
@@ -259,7 +250,7 @@ def test_reap_orphans_kills_running_trainers_and_nothing_else(
         (jobs_dir / "tt-stale" / PID_FILE).write_text(f"{stranger.pid}\n")
 
         assert reap_orphans(jobs_dir) == ["tt-orphan"]
-        assert _group_gone(pid)
+        assert group_gone(pid)
         assert stranger.poll() is None
         assert (jobs_dir / "tt-orphan" / EXIT_CODE_FILE).read_text().strip() == str(-signal.SIGKILL)
         status = launcher.describe(job)
@@ -278,3 +269,19 @@ def test_a_job_the_stack_does_not_know_has_failed(
     assert status.failure_reason is not None and "tt-lost was not found" in status.failure_reason
     with pytest.raises(ValueError):
         launcher.describe(_job(store, "tt-lost").model_copy(update={"job_name": "../escape"}))
+
+
+def test_a_killed_process_its_parent_has_not_collected_yet_counts_as_gone() -> None:
+    """The reap test once failed under load: the killed trainer was a zombie, which still answers
+    kill(pid, 0), until the launcher's waiting thread collected it."""
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert not process_gone(child.pid) and not group_gone(child.pid)
+        os.killpg(child.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has ended; not collected: a zombie
+        os.kill(child.pid, 0)  # what the old check asked: a zombie still "exists"
+        assert process_gone(child.pid) and group_gone(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert process_gone(child.pid)
