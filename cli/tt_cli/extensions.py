@@ -1,4 +1,4 @@
-"""Commands that other packages add when their extra is installed: `tt local`, `tt models serve|export|…`.
+"""Commands that need an extra: `tt local`, `tt models serve|export|setup-runtime`, `tt admin`.
 
 The client alone installs none of torch, moto or the CDK: each extension's commands are registered
 from its package when the extra's packages are there, and otherwise answer with the one line that says
@@ -37,19 +37,25 @@ class Extension:
             importlib.import_module(self.module).register(subparsers)
             return
         for name, help in self.commands:
+            hint = self._hint(name)
             parser = subparsers.add_parser(
-                name, help=f"{help} (needs the '{self.extra}' extra)", add_help=False
+                name,
+                help=f"{help} (needs the '{self.extra}' extra)",
+                description=hint,
+                formatter_class=argparse.RawDescriptionHelpFormatter,  # the pip command on one line
             )
             parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            parser.set_defaults(func=self._missing(name))
+            parser.set_defaults(func=self._missing(hint))
 
-    def _missing(self, name: str) -> Callable[[Context], int]:
+    def _hint(self, name: str) -> str:
+        return (
+            f"`{self.parent} {name}` needs the '{self.extra}' extra: pip install 'tuned-tensor[{self.extra}]'"
+        )
+
+    @staticmethod
+    def _missing(hint: str) -> Callable[[Context], int]:
         def command(_ctx: Context) -> int:
-            print(
-                f"tt: `{self.parent} {name}` needs the '{self.extra}' extra: "
-                f"pip install 'tuned-tensor[{self.extra}]'",
-                file=sys.stderr,
-            )
+            print(f"tt: {hint}", file=sys.stderr)
             return EXIT_MISSING_EXTRA
 
         return command
@@ -72,4 +78,12 @@ SERVE = Extension(
         ("export", "write merged full weights that plain transformers loads"),
     ),
     parent="tt models",
+)
+# The operator's path straight to AWS creates the account with the API's own service (boto3, Powertools).
+ADMIN = Extension(
+    extra="aws",
+    module="tt_cli.commands.admin",
+    requires=("boto3", "aws_lambda_powertools"),
+    commands=(("admin", "operator commands (use AWS credentials, not an API key)"),),
+    parent="tt",
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tt_cli import __version__, extensions
-from tt_cli.commands import admin, auth, datasets, project, runs, specs, tuned_models
+from tt_cli.commands import auth, datasets, project, runs, specs, tuned_models
 from tt_cli.context import Context
 from tt_cli.errors import CliError
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.register(subparsers)
     datasets.register(subparsers)
     extensions.SERVE.register(tuned_models.register(subparsers))
-    admin.register(subparsers)
+    extensions.ADMIN.register(subparsers)
     extensions.LOCAL.register(subparsers)
     for child in _subparsers(parser):
         _add_global_options(child, suppress=True)

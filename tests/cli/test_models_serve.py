@@ -212,7 +212,7 @@ def test_serve_a_model_id_uses_the_models_cache_directory(run: Any, fake: FakeAp
     assert _flag(printed["args"], "--model-dir") == str(tmp_path / "c" / MODEL["id"] / "model")
     assert _flag(printed["args"], "--name") == MODEL["name"]
     assert "--port" not in printed["args"]  # managed: the model server gets a random loopback port
-    assert printed["pythonpath"] and "cli" in printed["pythonpath"]  # another interpreter needs our code
+    assert printed["pythonpath"] and "serving" in printed["pythonpath"]  # another interpreter needs our code
     assert printed["settings"]["managed"] is True and printed["settings"]["idle_timeout"] == 300
 
 
