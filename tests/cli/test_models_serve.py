@@ -221,7 +221,7 @@ def test_serve_downloads_and_extracts_a_model_id_then_reuses_it(
 ) -> None:
     launched: list[list[str]] = []
     monkeypatch.setattr(
-        "tt_cli.commands.tuned_models._run_module", lambda python, module, args: launched.append(args) or 0
+        "tt_serve.command._run_module", lambda python, module, args: launched.append(args) or 0
     )
     cache = tmp_path / "cache"
     assert run("models", "serve", MODEL["id"], "--cache-dir", str(cache)).code == 0

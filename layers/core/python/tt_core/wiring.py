@@ -63,7 +63,7 @@ def install_local_adapters(adapters: LocalAdapters) -> None:
 
 def _local() -> LocalAdapters:
     if _local_adapters is None:
-        raise InternalError("TT_MODE is local but no local stack installed its adapters (tt_local.install)")
+        raise InternalError("TT_MODE is local but no local stack installed its adapters (tt_local.adapters)")
     return _local_adapters
 
 
