@@ -1,4 +1,4 @@
-"""The `tt` command-line client and the local stack."""
+"""The `tt` command-line client: the HTTP client of the API, its commands and their output."""
 
 from tt_core import __version__
 

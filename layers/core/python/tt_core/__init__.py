@@ -1,3 +1,3 @@
-"""Tuned Tensor shared runtime code: models, services, ports, adapters and the composition root."""
+"""Tuned Tensor shared runtime code (the Lambda layer): models, services, ports, domains, adapters, wiring."""
 
 __version__ = "0.1.0"
