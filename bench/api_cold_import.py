@@ -59,10 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = {name: (code, ROOT) for name, code in CASES.items()}
     if args.against:
-        cases[f"handler of {args.against}"] = (
-            CASES["functions.api.handler (+ boto3)"],
-            args.against.resolve(),
-        )
+        cases[OTHER] = (CASES[HANDLER], args.against.resolve())
     cases["interpreter startup"] = ("pass", ROOT)
     for code, checkout in cases.values():  # warm the file cache and .pyc files once
         cold_import_ms(code, checkout)

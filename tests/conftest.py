@@ -20,6 +20,10 @@ os.environ.update(
     HF_HUB_OFFLINE="1",
     POWERTOOLS_METRICS_NAMESPACE="TunedTensorTests",
     POWERTOOLS_DEV="false",
+    POWERTOOLS_TRACE_DISABLED="true",
+    # Handlers run in this process: their EMF lines would land in the CLI output that tests read from
+    # stdout. The metrics tests switch them on.
+    POWERTOOLS_METRICS_DISABLED="true",
 )
 
 

@@ -22,7 +22,7 @@ from tt_core.errors import (
     TtError,
     details_from_errors,
 )
-from tt_core.observability import logger
+from tt_core.observability import logger, metrics, tracer
 from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
@@ -103,6 +103,8 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # bodies hold specs, rows and new keys
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId") or getattr(
         context, "aws_request_id", ""

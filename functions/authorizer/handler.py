@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tt_core import wiring
 from tt_core.errors import ForbiddenError, UnauthorizedError
-from tt_core.observability import logger
+from tt_core.observability import logger, metrics, tracer
 
 UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway maps to 401
 
@@ -36,6 +36,8 @@ def _policy(principal_id: str, effect: str, method_arn: str, context: dict[str, 
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     method_arn = event.get("methodArn", "*")
     try:

@@ -14,10 +14,12 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tt_core import wiring
-from tt_core.observability import logger
+from tt_core.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     validated = 0
     for record in event.get("Records", []):  # S3's configuration test event has none

@@ -17,6 +17,10 @@ from infra.constructs.lambda_defaults import ARCHITECTURE, RUNTIME
 from infra.paths import CORE_LAYER_DIR, DEPS_LAYER_DIR
 
 REQUIREMENTS = "requirements.txt"
+# Packages whose other dependencies the Lambda runtime already ships (aws-xray-sdk needs botocore): installed
+# without them, so that no second botocore in the layer loads ahead of the runtime's own.
+NO_DEPS_REQUIREMENTS = "requirements-no-deps.txt"
+OUTPUT = "/asset-output/python"  # where the Docker fallback writes the layer
 # The wheels Lambda can load: CPython 3.13 on Graviton (manylinux2014_aarch64).
 PIP_TARGET_PLATFORM = (
     "--platform", "manylinux2014_aarch64",
@@ -28,26 +32,28 @@ PIP_TARGET_PLATFORM = (
 
 @jsii.implements(ILocalBundling)
 class PipInstallForLambda:
-    """Local bundling of `requirements.txt` into `<asset>/python` with cross-platform wheels from PyPI."""
+    """Local bundling of the requirements files into `<asset>/python` with cross-platform wheels from PyPI."""
 
-    def __init__(self, requirements: Path) -> None:
-        self._requirements = requirements
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
 
     def try_bundle(self, output_dir: str, *_args: Any, **_options: Any) -> bool:
         with tempfile.TemporaryDirectory() as cache:
-            subprocess.run(
-                [
-                    sys.executable, "-m", "pip", "install",
-                    "--quiet", "--disable-pip-version-check", "--no-input",
-                    # .pyc files would be compiled for this interpreter, not for the Lambda runtime.
-                    "--no-compile",
-                    "--cache-dir", cache,
-                    *PIP_TARGET_PLATFORM,
-                    "--requirement", str(self._requirements),
-                    "--target", str(Path(output_dir) / "python"),
-                ],
-                check=True,
-            )  # fmt: skip
+            for requirements, no_deps in ((REQUIREMENTS, False), (NO_DEPS_REQUIREMENTS, True)):
+                subprocess.run(
+                    [
+                        sys.executable, "-m", "pip", "install",
+                        "--quiet", "--disable-pip-version-check", "--no-input",
+                        # .pyc files would be compiled for this interpreter, not for the Lambda runtime.
+                        "--no-compile",
+                        *(["--no-deps"] if no_deps else []),
+                        "--cache-dir", cache,
+                        *PIP_TARGET_PLATFORM,
+                        "--requirement", str(self._directory / requirements),
+                        "--target", str(Path(output_dir) / "python"),
+                    ],
+                    check=True,
+                )  # fmt: skip
         return True
 
 
@@ -79,9 +85,10 @@ class SharedLayers(Construct):
                     command=[
                         "bash",
                         "-c",
-                        f"pip install --no-compile -r {REQUIREMENTS} -t /asset-output/python",
+                        f"pip install --no-compile -r {REQUIREMENTS} -t {OUTPUT} && "
+                        f"pip install --no-compile --no-deps -r {NO_DEPS_REQUIREMENTS} -t {OUTPUT}",
                     ],
-                    local=PipInstallForLambda(DEPS_LAYER_DIR / REQUIREMENTS),
+                    local=PipInstallForLambda(DEPS_LAYER_DIR),
                 ),
             ),
             compatible_runtimes=[RUNTIME],

@@ -288,8 +288,28 @@ def _pins(lines: list[str]) -> dict[str, str]:
 
 def test_dependency_layer_pins_match_pyproject_and_leave_boto3_to_the_runtime() -> None:
     layer = _pins((DEPS_LAYER_DIR / "requirements.txt").read_text().splitlines())
-    project = _pins(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    no_deps = _pins((DEPS_LAYER_DIR / "requirements-no-deps.txt").read_text().splitlines())
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    pinned = _pins([*project["dependencies"], *project["optional-dependencies"]["aws"]])
     assert set(layer) == {"aws-lambda-powertools", "pydantic", "anthropic", "msgspec", "pysimdjson", "numpy"}
-    assert all(version for version in layer.values())
-    assert {name: project[name] for name in layer} == layer
-    assert "boto3" not in layer
+    assert set(no_deps) == {"aws-xray-sdk", "wrapt"}
+    assert all(version for version in [*layer.values(), *no_deps.values()])
+    assert {name: pinned[name] for name in [*layer, *no_deps]} == {**layer, **no_deps}
+    assert not {"boto3", "botocore"} & {*layer, *no_deps}
+
+
+def test_the_dependency_layer_installs_the_no_deps_file_without_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aws-xray-sdk requires botocore: with its dependencies the layer would carry a second botocore."""
+    from infra.constructs import shared_layers
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(shared_layers.subprocess, "run", lambda command, check: commands.append(command))
+    assert shared_layers.PipInstallForLambda(DEPS_LAYER_DIR).try_bundle(str(tmp_path))
+    files = [command[command.index("--requirement") + 1] for command in commands]
+    assert files == [
+        str(DEPS_LAYER_DIR / "requirements.txt"),
+        str(DEPS_LAYER_DIR / "requirements-no-deps.txt"),
+    ]
+    assert ["--no-deps" in command for command in commands] == [False, True]

@@ -16,6 +16,7 @@ from tt_core.models.api_keys import (
     key_from_authorization,
 )
 from tt_core.models.common import PageQuery, normalize_id
+from tt_core.observability import tracer
 from tt_core.ports import AccountRepository, Clock, IdGenerator
 
 # last_used_at is written at most once a minute per key: a busy key must not cost a write per request.
@@ -34,6 +35,7 @@ class ApiKeyService:
         self._accounts.create_account(account)
         return account, self.create_key(account.id, "default")
 
+    @tracer.capture_method(capture_response=False)
     def create_key(self, account_id: str, name: str) -> CreatedApiKey:
         secret = generate_api_key()
         record = ApiKeyRecord(
@@ -47,10 +49,12 @@ class ApiKeyService:
         self._accounts.add_key(record)
         return CreatedApiKey(**record.public().model_dump(), key=secret)
 
+    @tracer.capture_method(capture_response=False)
     def list_keys(self, account_id: str, page: PageQuery) -> tuple[list[ApiKey], int]:
         records, total = self._accounts.list_keys(account_id, page)
         return [record.public() for record in records], total
 
+    @tracer.capture_method
     def revoke_key(self, account_id: str, key_id: str) -> None:
         normalized = normalize_id(key_id)
         record = self._accounts.get_key(account_id, normalized) if normalized else None
@@ -63,6 +67,7 @@ class ApiKeyService:
         """The stored record of a key the caller holds in full (the local stack's saved key)."""
         return self._accounts.find_key_by_hash(hash_api_key(secret))
 
+    @tracer.capture_method
     def authenticate(self, authorization: str | None) -> Principal:
         key = key_from_authorization(authorization)
         if key is None:

@@ -14,6 +14,7 @@ from tt_core.models.behavior_specs import (
     UpdateBehaviorSpecRequest,
 )
 from tt_core.models.common import PageQuery, normalize_id
+from tt_core.observability import tracer
 from tt_core.ports import Clock, IdGenerator, SpecDeletionHook, SpecRepository, SpecRunViews
 
 _NOT_FOUND = "Behaviour spec not found"
@@ -39,6 +40,7 @@ class SpecService:
         self._default_base_model = default_base_model
         self._deletion_hooks = deletion_hooks
 
+    @tracer.capture_method(capture_response=False)
     def create(self, account_id: str, request: CreateBehaviorSpecRequest) -> BehaviorSpecRecord:
         now = self._clock.now()
         fields = request.model_dump()
@@ -49,6 +51,7 @@ class SpecService:
         self._specs.create(record)
         return record
 
+    @tracer.capture_method(capture_response=False)
     def list(self, account_id: str, page: PageQuery) -> tuple[list[BehaviorSpecListItem], int]:
         records, total = self._specs.list_page(account_id, page)
         stats = self._runs.spec_stats(account_id, [record.id for record in records])
@@ -69,6 +72,7 @@ class SpecService:
             raise NotFoundError(_NOT_FOUND)
         return record
 
+    @tracer.capture_method(capture_response=False)
     def get(self, account_id: str, spec_id: str) -> BehaviorSpecDetail:
         record = self._record(account_id, spec_id)
         run_count = self._runs.spec_stats(account_id, [record.id])[record.id].run_count
@@ -78,6 +82,7 @@ class SpecService:
             runs=self._runs.spec_runs(account_id, record.id),
         )
 
+    @tracer.capture_method(capture_response=False)
     def update(
         self,
         account_id: str,
@@ -109,6 +114,7 @@ class SpecService:
                 return updated
         raise SpecModifiedError("Behaviour spec was modified concurrently: fetch it again and retry.")
 
+    @tracer.capture_method
     def delete(self, account_id: str, spec_id: str) -> None:
         record = self._record(account_id, spec_id)
         for hook in self._deletion_hooks:

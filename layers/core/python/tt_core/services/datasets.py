@@ -18,6 +18,7 @@ from tt_core.models.datasets import (
     UploadUrlRequest,
     ValidationReport,
 )
+from tt_core.observability import count, tracer
 from tt_core.ports import Clock, DatasetRepository, DatasetUsage, IdGenerator, ObjectStore, UploadSigner
 from tt_core.schema import ACCOUNTS_PREFIX
 
@@ -64,6 +65,7 @@ class DatasetService:
     def _uri(self, key: str) -> str:
         return f"s3://{self._bucket}/{key}"
 
+    @tracer.capture_method(capture_response=False)
     def create_upload(self, account_id: str, request: UploadUrlRequest) -> UploadUrl:
         if request.size > MAX_DATASET_BYTES:
             raise PayloadTooLargeError(
@@ -103,13 +105,16 @@ class DatasetService:
             raise NotFoundError(_NOT_FOUND)
         return record
 
+    @tracer.capture_method(capture_response=False)
     def get(self, account_id: str, dataset_id: str) -> Dataset:
         return self._record(account_id, dataset_id).public()
 
+    @tracer.capture_method(capture_response=False)
     def list(self, account_id: str, page: PageQuery) -> tuple[list[Dataset], int]:
         records, total = self._datasets.list_page(account_id, page)
         return [record.public() for record in records], total
 
+    @tracer.capture_method(capture_response=False)
     def finalize(self, account_id: str, request: FinalizeDatasetRequest) -> Dataset:
         match = _OBJECT_KEY.match(request.path.removeprefix(f"s3://{self._bucket}/"))
         record = None
@@ -128,6 +133,7 @@ class DatasetService:
             dataset = self.get(account_id, record.id)
         return dataset
 
+    @tracer.capture_method
     def delete(self, account_id: str, dataset_id: str) -> None:
         record = self._record(account_id, dataset_id)
         if self._usage.dataset_in_use(account_id, record.id):
@@ -138,6 +144,7 @@ class DatasetService:
             raise NotFoundError(_NOT_FOUND)
         self._objects.delete(record.storage_path.removeprefix(f"s3://{self._bucket}/"))
 
+    @tracer.capture_method(capture_response=False)
     def validate_object(self, key: str) -> DatasetRecord | None:
         """Validates a stored upload once, whatever the number or order of events (None: nothing to do)."""
         match = _OBJECT_KEY.match(key)
@@ -158,7 +165,12 @@ class DatasetService:
             # event can validate it, instead of leaving the dataset in `validating`.
             self._datasets.release_validation(account_id, dataset_id, claimed_at)
             raise
-        return self._datasets.finish_validation(account_id, dataset_id, report, claimed_at, self._clock.now())
+        finished = self._datasets.finish_validation(
+            account_id, dataset_id, report, claimed_at, self._clock.now()
+        )
+        if finished is not None:  # None: the claim was lost meanwhile
+            count("DatasetsValidated" if report.valid else "DatasetsInvalid")
+        return finished
 
     def _validate(self, key: str, declared_size: int | None) -> ValidationReport:
         size = self._objects.size(key)

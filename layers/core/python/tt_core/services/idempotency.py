@@ -11,6 +11,7 @@ from typing import Any
 
 from tt_core.errors import IdempotencyKeyInProgressError, IdempotencyKeyReusedError
 from tt_core.models.idempotency import IdempotencyRecord
+from tt_core.observability import tracer
 from tt_core.ports import Clock, IdempotencyRepository
 
 RETENTION = timedelta(hours=24)
@@ -34,6 +35,7 @@ class IdempotencyService:
         self._records = records
         self._clock = clock
 
+    @tracer.capture_method(capture_response=False)
     def run(
         self,
         *,

@@ -17,6 +17,7 @@ from tt_core.models.playground import (
     PlaygroundTarget,
     PlaygroundUsage,
 )
+from tt_core.observability import tracer
 from tt_core.ports import ModelInventory, PlaygroundGenerator
 
 UNAVAILABLE_MESSAGE = "Playground inference is unavailable for hosted fine-tuned models."
@@ -35,6 +36,7 @@ class PlaygroundService:
         self._generator = generator
         self._timer = timer
 
+    @tracer.capture_method
     def models(self, account_id: str) -> PlaygroundModels:
         return PlaygroundModels(
             base_models=[
@@ -68,6 +70,7 @@ class PlaygroundService:
             "model", "must be a catalogue model or the provider_model_id of one of your fine-tuned models"
         )
 
+    @tracer.capture_method(capture_response=False)
     def complete(self, account_id: str, request: PlaygroundCompletionRequest) -> PlaygroundCompletion:
         target = self._target(account_id, request.model)
         if self._generator is None:

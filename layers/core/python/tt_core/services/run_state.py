@@ -12,6 +12,7 @@ from typing import Any
 
 from tt_core.errors import NotFoundError
 from tt_core.models.runs import STAGES, RunEvent, RunRecord
+from tt_core.observability import count
 from tt_core.ports import Clock, IdGenerator, RunRepository
 
 RUN_NOT_FOUND = "Run not found"
@@ -53,7 +54,7 @@ class RunUpdater:
 
     def fail(self, account_id: str, run_id: str, message: str) -> RunRecord | None:
         """An active run → failed with `message` as its error; None when it had already ended."""
-        return self.update(
+        failed = self.update(
             account_id,
             run_id,
             lambda r: self.moved(
@@ -64,6 +65,9 @@ class RunUpdater:
                 events=[(r.current_stage, "failed", message)],
             ),
         )
+        if failed is not None:
+            count("RunsFailed")
+        return failed
 
     def event(self, stage: str, status: str, message: str, at: datetime) -> RunEvent:
         return RunEvent(

@@ -15,6 +15,7 @@ from tt_core.models.datasets import DatasetRecord
 from tt_core.models.runs import STAGES, EvalPlan, RowCounts, RunRecord
 from tt_core.models.tuned_models import TunedModelRecord, model_name
 from tt_core.models.workflow import RunTaskState
+from tt_core.observability import count, tracer
 from tt_core.ports import (
     Augmenter,
     Clock,
@@ -102,6 +103,7 @@ class RunWorkflowService:
         )
 
     # --- Prepare ---------------------------------------------------------------------------------
+    @tracer.capture_method
     def prepare(self, state: RunTaskState) -> RunTaskState:
         from tt_core.augmentation.llm import augment_training_rows
         from tt_core.runs.compiler import (
@@ -244,6 +246,7 @@ class RunWorkflowService:
             use_spot=self._settings.training_use_spot,
         )
 
+    @tracer.capture_method
     def start_training(self, state: RunTaskState) -> RunTaskState:
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:
@@ -263,6 +266,7 @@ class RunWorkflowService:
         return state.model_copy(update={"job_name": run.job_name})
 
     # --- PollTraining ----------------------------------------------------------------------------
+    @tracer.capture_method
     def poll_training(self, state: RunTaskState) -> RunTaskState:
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:
@@ -317,6 +321,7 @@ class RunWorkflowService:
         return "training_queued", 20, "Waiting for a training machine."
 
     # --- Evaluate --------------------------------------------------------------------------------
+    @tracer.capture_method
     def evaluate(self, state: RunTaskState) -> RunTaskState:
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:
@@ -340,6 +345,7 @@ class RunWorkflowService:
             for split in results.values() if split for side in split.values() for row in side
         )  # fmt: skip
         if fallbacks:
+            count("JudgeFallbacks", fallbacks)
             self._info(run, f"{fallbacks} output(s) could not be judged and were scored by similarity.")
         self._objects.put_bytes(
             evals_key(run.account_id, run.id), json.dumps(results).encode(), "application/json"
@@ -366,6 +372,7 @@ class RunWorkflowService:
         return None
 
     # --- Finish ----------------------------------------------------------------------------------
+    @tracer.capture_method
     def finish(self, state: RunTaskState) -> RunTaskState:
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:
@@ -402,6 +409,7 @@ class RunWorkflowService:
             )
         done = self._stage(run, "completed", f"Model {run.model_id} is registered.")
         if done is not None:
+            count("RunsCompleted")
             score = (done.eval_summary or {}).get("avg_score")
             self._runs.record_score(done.account_id, done.behavior_spec_id, done.run_number, score)
             self._record_throughput(done)
@@ -419,6 +427,7 @@ class RunWorkflowService:
         self._runs.add_throughput_sample(run.base_model, run.id, format_timestamp(run.completed_at), rate)
 
     # --- RecordFailure ---------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def record_failure(self, state: RunTaskState) -> RunTaskState:
         run = self._updater.load(state.account_id, state.run_id)
         if not run.active:

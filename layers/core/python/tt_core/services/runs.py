@@ -30,6 +30,7 @@ from tt_core.models.runs import (
     StartRunRequest,
 )
 from tt_core.models.tuned_models import TunedModelRecord
+from tt_core.observability import count, tracer
 from tt_core.ports import (
     Clock,
     DatasetRepository,
@@ -178,6 +179,7 @@ class RunService:
         return spec, dataset, parent, effective_hyperparameters(request, spec.base_model, parent, ceiling)
 
     # --- start and estimate ---------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def start(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunDetail:
         spec, dataset, parent, hyperparameters = self._plan(account_id, spec_id, request)
         now = self._clock.now()
@@ -209,6 +211,7 @@ class RunService:
                 f"The account already has {limit} active runs (the limit): "
                 "wait for one to finish or cancel one."
             )
+        count("RunsStarted")  # once created: a run whose workflow then fails to start counts as failed too
         try:
             arn = self._workflow().start(run.id, {"account_id": account_id, "run_id": run.id})
         except Exception:
@@ -223,6 +226,7 @@ class RunService:
         message = "The run could not be started: the workflow service refused it. Try again shortly."
         self._updater.fail(run.account_id, run.id, message)
 
+    @tracer.capture_method(capture_response=False)
     def estimate(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunEstimateResponse:
         from tt_core.runs.compiler import Example, split_run_rows
         from tt_core.runs.estimation import estimate_run
@@ -278,6 +282,7 @@ class RunService:
             evals=self._evals(run),
         )
 
+    @tracer.capture_method(capture_response=False)
     def get(self, account_id: str, run_id: str) -> RunDetail:
         return self._detail(self._run(account_id, run_id))
 
@@ -289,10 +294,12 @@ class RunService:
             **run.public().model_dump(), spec_name=run.spec_snapshot.get("name", ""), events=run.events
         )
 
+    @tracer.capture_method(capture_response=False)
     def list(self, account_id: str, page: PageQuery, view: str) -> tuple[builtins.list[Any], int]:
         runs, total = self._runs.list_page(account_id, page)
         return [self._row(run, view) for run in runs], total
 
+    @tracer.capture_method(capture_response=False)
     def list_for_spec(
         self, account_id: str, spec_id: str, page: PageQuery, view: str
     ) -> tuple[builtins.list[Any], int]:
@@ -300,6 +307,7 @@ class RunService:
         runs, total = self._runs.list_for_spec(account_id, spec.id, page)
         return [self._row(run, view) for run in runs], total
 
+    @tracer.capture_method(capture_response=False)
     def report(self, account_id: str, run_id: str) -> RunReport:
         """§10.5: base vs tuned on the same rows, the test block, and the previous completed run."""
         from tt_core.evaluation.run_report import build_report
@@ -323,10 +331,12 @@ class RunService:
         document: dict[str, Any] = json.loads(self._objects.get_bytes(key))
         return document
 
+    @tracer.capture_method(capture_response=False)
     def diagnostics(self, account_id: str, run_id: str) -> RunDiagnostics:
         return RunDiagnostics.model_validate(diagnostics(self._run(account_id, run_id), self._clock.now()))
 
     # --- cancel ---------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def cancel(self, account_id: str, run_id: str) -> RunDetail:
         run = self._run(account_id, run_id)
         message = "Cancelled at the user's request."
@@ -344,6 +354,7 @@ class RunService:
             raise RunNotCancellableError(
                 f"Run is {self._run(account_id, run.id).status} and cannot be cancelled."
             )
+        count("RunsCancelled")
         self._stop_work(cancelled, "Cancelled by the user.")
         return self._detail(cancelled)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from tt_core.errors import ModelInUseError, NotFoundError
 from tt_core.models.common import PageQuery, normalize_id
 from tt_core.models.tuned_models import ModelDownload, TunedModel, TunedModelRecord
+from tt_core.observability import tracer
 from tt_core.ports import Clock, DownloadSigner, ModelUsage, ObjectStore, TunedModelStore
 
 MODEL_NOT_FOUND = "Model not found"
@@ -38,9 +39,11 @@ class TunedModelService:
             raise NotFoundError(MODEL_NOT_FOUND)
         return model
 
+    @tracer.capture_method
     def get(self, account_id: str, model_id: str) -> TunedModel:
         return self.record(account_id, model_id).public()
 
+    @tracer.capture_method
     def list(self, account_id: str, page: PageQuery) -> tuple[list[TunedModel], int]:
         models, total = self._models.list_page(account_id, page)
         return [model.public() for model in models], total
@@ -48,12 +51,14 @@ class TunedModelService:
     def list_all(self, account_id: str) -> builtins.list[TunedModelRecord]:
         return self._models.list_all(account_id)
 
+    @tracer.capture_method(capture_response=False)
     def download(self, account_id: str, model_id: str) -> ModelDownload:
         model = self.record(account_id, model_id)
         expires_at = self._clock.now() + DOWNLOAD_URL_TTL
         url = self._signer.presign_get(model.artifact_key, DOWNLOAD_URL_TTL, ARTIFACT_FILENAME)
         return ModelDownload(url=url, expires_at=expires_at)
 
+    @tracer.capture_method
     def delete(self, account_id: str, model_id: str) -> None:
         model = self.record(account_id, model_id)
         if self._usage.model_in_use(account_id, model.id):
