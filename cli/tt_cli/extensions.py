@@ -25,7 +25,7 @@ class Extension:
     extra: str  # pip install 'tuned-tensor[<extra>]'
     module: str  # its `register(subparsers)` adds the commands
     requires: tuple[str, ...]  # top-level modules the extra installs
-    commands: tuple[tuple[str, str], ...]  # (name, help) of what `register` adds
+    commands: tuple[str, ...]  # the names `register` adds
     parent: str  # the command they are added under: "tt", "tt models"
 
     def installed(self) -> bool:
@@ -36,11 +36,11 @@ class Extension:
         if self.installed():
             importlib.import_module(self.module).register(subparsers)
             return
-        for name, help in self.commands:
+        for name in self.commands:
             hint = self._hint(name)
             parser = subparsers.add_parser(
                 name,
-                help=f"{help} (needs the '{self.extra}' extra)",
+                help=f"(needs the '{self.extra}' extra)",
                 description=hint,
                 formatter_class=argparse.RawDescriptionHelpFormatter,  # the pip command on one line
             )
@@ -64,19 +64,15 @@ class Extension:
 LOCAL = Extension(
     extra="local",
     module="tt_local.command",
-    requires=("tt_local", "moto", "aws_cdk", "aws_lambda_powertools", "torch"),
-    commands=(("local", "Run the whole product on this machine."),),
+    requires=("moto", "aws_cdk", "aws_lambda_powertools", "torch"),
+    commands=("local",),
     parent="tt",
 )
 SERVE = Extension(
     extra="serve",
     module="tt_serve.command",
-    requires=("tt_serve", "torch", "transformers", "peft"),
-    commands=(
-        ("setup-runtime", "create the inference environment for `serve`"),
-        ("serve", "serve a model behind an OpenAI-compatible API"),
-        ("export", "write merged full weights that plain transformers loads"),
-    ),
+    requires=("torch", "transformers", "peft"),
+    commands=("setup-runtime", "serve", "export"),
     parent="tt models",
 )
 # The operator's path straight to AWS creates the account with the API's own service (boto3, Powertools).
@@ -84,6 +80,6 @@ ADMIN = Extension(
     extra="aws",
     module="tt_cli.commands.admin",
     requires=("boto3", "aws_lambda_powertools"),
-    commands=(("admin", "operator commands (use AWS credentials, not an API key)"),),
+    commands=("admin",),
     parent="tt",
 )

@@ -152,9 +152,8 @@ class LocalStack:
                 ENV_LOCAL_JOBS_DIR: str(self.jobs_dir.resolve()),
                 # The trainer is a local process: look at it every second, not every minute.
                 ENV_TRAINING_POLL_SECONDS: "1",
-                # No X-Ray here (said for the record: outside Lambda the Tracer is off anyway), and no
-                # metrics: their EMF lines go to stdout, the terminal of `tt local up` and `make run`.
-                "POWERTOOLS_TRACE_DISABLED": "true",
+                # No metrics: their EMF lines go to stdout, the terminal of `tt local up` and `make run`.
+                # (No X-Ray either: outside Lambda the Tracer is off by itself.)
                 "POWERTOOLS_METRICS_DISABLED": "true",
             }
         )
