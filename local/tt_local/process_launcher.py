@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
+from tt_trainer.parent_watch import STACK_PID_VARIABLE
 
 # A job directory is SageMaker's /opt/ml tree (input/, model/, output/, checkpoints/) plus these files.
 PID_FILE = "pid"  # the trainer's pid, also its process group id
@@ -247,6 +248,8 @@ def _trainer_environment() -> dict[str, str]:
     # The trainer fails fast when the machine has a GPU its torch cannot use (on SageMaker, a broken
     # image); here the CPU build of torch is the normal install, so a local GPU it cannot use is not one.
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", SM_NUM_GPUS=str(_usable_gpus()))
+    # The trainer watches this process and stops when it is gone (tt_trainer/parent_watch.py).
+    env[STACK_PID_VARIABLE] = str(os.getpid())
     root = _trainer_import_root()
     if root is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)

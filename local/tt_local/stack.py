@@ -30,7 +30,13 @@ class PortInUseError(RuntimeError):
 
 
 def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """Whether the stack's HTTP server could bind `port`: probed with the server's own socket options, so a
+    port whose old connections wait in TIME_WAIT (after a crash) counts as free, as it is for the server."""
+    from tt_local.http_server import LocalHTTPServer
+
+    with socket.socket(LocalHTTPServer.address_family, LocalHTTPServer.socket_type) as probe:
+        if LocalHTTPServer.allow_reuse_address:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tt_trainer.config import CHANNELS, Hyperparameters, JobPaths, load_hyperparameters, resolve_paths
 from tt_trainer.errors import DataError, TrainerError
+from tt_trainer.parent_watch import watch_parent
 from tt_trainer.progress import PROGRESS_MIRROR_DIR, ProgressReporter
 
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1 KiB of the failure file as FailureReason
@@ -33,6 +34,9 @@ class StopRequest:
         return self.requested
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.request()
+
+    def request(self) -> None:
         self.requested = True
 
     def __enter__(self) -> StopRequest:
@@ -301,6 +305,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     reporter = ProgressReporter(paths.output_data_dir, mirror_dir=paths.checkpoint_dir / PROGRESS_MIRROR_DIR)
     try:
         with StopRequest() as stop:
+            watch_parent(env, stop.request)  # the local stack died: stop as if SageMaker had stopped the job
             run_job(paths, env, reporter, stop)
         return 0
     except TrainerError as exc:
