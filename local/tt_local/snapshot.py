@@ -29,12 +29,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree
 
 from tt_core.observability import logger
 from tt_local.provision import ACCOUNT, REGION
+
+if TYPE_CHECKING:
+    from tt_local.signatures import Credentials
 
 # The journal is folded into the snapshot once it is this large (it is replayed at every start).
 COMPACT_JOURNAL_BYTES = 8 * 1024 * 1024
@@ -423,7 +426,7 @@ class JournalMiddleware:
                 raw_path or environ.get("PATH_INFO", ""),
                 environ.get("QUERY_STRING", ""),
                 environ.get("HTTP_X_AMZ_TARGET", ""),
-                lambda: _buffered_body(environ),
+                lambda: buffered_body(environ),
             )
         except (ValueError, ElementTree.ParseError):  # a body the service refuses: nothing changes
             logger.warning("Unreadable write request to the emulated services", extra={"path": raw_path})
@@ -444,7 +447,7 @@ class JournalMiddleware:
         return result
 
 
-def _buffered_body(environ: dict[str, Any]) -> bytes:
+def buffered_body(environ: dict[str, Any]) -> bytes:
     """The request body, read once and put back for the application behind."""
     if "tt.body" not in environ:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -455,8 +458,11 @@ def _buffered_body(environ: dict[str, Any]) -> bytes:
     return body_bytes
 
 
-def journaled_moto_server(port: int = 0) -> tuple[Any, JournalMiddleware]:
-    """moto's threaded server with the journal middleware in front of its application."""
+def journaled_moto_server(
+    port: int = 0, credentials: Credentials | None = None
+) -> tuple[Any, JournalMiddleware]:
+    """moto's threaded server with the journal middleware in front of its application and, given the
+    stack's credentials, the signature check in front of both (signatures.py)."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -465,12 +471,15 @@ def journaled_moto_server(port: int = 0) -> tuple[Any, JournalMiddleware]:
     )
     from werkzeug.serving import make_server
 
+    from tt_local.signatures import SignedRequestsOnly
+
     middleware = JournalMiddleware(DomainDispatcherApplication(create_backend_app))
+    app = middleware if credentials is None else SignedRequestsOnly(middleware, credentials)
 
     class JournaledMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:  # as moto's, with the middleware around the application
             self._server = make_server(
-                self._ip_address, self._port, middleware, True, request_handler=MotoRequestHandler
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )
             self._server_ready_event.set()
             self._server.serve_forever()

@@ -107,31 +107,35 @@ class LocalStack:
         return info
 
     def _start_moto(self) -> None:
-        import requests
+        from moto.moto_api._internal.models import moto_api_backend
 
+        from tt_local.signatures import Credentials, sign_state_machine_calls
         from tt_local.snapshot import journaled_moto_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per emulated AWS call otherwise
+        # The emulated services answer only requests signed with these (signatures.py): fresh for each start,
+        # known to this process and the trainers it starts.
+        credentials = Credentials.fresh()
+        sign_state_machine_calls(credentials)
         # Every write the services apply is journaled before it is answered (snapshot.py).
-        self._moto, self._journal_middleware = journaled_moto_server()
+        self._moto, self._journal_middleware = journaled_moto_server(credentials=credentials)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         os.environ.update(
             AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",
+            AWS_ACCESS_KEY_ID=credentials.access_key,
+            AWS_SECRET_ACCESS_KEY=credentials.secret_key,
             AWS_DEFAULT_REGION="us-east-1",
             # moto's Step Functions interpreter calls services back on this port.
             MOTO_PORT=str(port),
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
-        requests.post(
-            f"{endpoint}/moto-api/config",
-            json={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}},
-            timeout=10,
-        ).raise_for_status()
+        # In process: moto-api's HTTP routes are unsigned, so the signature check refuses them too.
+        moto_api_backend.set_config(
+            {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+        )
 
     def _provision(self) -> LocalInfo:
         import boto3
@@ -238,6 +242,9 @@ class LocalStack:
             self._snapshot.close()
         if self._moto is not None:
             self._moto.stop()
+            from tt_local.signatures import sign_state_machine_calls
+
+            sign_state_machine_calls(None)
         if self._log_file is not None:
             from tt_core.observability import logger
 

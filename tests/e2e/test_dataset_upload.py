@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -64,3 +65,42 @@ def test_seed_001_upload_flow(local_stack: RunningStack) -> None:
     assert dataset["id"] in [d["id"] for d in listed["data"]]
     assert api(local_stack, "DELETE", f"/datasets/{dataset['id']}").status_code == 204
     assert api(local_stack, "GET", f"/datasets/{dataset['id']}").status_code == 404
+
+
+def test_storage_answers_only_the_urls_the_api_signed(local_stack: RunningStack) -> None:
+    """Another upload URL moved onto a stored dataset's key, a forged one, an unsigned read: all 403."""
+    granted = [
+        api(
+            local_stack,
+            "POST",
+            "/datasets/upload-url",
+            json={
+                "name": f"d{i}",
+                "filename": "d.jsonl",
+                "size": len(ROWS),
+                "contentType": "application/jsonl",
+            },
+        ).json()["data"]
+        for i in range(2)
+    ]
+    first, second = granted
+    assert (
+        requests.put(first["upload_url"], headers=first["headers"], data=ROWS, timeout=30).status_code == 200
+    )
+    storage = urlsplit(first["upload_url"])
+    retargeted = urlsplit(second["upload_url"])._replace(path=storage.path).geturl()
+    forged = second["upload_url"][:-1] + ("0" if not second["upload_url"].endswith("0") else "1")
+    for url in (retargeted, forged):
+        answer = requests.put(
+            url, headers=second["headers"], data=b'{"input": "x", "output": "y"}\n', timeout=30
+        )
+        assert answer.status_code == 403, answer.text
+    origin = f"{storage.scheme}://{storage.netloc}"
+    for method, url in (
+        ("GET", origin + storage.path),
+        ("GET", origin + "/"),
+        ("POST", origin + "/moto-api/reset"),
+    ):
+        answer = requests.request(method, url, headers={"Origin": "http://evil.example"}, timeout=30)
+        assert answer.status_code == 403
+        assert "Access-Control-Allow-Origin" not in answer.headers
