@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -11,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
-from functions.api.http import JSON, MAX_BODY_NESTING, nesting_exceeds, respond, with_action_id
+from functions.api.http import JSON, MAX_BODY_NESTING, nesting_exceeds, parse_json, respond, with_action_id
 from functions.api.routers import api_keys, behavior_specs, datasets, meta, playground, runs, tuned_models
 from tt_core.envelope import dumps, error_envelope
 from tt_core.errors import (
@@ -26,11 +27,19 @@ from tt_core.observability import logger, metrics, tracer
 from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
+# Powertools keeps the event being resolved in process-wide state (BaseRouter.current_event), so two
+# requests resolved side by side in one process (the local stack's threads) could swap accounts. On
+# Lambda an environment runs one invocation at a time and this lock is never contended.
+_resolving = threading.Lock()
 BASE_PATH = f"/{API_STAGE_NAME}/{API_VERSION_PATH}"
 
 # On AWS the event path is /v1/… (the stage is not part of it); behind a custom domain or the local
 # stack it may carry /api/v1/…. Routes are written relative to both.
-app = APIGatewayRestResolver(enable_validation=True, strip_prefixes=[BASE_PATH, f"/{API_VERSION_PATH}"])
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    strip_prefixes=[BASE_PATH, f"/{API_VERSION_PATH}"],
+    json_body_deserializer=parse_json,
+)
 app.include_router(behavior_specs.router)
 app.include_router(api_keys.router)
 app.include_router(datasets.router)
@@ -122,6 +131,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "multiValueHeaders": {"Content-Type": [JSON]},
         }
     else:
-        result = app.resolve(normalised, context)
+        with _resolving:
+            result = app.resolve(normalised, context)
     result.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id]
     return result

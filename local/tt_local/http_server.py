@@ -60,6 +60,9 @@ def make_server(
         # Also for a request line too broken to name a version: the answer still has a status line.
         default_request_version = "HTTP/1.1"
         timeout = read_timeout
+        # Headers and body go out in two writes: with Nagle's algorithm the body waits for the client's
+        # delayed ACK of the headers (40 ms on Linux) on every keep-alive response.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             try:

@@ -156,3 +156,15 @@ def test_two_hundred_parallel_requests_are_all_answered(server: tuple[str, int])
     for thread in threads:
         thread.join(timeout=60)
     assert outcomes == [200] * count
+
+
+def test_answers_do_not_wait_for_the_clients_delayed_ack(gateway: Any) -> None:
+    """Headers and body leave in two writes: with Nagle's algorithm on, every keep-alive answer's body
+    waited for the client's delayed ACK (40 ms a request, measured in bench/local_concurrency.py)."""
+    from tt_local.snapshot import journaled_moto_server
+
+    http = make_server(gateway, port=0)
+    http.server_close()
+    assert http.RequestHandlerClass.disable_nagle_algorithm
+    moto, _ = journaled_moto_server()
+    assert moto.request_handler.disable_nagle_algorithm
