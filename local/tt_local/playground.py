@@ -22,6 +22,7 @@ class LocalPlaygroundGenerator:
         self._cache_dir = cache_dir
         self._capacity = capacity
         self._engines: OrderedDict[str, Any] = OrderedDict()
+        self._engines_lock = threading.Lock()  # taken before _lock, never while holding it
         # One generation (or load) at a time, as `tt models serve` does.
         self._lock = threading.Lock()
 
@@ -40,6 +41,7 @@ class LocalPlaygroundGenerator:
         return True
 
     def _artifact_dir(self, target: PlaygroundTarget) -> Path:
+        from tt_serve.archive import UnsafeArchiveError
         from tt_serve.targets import extracted_model
 
         assert target.model_id is not None and target.artifact_key is not None
@@ -52,27 +54,41 @@ class LocalPlaygroundGenerator:
                 for chunk in self._objects.iter_chunks(target.artifact_key, CHUNK_BYTES):
                     out.write(chunk)
             partial.replace(archive)
-        return extracted_model(archive, root / "model", force=False)
+        try:
+            return extracted_model(archive, root / "model", force=False)
+        except (UnsafeArchiveError, FileNotFoundError) as error:
+            archive.unlink(missing_ok=True)  # refused: nothing of it is kept
+            raise InvalidRequestError.for_field(
+                "model", f"its artifact is not a usable model archive: {error}"
+            ) from None
 
     def _engine(self, target: PlaygroundTarget) -> Any:
-        from tt_serve.completions import ChatEngine, spec_prompt_from_file
-        from tt_serve.runtime import SPEC_FILE, ModelRuntime
-
+        """The target's engine, loaded (waiting for any generation) unless it is one of the last used."""
         key = target.model_id or target.base_model
         if key in self._engines:
             self._engines.move_to_end(key)
             return self._engines[key]
-        if target.artifact_key is None:
-            engine = ChatEngine(ModelRuntime.load(None, base_model=target.base_model))
-        else:
-            model_dir = self._artifact_dir(target)
-            spec = model_dir / SPEC_FILE
-            spec_prompt = spec_prompt_from_file(spec) if spec.is_file() else None
-            engine = ChatEngine(ModelRuntime.load(model_dir), spec_prompt=spec_prompt or None)
+        with self._lock:
+            engine = self._load(target)
         self._engines[key] = engine
         while len(self._engines) > self._capacity:
             self._engines.popitem(last=False)
         return engine
+
+    def _load(self, target: PlaygroundTarget) -> Any:
+        from tt_serve.completions import ChatEngine, spec_prompt_from_file
+        from tt_serve.runtime import SPEC_FILE, ModelRuntime, RuntimeLoadError
+
+        if target.artifact_key is None:
+            return ChatEngine(ModelRuntime.load(None, base_model=target.base_model))
+        model_dir = self._artifact_dir(target)
+        spec = model_dir / SPEC_FILE
+        try:
+            spec_prompt = spec_prompt_from_file(spec) if spec.is_file() else None
+            runtime = ModelRuntime.load(model_dir)
+        except (ValueError, RuntimeLoadError) as error:  # the artifact's own spec or config is unusable
+            raise InvalidRequestError.for_field("model", f"its artifact cannot be loaded: {error}") from None
+        return ChatEngine(runtime, spec_prompt=spec_prompt or None)
 
     def complete(
         self,
@@ -84,15 +100,16 @@ class LocalPlaygroundGenerator:
     ) -> PlaygroundGeneration:
         from tt_serve.completions import ChatRequest, RequestError
 
-        with self._lock:
+        with self._engines_lock:
             engine = self._engine(target)
-            request = ChatRequest(
-                messages=[dict(m) for m in messages], max_tokens=max_tokens, temperature=temperature
-            )
-            try:
-                completion = engine.complete(request)
-            except RequestError as error:
-                raise InvalidRequestError.for_field("messages", str(error)) from None
+        request = ChatRequest(
+            messages=[dict(m) for m in messages], max_tokens=max_tokens, temperature=temperature
+        )
+        try:
+            # The prompt is checked and tokenised first, outside the lock: only generating waits for it.
+            completion = engine.complete(request, turn=self._lock)
+        except RequestError as error:
+            raise InvalidRequestError.for_field("messages", str(error)) from None
         return PlaygroundGeneration(
             content=completion.content,
             finish_reason=completion.finish_reason,

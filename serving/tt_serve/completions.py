@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -15,6 +16,9 @@ from typing import Any, Literal, Protocol
 from tt_serve import json_output
 
 ROLES = ("system", "user", "assistant")
+# Generous: text averages 3–6 bytes a token; a prompt of more bytes than the context holds at this rate is
+# refused before it is tokenised (tokenising megabytes takes seconds and gigabytes).
+BYTES_PER_TOKEN = 32
 
 
 class RequestError(ValueError):
@@ -62,7 +66,12 @@ class Completion:
 
 
 class Generator(Protocol):
-    """What ChatEngine needs of a model (ModelRuntime, or a fake in tests)."""
+    """What ChatEngine needs of a model (ModelRuntime, or a fake in tests). `prompt_ids` may run in any
+    thread, beside a generation; `generate` runs one at a time."""
+
+    context_length: int | None
+
+    def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]: ...
 
     def generate(
         self,
@@ -72,7 +81,18 @@ class Generator(Protocol):
         temperature: float = ...,
         top_p: float = ...,
         on_text: Callable[[str], None] | None = ...,
+        prompt_ids: Sequence[int] | None = ...,
     ) -> Any: ...
+
+
+@dataclass
+class Prompt:
+    """A request made ready for the model: its conversation, checked and tokenised."""
+
+    request: ChatRequest
+    messages: list[dict[str, str]]
+    response_format: dict[str, Any] | None
+    ids: list[int]
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -225,7 +245,33 @@ class ChatEngine:
             return {"type": "json_schema", "schema": self.json_schema}
         return None
 
-    def _generate(self, messages: list[dict[str, str]], request: ChatRequest, on_text: Any) -> Any:
+    def prepare(self, request: ChatRequest) -> Prompt:
+        """The conversation the model gets, its size checked and then tokenised (RequestError if too long).
+
+        Callers run this before they wait for the model, in parallel: a huge prompt never holds the queue."""
+        from tt_serve.runtime import PromptError
+
+        messages = self.messages_for(request)
+        response_format = self.response_format(request)
+        if response_format is not None:
+            messages = _with_instruction(messages, json_output.instruction(response_format.get("schema")))
+        context = self.runtime.context_length
+        size = sum(len(m["content"].encode()) for m in messages)
+        if context is not None and size > context * BYTES_PER_TOKEN:
+            raise RequestError(
+                f"The prompt is {size:,} bytes: more than the model's context of {context:,} tokens holds."
+            )
+        try:
+            ids = self.runtime.prompt_ids(messages)
+        except PromptError as error:
+            raise RequestError(str(error)) from None
+        if context is not None and len(ids) >= context:  # no room left for a single new token
+            raise RequestError(f"The prompt has {len(ids)} tokens; the model's context is {context} tokens.")
+        return Prompt(request, messages, response_format, ids)
+
+    def _generate(
+        self, messages: list[dict[str, str]], request: ChatRequest, on_text: Any, ids: list[int] | None = None
+    ) -> Any:
         temperature = self.temperature if request.temperature is None else request.temperature
         return self.runtime.generate(
             messages,
@@ -233,34 +279,42 @@ class ChatEngine:
             temperature=temperature,
             top_p=request.top_p,
             on_text=on_text,
+            prompt_ids=ids,
         )
 
-    def complete(self, request: ChatRequest, on_text: Callable[[str], None] | None = None) -> Completion:
+    def complete(
+        self,
+        request: ChatRequest,
+        on_text: Callable[[str], None] | None = None,
+        *,
+        turn: AbstractContextManager[Any] | None = None,
+    ) -> Completion:
         """One answer; with a JSON format, the validated compact JSON (`on_text` is not called then).
 
+        The prompt is prepared first, then the model generates inside `turn` (the caller's queue for it).
         Raises RequestError (the prompt cannot be used) and SchemaFailure (no valid JSON)."""
         from tt_serve.runtime import PromptError
 
-        messages = self.messages_for(request)
-        response_format = self.response_format(request)
+        prompt = self.prepare(request)
         try:
-            if response_format is None:
-                result = self._generate(messages, request, on_text)
-                return Completion(
-                    result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens
-                )
-            return self._structured(messages, request, response_format)
+            with turn if turn is not None else nullcontext():
+                if prompt.response_format is None:
+                    result = self._generate(prompt.messages, request, on_text, prompt.ids)
+                    return Completion(
+                        result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens
+                    )
+                return self._structured(prompt)
         except PromptError as error:
             raise RequestError(str(error)) from None
 
-    def _structured(
-        self, messages: list[dict[str, str]], request: ChatRequest, response_format: dict[str, Any]
-    ) -> Completion:
-        schema = response_format.get("schema")
-        chat = _with_instruction(messages, json_output.instruction(schema))
+    def _structured(self, prompt: Prompt) -> Completion:
+        assert prompt.response_format is not None
+        schema = prompt.response_format.get("schema")
+        chat, request = prompt.messages, prompt.request
+        ids: list[int] | None = prompt.ids
         prompt_tokens = completion_tokens = 0
         for attempt in range(1 + max(0, self.json_repair_attempts)):
-            result = self._generate(chat, request, None)
+            result = self._generate(chat, request, None, ids)
             prompt_tokens += result.prompt_tokens
             completion_tokens += result.completion_tokens
             valid, errors = json_output.check_reply(result.text, schema)
@@ -274,6 +328,7 @@ class ChatEngine:
                     {"role": "assistant", "content": result.text},
                     {"role": "user", "content": json_output.correction(errors, schema)},
                 ]
+                ids = None  # a repair's prompt is tokenised by the runtime (bounded: one reply longer)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

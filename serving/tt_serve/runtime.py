@@ -18,6 +18,8 @@ ADAPTER_CONFIG = "adapter_config.json"
 BASE_MODEL_FILE = "base_model.json"
 SPEC_FILE = "tunedtensor.json"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# Below this, sampling is greedy anyway; near 0 the logits divide into inf and nan (torch.multinomial fails).
+MIN_SAMPLING_TEMPERATURE = 1e-5
 
 
 class RuntimeLoadError(Exception):
@@ -144,7 +146,8 @@ class _Detokenizer:
 
 
 class ModelRuntime:
-    """One loaded model. Not thread-safe: callers serve one generation at a time."""
+    """One loaded model. Callers serve one generation at a time; `prompt_ids` may run beside one (the
+    tokenizer is only read: no truncation or padding is ever set on it)."""
 
     def __init__(
         self,
@@ -263,11 +266,14 @@ class ModelRuntime:
         temperature: float = 0.0,
         top_p: float = 1.0,
         on_text: Callable[[str], None] | None = None,
+        prompt_ids: Sequence[int] | None = None,
     ) -> Generation:
-        """Greedy when temperature is 0, else sampling; `on_text` gets each new piece of the answer."""
+        """Greedy when temperature is (nearly) 0, else sampling; `on_text` gets each new piece of the answer.
+
+        `prompt_ids`: the messages already tokenised (ChatEngine.prepare does it before the queue)."""
         import torch
 
-        ids = self.prompt_ids(messages)
+        ids = self.prompt_ids(messages) if prompt_ids is None else list(prompt_ids)
         budget = max_tokens
         if self.context_length is not None:
             room = self.context_length - len(ids)
@@ -281,7 +287,7 @@ class ModelRuntime:
             "eos_token_id": self.stop_ids,
             "pad_token_id": self.pad_id,
         }
-        if temperature > 0:
+        if temperature >= MIN_SAMPLING_TEMPERATURE:
             config = greedy_config(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, **values)
         else:
             config = greedy_config(do_sample=False, **values)

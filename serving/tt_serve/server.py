@@ -1,7 +1,7 @@
 """The OpenAI-compatible HTTP server of `tt models serve` (PRODUCT.md §15.4).
 
-Requests are read in parallel but generate one at a time, in arrival order. Every failure becomes an
-OpenAI-style error body: no request, however malformed or large, takes the server down.
+Requests are read, checked and tokenised in parallel, then generate one at a time, in arrival order. Every
+failure becomes an OpenAI-style error body: no request, however malformed or large, takes the server down.
 """
 
 from __future__ import annotations
@@ -242,11 +242,11 @@ class ChatHandler(BaseHTTPRequestHandler):
             )
             self._send_json(400, _error(message))
             return
-        with self.server.turns.turn():
-            if request.stream:
-                self._stream(request)
-            else:
-                self._complete(request)
+        # The engine checks and tokenises the prompt in this thread, and takes a turn only to generate.
+        if request.stream:
+            self._stream(request)
+        else:
+            self._complete(request)
 
     # --- completions ---------------------------------------------------------------------------
     def _envelope(self, request: ChatRequest, kind: str) -> dict[str, Any]:
@@ -267,7 +267,7 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def _complete(self, request: ChatRequest) -> None:
         try:
-            completion = self.server.engine.complete(request)
+            completion = self.server.engine.complete(request, turn=self.server.turns.turn())
         except (RequestError, SchemaFailure) as error:
             self._failure(error)
             return
@@ -338,7 +338,7 @@ class ChatHandler(BaseHTTPRequestHandler):
                 flush()
 
         try:
-            completion = self.server.engine.complete(request, on_text=on_text)
+            completion = self.server.engine.complete(request, on_text=on_text, turn=self.server.turns.turn())
         except (RequestError, SchemaFailure) as error:
             if started:
                 flush()

@@ -14,14 +14,31 @@ from tt_serve.runtime import Generation, PromptError
 Reply = str | Callable[[Sequence[dict[str, str]]], str]
 
 
-class FakeRuntime:
-    """Answers with `replies` in turn (the last repeats); each word is one token, streamed with `delay`."""
+def _tokens(messages: Sequence[dict[str, str]]) -> int:
+    return sum(len(m["content"].split()) for m in messages) + len(messages)
 
-    def __init__(self, *replies: Reply, delay: float = 0.0) -> None:
+
+class FakeRuntime:
+    """Answers with `replies` in turn (the last repeats); each word is one token, streamed with `delay`.
+
+    A prompt containing `__slow_prompt__` is tokenised only once `release_prompts` is set."""
+
+    def __init__(self, *replies: Reply, delay: float = 0.0, context_length: int | None = 2048) -> None:
         self.replies = list(replies) or ["Hello there."]
         self.delay = delay
+        self.context_length = context_length
         self.calls: list[dict[str, Any]] = []
+        self.tokenised: list[str] = []  # the last message of every prompt tokenised
+        self.release_prompts = threading.Event()
         self.lock = threading.Lock()
+
+    def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        last = messages[-1]["content"]
+        with self.lock:
+            self.tokenised.append(last)
+        if "__slow_prompt__" in last:
+            self.release_prompts.wait(timeout=60)
+        return list(range(_tokens(messages)))
 
     def generate(
         self,
@@ -31,12 +48,14 @@ class FakeRuntime:
         temperature: float = 0.0,
         top_p: float = 1.0,
         on_text: Callable[[str], None] | None = None,
+        prompt_ids: Sequence[int] | None = None,
     ) -> Generation:
         with self.lock:
             reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
             self.calls.append(
                 {"messages": [dict(m) for m in messages], "max_tokens": max_tokens,
-                 "temperature": temperature, "top_p": top_p, "started": time.monotonic()}
+                 "temperature": temperature, "top_p": top_p, "started": time.monotonic(),
+                 "pretokenised": prompt_ids is not None}
             )  # fmt: skip
         text = reply(messages) if callable(reply) else reply
         last = messages[-1]["content"]
@@ -58,7 +77,7 @@ class FakeRuntime:
         return Generation(
             text="".join(pieces),
             finish_reason="stop" if finished else "length",
-            prompt_tokens=sum(len(m["content"].split()) for m in messages) + len(messages),
+            prompt_tokens=_tokens(messages) if prompt_ids is None else len(prompt_ids),
             completion_tokens=len(pieces) + (1 if finished else 0),
         )
 

@@ -34,8 +34,12 @@ class Wrapper:
         payload = {"messages": [{"role": "user", "content": content}], **body}
         return requests.post(f"{self.url}/v1/chat/completions", json=payload, timeout=60)
 
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.getvalue().splitlines()]
+    def records(self, count: int = 0) -> list[dict[str, Any]]:
+        """The log, once it has `count` lines: a request's line is written just after its answer is sent."""
+        deadline = time.monotonic() + 10
+        while len(lines := self.log.getvalue().splitlines()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return [json.loads(line) for line in lines]
 
 
 @pytest.fixture
@@ -81,7 +85,7 @@ def test_the_model_starts_with_the_first_request_and_every_request_is_logged(man
         "type": "object", "required": ["missing"]}}}).status_code == 422  # fmt: skip
     assert requests.get(f"{wrapper.url}/v1/models", timeout=5).json()["data"][0]["id"] == "fake"
 
-    first, streamed, bad, invalid, models = wrapper.records()
+    first, streamed, bad, invalid, models = wrapper.records(5)
     assert set(first) == {
         "timestamp", "request_id", "route", "model_target", "request_bytes", "response_status", "latency_ms",
         "queued_ms", "prompt_tokens", "completion_tokens", "total_tokens", "schema_validity", "gate_field",

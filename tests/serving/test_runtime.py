@@ -173,3 +173,31 @@ def test_pieces_never_disagree_with_the_full_decode(runtime: ModelRuntime) -> No
         pieces = _Detokenizer(runtime.encoder.decode)
         streamed = "".join(pieces.add(token) for token in ids)
         assert runtime.encoder.decode(ids).startswith(streamed), ids
+
+
+@pytest.mark.parametrize("temperature", [1e-45, 9e-6])
+def test_a_tiny_positive_temperature_is_greedy(runtime: ModelRuntime, temperature: float) -> None:
+    # Sampling at 1e-45 divides the logits into inf and nan: torch.multinomial fails (a 500 in serving).
+    greedy = runtime.generate(MESSAGES, max_tokens=6, temperature=0)
+    assert runtime.generate(MESSAGES, max_tokens=6, temperature=temperature) == greedy
+
+
+def test_the_engine_refuses_a_prompt_too_long_for_the_context_by_bytes_before_tokenising(
+    runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tt_serve.completions import BYTES_PER_TOKEN, ChatEngine, ChatRequest, RequestError
+
+    tokenised: list[int] = []
+    prompt_ids = runtime.prompt_ids
+    monkeypatch.setattr(runtime, "prompt_ids", lambda messages: tokenised.append(1) or prompt_ids(messages))
+    engine = ChatEngine(runtime)
+    huge = [{"role": "user", "content": "x" * (2048 * BYTES_PER_TOKEN + 1)}]
+    with pytest.raises(RequestError, match="bytes: more than the model's context of 2,048 tokens"):
+        engine.complete(ChatRequest(messages=huge))
+    assert tokenised == []
+    with pytest.raises(RequestError, match="context is 2048 tokens"):
+        engine.complete(ChatRequest(messages=[{"role": "user", "content": "word " * 5000}]))
+    assert tokenised == [1]
+    answer = engine.complete(ChatRequest(messages=MESSAGES, max_tokens=6, temperature=0))
+    assert answer.content == runtime.generate(MESSAGES, max_tokens=6, temperature=0).text
+    assert tokenised == [1, 1, 1]  # the engine's prompt went to the model as it was: tokenised once

@@ -8,14 +8,14 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from tests.serving.fakes import FakeRuntime
-from tt_serve.completions import ChatEngine
+from tt_serve.completions import BYTES_PER_TOKEN, ChatEngine
 from tt_serve.server import ChatServer, ServedModel, make_server
 
 SPEC_PROMPT = "You are a helpful support agent.\n\nGuidelines:\n- Be concise"
@@ -36,8 +36,8 @@ class Served:
 def serve() -> Iterator[Any]:
     started: list[ChatServer] = []
 
-    def start(*replies: Any, delay: float = 0.0, **engine: Any) -> Served:
-        runtime = FakeRuntime(*replies, delay=delay)
+    def start(*replies: Any, delay: float = 0.0, context_length: int = 2048, **engine: Any) -> Served:
+        runtime = FakeRuntime(*replies, delay=delay, context_length=context_length)
         settings = {"spec_prompt": SPEC_PROMPT, "temperature": 0.7, "max_tokens": 512, **engine}
         server = make_server(
             ChatEngine(runtime, **settings), ServedModel("support-bot", "cpu", 1700000000), port=0
@@ -293,3 +293,69 @@ def test_generations_run_one_at_a_time_in_arrival_order(serve: Any) -> None:
     starts = [call["started"] for call in served.runtime.calls]
     # Each generation starts only after the previous one (3 tokens × 50 ms) has finished.
     assert all(later - earlier >= 0.14 for earlier, later in itertools.pairwise(starts))
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
+
+
+def test_prompts_too_long_for_the_context_are_refused_by_bytes_then_by_tokens(serve: Any) -> None:
+    served = serve("fine", context_length=100, spec_prompt=None)
+    # One "word" (one token) of more bytes than 100 tokens can hold: refused without being tokenised.
+    oversized = "x" * (100 * BYTES_PER_TOKEN + 1)
+    for stream in (False, True):
+        refused = served.chat({"messages": [{"role": "user", "content": oversized}], "stream": stream})
+        assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
+        assert f"{len(oversized):,} bytes" in refused.json()["error"]["message"]
+    assert served.runtime.tokenised == []
+    words = " ".join(["w"] * 100)  # 200 bytes, but 101 tokens with the message's own
+    refused = served.chat({"messages": [{"role": "user", "content": words}]})
+    assert (
+        refused.status_code == 400
+        and "the model's context is 100 tokens" in refused.json()["error"]["message"]
+    )
+    assert served.runtime.tokenised == [words] and served.runtime.calls == []  # the model never saw either
+    assert served.chat({"messages": USER}).status_code == 200
+    assert served.runtime.calls[0]["pretokenised"]  # tokenised once, before the queue
+
+
+def test_a_huge_prompt_is_refused_while_another_request_holds_the_model(serve: Any) -> None:
+    release = threading.Event()
+
+    def slow(messages: Any) -> str:
+        release.wait(timeout=60)
+        return "done"
+
+    served = serve(slow)
+    answers: list[requests.Response] = []
+    first = threading.Thread(target=lambda: answers.append(served.chat({"messages": USER})))
+    first.start()
+    try:
+        _until(lambda: len(served.runtime.calls) == 1)  # generating: it holds the model's turn
+        huge = served.chat({"messages": [{"role": "user", "content": "x" * 15_000_000}]})
+        assert huge.status_code == 400 and "bytes" in huge.json()["error"]["message"]
+        assert first.is_alive() and not answers  # refused while the model was still busy
+    finally:
+        release.set()
+        first.join(timeout=30)
+    assert answers[0].status_code == 200 and len(served.runtime.calls) == 1
+
+
+def test_prompts_are_tokenised_beside_the_queue_not_in_it(serve: Any) -> None:
+    served = serve("fine")
+    slow_body = {"messages": [{"role": "user", "content": "__slow_prompt__"}]}
+    answers: list[requests.Response] = []
+    slow = threading.Thread(target=lambda: answers.append(served.chat(slow_body)))
+    slow.start()
+    try:
+        _until(lambda: "__slow_prompt__" in served.runtime.tokenised)
+        quick = served.chat({"messages": USER})  # answered while the other is still being tokenised
+        assert quick.status_code == 200 and slow.is_alive() and not answers
+    finally:
+        served.runtime.release_prompts.set()
+        slow.join(timeout=30)
+    assert answers[0].status_code == 200
+    assert [call["pretokenised"] for call in served.runtime.calls] == [True, True]
