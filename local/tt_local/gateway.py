@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from tt_core.schema import API_STAGE_NAME, API_VERSION_PATH, GATEWAY_ERRORS, PUBLIC_PATHS, RETRY_AFTER_SECONDS
@@ -77,6 +77,14 @@ def _gateway_error(kind: str, request_id: str) -> GatewayResponse:
     return error_response(
         status, code, message.replace("$context.requestId", request_id), request_id=request_id
     )
+
+
+class Gateway(Protocol):
+    """What the HTTP server calls: this module's LocalGateway, or the worker pool (api_workers.py)."""
+
+    def handle(
+        self, method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> GatewayResponse: ...
 
 
 class LocalGateway:

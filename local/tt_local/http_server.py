@@ -1,4 +1,4 @@
-"""Serves a LocalGateway over HTTP on the loopback interface.
+"""Serves a gateway (the local one, or its worker pool) over HTTP on the loopback interface.
 
 Every answer is the product's JSON envelope, also for requests the gateway never sees: malformed
 framing (a bad Content-Length, a body over the cap), unknown methods, unparseable request lines.
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from tt_local.gateway import MAX_PAYLOAD_BYTES, GatewayResponse, LocalGateway, error_response
+from tt_local.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayResponse, error_response
 
 # The methods API Gateway's ANY method accepts; others are refused before the gateway.
 GATEWAY_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
@@ -53,7 +53,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(
-    gateway: LocalGateway, host: str = "127.0.0.1", port: int = 8787, *, read_timeout: float = READ_TIMEOUT_S
+    gateway: Gateway, host: str = "127.0.0.1", port: int = 8787, *, read_timeout: float = READ_TIMEOUT_S
 ) -> LocalHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

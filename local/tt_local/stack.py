@@ -44,6 +44,16 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def route_logs(path: Path) -> tuple[Any, Any]:
+    """Points the handlers' logger at `path` (appending); returns the open file and the previous stream."""
+    from tt_core.observability import logger
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)  # Powertools logs through a stream handler
+    log_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    return log_file, handler.setStream(log_file)
+
+
 @dataclass
 class LocalInfo:
     base_url: str
@@ -81,6 +91,7 @@ class LocalStack:
         self._moto: Any = None
         self._journal_middleware: Any = None
         self._http: Any = None
+        self._workers: Any = None
         self._snapshot: Any = None
         self._lambdas: Any = None
         self._stop_snapshots = threading.Event()
@@ -190,14 +201,8 @@ class LocalStack:
 
     def _route_logs(self) -> None:
         """The handlers' JSON log lines go to <data-dir>/stack.log, not the terminal (unless --verbose)."""
-        from tt_core.observability import logger
-
-        if self.verbose:
-            return
-        handler = logger.registered_handler
-        assert isinstance(handler, logging.StreamHandler)  # Powertools logs through a stream handler
-        self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self._previous_log_stream = handler.setStream(self._log_file)
+        if not self.verbose:
+            self._log_file, self._previous_log_stream = route_logs(self.log_path)
 
     @property
     def jobs_dir(self) -> Path:
@@ -212,12 +217,13 @@ class LocalStack:
         wiring.run_service().fail_interrupted(INTERRUPTED_RUN)
 
     def _start_http(self) -> None:
-        from functions.api.handler import lambda_handler as api
-        from functions.authorizer.handler import lambda_handler as authorizer
-        from tt_local.gateway import LocalGateway
+        from tt_local.api_workers import WorkerGateway
         from tt_local.http_server import make_server, serve_in_thread
 
-        self._http = make_server(LocalGateway(api, authorizer), self.host, self.port)
+        # Spawned now: the workers inherit the environment provisioning set (endpoint, keys, names).
+        self._workers = WorkerGateway(log_path=None if self.verbose else self.log_path)
+        self._workers.warm()
+        self._http = make_server(self._workers, self.host, self.port)
         self.port = self._http.server_address[1]
         serve_in_thread(self._http)
 
@@ -232,6 +238,8 @@ class LocalStack:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        if self._workers is not None:
+            self._workers.close()
         if self._lambdas is not None:
             self._lambdas.uninstall()  # lets validations in flight finish before the last snapshot
         from tt_local.process_launcher import reap_orphans
