@@ -78,6 +78,9 @@ class InstantTrainer:
     def stop(self, job_name: str) -> None:
         return None
 
+    def discard(self, job_name: str) -> None:
+        return None
+
 
 def install_instant_training(monkeypatch: pytest.MonkeyPatch) -> InstantTrainer:
     """Every run of this test trains instantly (the wiring's launcher is replaced)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
@@ -159,6 +161,32 @@ def with_action_id(event: dict[str, Any]) -> dict[str, Any] | TtError:
         "headers": {**headers, IDEMPOTENCY_KEY: action_id},
         "multiValueHeaders": {**(event.get("multiValueHeaders") or {}), IDEMPOTENCY_KEY: [action_id]},
     }
+
+
+def _no_constant(token: str) -> NoReturn:
+    raise ValueError(f"{token} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """A request body as JSON has it: NaN, Infinity and numbers that overflow to infinity are
+    invalid JSON (Python's reader takes them), and so is an integer too long to read (4,300+ digits).
+
+    Failures are JSONDecodeError, which the router reports as a 400 `validation_error` on `body`.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:  # a hook's refusal or the integer digit limit
+        document = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
+        raise json.JSONDecodeError(str(error), document, 0) from None
 
 
 # Request bodies may nest objects and arrays at most this deep (PRODUCT.md §2.5): deeper documents

@@ -36,15 +36,22 @@ _ACTION_ID = _header(
     "that key; on an update it is logged.",
     _PRINTABLE_ASCII,
 )
+# `*` or a timestamp: an empty or blank value is no precondition the server can check (→ 400).
+_PRECONDITION = {"type": "string", "minLength": 1, "pattern": "\\S"}
 _IF_MATCH = _header(
     "If-Match",
     "The spec's `updated_at` this update is based on (quotes optional; `*` = no check); another "
-    "value → 409 `spec_modified`.",
-    {"type": "string"},
+    "timestamp → 409 `spec_modified`; a value that is no timestamp (empty, blank, …) → 400.",
+    _PRECONDITION,
 )
 _EXPECTED_UPDATED_AT = _header(
-    "X-Tuned-Tensor-Expected-Updated-At", "As `If-Match`, without quotes.", {"type": "string"}
+    "X-Tuned-Tensor-Expected-Updated-At", "As `If-Match`, without quotes.", _PRECONDITION
 )
+# (method, path) of the operations whose body may be left out: an empty body reads as `{}` (§9.1).
+_OPTIONAL_BODIES = {
+    ("post", "/behavior-specs/{spec_id}/runs"),
+    ("post", "/behavior-specs/{spec_id}/runs/estimate"),
+}
 
 
 def _operation_header(operation: str) -> dict[str, Any]:
@@ -136,6 +143,9 @@ def _describe_server_behaviour(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             operation["tags"] = [_tag(path)]
             used.add(operation["tags"][0])
+            if (method, path) in _OPTIONAL_BODIES:
+                operation["requestBody"]["required"] = False
+                operation["requestBody"]["description"] = "Optional: no body, or `{}`, means every default."
             parameters = operation.setdefault("parameters", [])
             parameters.extend(_REQUEST_HEADERS.get((method, path), []))
             if not parameters:

@@ -115,6 +115,20 @@ class LocalProcessLauncher:
             _wait_until_gone(pid, job_dir, STOP_GRACE_SECONDS)
         _signal_group(pid, signal.SIGKILL)
 
+    def discard(self, job_name: str) -> None:
+        """Remove the job's folder: its inputs (the user's rows, the spec), checkpoints, optimizer state."""
+        job_dir = self._job_dir(job_name)
+        if not job_dir.is_dir():
+            return
+        self.stop(job_name)
+        # The thread that records the exit code would recreate the folder if it wrote after the removal.
+        for thread in threading.enumerate():
+            if thread.name == f"tt-{job_name}" and thread is not threading.current_thread():
+                thread.join(timeout=STOP_GRACE_SECONDS)
+        with _lock:
+            _processes.pop(str(job_dir), None)
+            shutil.rmtree(job_dir, ignore_errors=True)
+
     def _job_dir(self, job_name: str) -> Path:
         if not _NAME.fullmatch(job_name):
             raise ValueError(f"invalid training job name {job_name!r}")

@@ -157,8 +157,8 @@ def test_a_content_type_that_is_no_header_value_is_refused(client: Any, content_
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/jsonl", "application/x-ndjson; charset=utf-8", None, ""]
-)
+    "content_type", ["application/jsonl", "application/x-ndjson; charset=utf-8", None]
+)  # "" is refused, as the document's minLength 1 says (test_hardening_openapi_fuzz)
 def test_ordinary_content_types_still_sign_an_upload(client: Any, content_type: str | None) -> None:
     body = {"name": "Support – rows", "filename": "rows.jsonl", "size": 10, "contentType": content_type}
     response = client.post("/datasets/upload-url", body)

@@ -85,6 +85,65 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiClient]:
             APP.gateway = None
 
 
+@pytest.fixture(scope="module")
+def listed_spec(fuzzed: ApiClient) -> str:
+    """A spec of the fuzzed account with a cancelled and an active run (no workflow runs: the rows matter).
+
+    Created before the fuzzing, which then also meets run rows in GET /runs.
+    """
+    from tests.conftest import SEED_SPEC
+    from tt_core.adapters.stepfunctions import StepFunctionsStarter
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StepFunctionsStarter, "start", lambda self, run_id, state: f"arn:fake:{run_id}")
+        patch.setattr(StepFunctionsStarter, "stop", lambda self, execution_arn, cause: None)
+        spec = fuzzed.post("/behavior-specs", {**SEED_SPEC, "base_model": "tiny-chat"}).json()["data"]
+        runs = [fuzzed.post(f"/behavior-specs/{spec['id']}/runs").json()["data"] for _ in range(2)]
+        assert fuzzed.post(f"/runs/{runs[0]['id']}/cancel").status == 200
+    return str(spec["id"])
+
+
+@pytest.mark.parametrize("view", ["full", "summary"])
+def test_run_lists_match_their_schema_in_both_views(fuzzed: ApiClient, listed_spec: str, view: str) -> None:
+    auth = {"Authorization": f"Bearer {fuzzed.key}"}
+    for path, parameters in (("/runs", {}), ("/behavior-specs/{spec_id}/runs", {"spec_id": listed_spec})):
+        case = schema[path]["GET"].Case(path_parameters=parameters, query={"view": view})
+        response = case.call(headers=auth)
+        assert response.status_code == 200 and len(response.json()["data"]) == 2, response.text
+        case.validate_response(response, checks=[checks.response_schema_conformance])
+    detail = schema["/behavior-specs/{spec_id}"]["GET"].Case(path_parameters={"spec_id": listed_spec})
+    response = detail.call(headers=auth)
+    assert len(response.json()["data"]["_runs"]) == 2
+    detail.validate_response(response, checks=[checks.response_schema_conformance])
+
+
+def test_a_run_body_may_be_left_out_as_documented(fuzzed: ApiClient, listed_spec: str) -> None:
+    for path in ("/behavior-specs/{spec_id}/runs", "/behavior-specs/{spec_id}/runs/estimate"):
+        assert DOCUMENT["paths"][path]["post"]["requestBody"]["required"] is False
+    for body in (None, {}):
+        estimate = fuzzed.post(f"/behavior-specs/{listed_spec}/runs/estimate", body)
+        assert estimate.status == 200, estimate.json()
+
+
+def test_empty_values_refused_by_the_server_are_refused_by_the_document(fuzzed: ApiClient) -> None:
+    spec = fuzzed.post("/behavior-specs", {"name": "e", "examples": [{"input": "a", "output": "b"}]})
+    put = DOCUMENT["paths"]["/behavior-specs/{spec_id}"]["put"]["parameters"]
+    for name in ("If-Match", "X-Tuned-Tensor-Expected-Updated-At"):
+        [header] = [parameter["schema"] for parameter in put if parameter["name"] == name]
+        assert header["minLength"] == 1 and header["pattern"] == "\\S", name
+        for blank in ("", "  "):
+            refused = fuzzed.put(
+                f"/behavior-specs/{spec.json()['data']['id']}", {"name": "x"}, headers={name: blank}
+            )
+            assert refused.status == 400, (name, blank)
+    [text, null] = DOCUMENT["components"]["schemas"]["UploadUrlRequest"]["properties"]["contentType"]["anyOf"]
+    assert text["minLength"] == 1 and null == {"type": "null"}
+    upload = {"name": "rows", "filename": "rows.jsonl", "size": 10}
+    empty = fuzzed.post("/datasets/upload-url", {**upload, "contentType": ""})
+    assert empty.status == 400 and empty.json()["error"]["details"][0]["field"] == "contentType"
+    assert fuzzed.post("/datasets/upload-url", {**upload, "contentType": None}).status == 201
+
+
 def test_the_document_is_the_one_served(fuzzed: ApiClient) -> None:
     served = fuzzed.get("/openapi.json")
     assert served.status == 200 and served.json() == schema.raw_schema

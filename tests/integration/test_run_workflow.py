@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 import boto3
+import pytest
 import requests
 
-from tests.integration.test_runs_api import FAST, create_spec, wait_for
+from tests.fake_training import InstantTrainer
+from tests.integration.test_runs_api import FAST, _account, create_spec, wait_for
 from tests.storage import template
 
 
@@ -72,16 +74,21 @@ def test_a_dataset_run_with_a_test_split_reports_both_blocks(client: Any) -> Non
     assert client.delete(f"/datasets/{dataset_id}").status == 204  # the run has ended: the dataset is free
 
 
-def test_deleting_a_spec_stops_and_deletes_its_runs_but_keeps_uploads(client: Any) -> None:
+def test_deleting_a_spec_stops_and_deletes_its_runs_but_keeps_uploads(
+    client: Any, aws: dict[str, Any]
+) -> None:
     spec_id = create_spec(client)
     run = client.post(f"/behavior-specs/{spec_id}/runs", {"hyperparameters": {"n_epochs": 20}}).json()["data"]
     wait_for(client, run["id"], ("training", "evaluating", "completed", "failed"), timeout=60)
-    generated = client.get(f"/runs/{run['id']}").json()["data"]["dataset_id"]
+    run = client.get(f"/runs/{run['id']}").json()["data"]
+    generated = run["dataset_id"]
+    job_dir = aws["jobs_dir"] / f"tt-{run['fine_tune_job_id']}"
+    assert generated and job_dir.is_dir()  # training has started: the job holds a copy of the rows
     assert client.delete(f"/behavior-specs/{spec_id}").status == 204
     assert client.get(f"/runs/{run['id']}").status == 404
     assert client.get("/runs").json()["meta"]["total"] == 0
-    if generated:
-        assert client.get(f"/datasets/{generated}").status == 404
+    assert client.get(f"/datasets/{generated}").status == 404
+    assert not job_dir.exists()  # nor does the training job's folder (rows, spec, optimizer state) stay
     # The slot it held is free: another spec can run up to the limit again.
     other = create_spec(client)
     for _ in range(2):
@@ -102,3 +109,82 @@ def test_runs_are_invisible_to_other_accounts(client: Any, other_client: Any) ->
     assert diagnostics["training"]["state"] == "pending" and diagnostics["training"]["curve"]["samples"] == []
     assert diagnostics["output_diagnostics"]["candidate"]["total"] == 0 and diagnostics["insights"] == []
     assert client.post(f"/runs/{run['id']}/cancel").json()["data"]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("action", ["cancel", "delete_spec"])
+def test_a_run_ended_while_prepare_uploads_leaves_no_dataset(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    from tt_core import wiring
+    from tt_core.adapters.stepfunctions import StepFunctionsStarter
+    from tt_core.models.workflow import RunTaskState
+    from tt_core.runs.artifacts import run_prefix
+
+    # Prepare is driven by hand, so that the cancel (or the spec's deletion) lands at a chosen point:
+    # after the run entered uploading_dataset, before its dataset is created.
+    monkeypatch.setattr(StepFunctionsStarter, "start", lambda self, run_id, state: f"arn:execution:{run_id}")
+    monkeypatch.setattr(StepFunctionsStarter, "stop", lambda self, arn, cause: None)
+    spec_id = create_spec(client)
+    run = client.post(f"/behavior-specs/{spec_id}/runs", {**FAST, "augment": False}).json()["data"]
+    objects = wiring._objects()
+    put = objects.put_bytes
+
+    def put_then_end_the_run(key: str, data: bytes, content_type: str) -> None:
+        put(key, data, content_type)
+        if key.endswith("/input/spec/tunedtensor.json"):
+            path = f"/runs/{run['id']}/cancel" if action == "cancel" else f"/behavior-specs/{spec_id}"
+            ended = client.post(path) if action == "cancel" else client.delete(path)
+            assert ended.status in (200, 204)
+
+    monkeypatch.setattr(objects, "put_bytes", put_then_end_the_run)
+    account = _account(client)
+    wiring.run_workflow_service().prepare(RunTaskState(account_id=account, run_id=run["id"]))
+    assert client.get("/datasets").json()["meta"]["total"] == 0
+    if action == "cancel":
+        cancelled = client.get(f"/runs/{run['id']}").json()["data"]
+        assert cancelled["status"] == "cancelled" and cancelled["dataset_id"] is None
+    else:  # the run is gone: so is everything Prepare stored for it
+        assert objects.list_keys(run_prefix(account, run["id"])) == []
+
+
+class DivergingTrainer(InstantTrainer):
+    """Trains one poll (having left out 2 rows that even truncated do not fit), then fails as the trainer
+    does when the loss becomes NaN (tests/trainer/test_failures.py)."""
+
+    REASON = (
+        "The loss became NaN at step 2 of 4 (epoch 1): training diverged. Lower learning_rate (now 1) and "
+        "start a new run."
+    )
+    polls = 0
+
+    def describe(self, job: Any) -> Any:
+        from tt_core.ports import TrainingJobStatus
+
+        self.polls += 1
+        if self.polls == 1:
+            progress = {"status": "training", "epoch": 0.5, "data": {"skipped": 2}}
+            return TrainingJobStatus(state="running", progress=progress)
+        return TrainingJobStatus(state="failed", failure_reason=self.REASON, progress={"status": "failed"})
+
+
+def test_a_diverged_training_fails_the_run_with_its_reason_and_registers_no_model(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functools import cache
+
+    from tt_core import wiring
+
+    trainer = DivergingTrainer(wiring._objects())
+    monkeypatch.setattr(wiring, "_launcher", cache(lambda: trainer))  # as install_instant_training does
+    wiring.run_workflow_service.cache_clear()
+    wiring.run_service.cache_clear()
+    spec_id = create_spec(client)
+    body = {**FAST, "augment": False, "hyperparameters": {**FAST["hyperparameters"], "learning_rate": 1.0}}
+    started = client.post(f"/behavior-specs/{spec_id}/runs", body)
+    assert started.status == 201, started.json()
+    run = wait_for(client, started.json()["data"]["id"], ("completed", "failed", "cancelled"), timeout=60)
+    assert run["status"] == "failed" and run["error"] == f"Training failed: {DivergingTrainer.REASON}"
+    assert run["model_id"] is None and client.get("/models").json()["meta"]["total"] == 0
+    # long_examples is truncate (the default): nothing was skipped by choice, and the event says so.
+    infos = [event["message"] for event in run["_events"] if event["status"] == "info"]
+    assert infos == ["2 training examples left out: even truncated, they do not fit max_seq_length."]

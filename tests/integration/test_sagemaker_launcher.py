@@ -273,3 +273,9 @@ def test_a_refused_stop_of_a_running_job_propagates(launcher: SageMakerLauncher,
     stubber.add_response("describe_training_job", _described("InProgress", "Training"))
     with pytest.raises(ClientError, match="ValidationException"):
         launcher.stop(JOB_NAME)
+
+
+def test_discard_makes_no_call(launcher: SageMakerLauncher, stubber: Stubber) -> None:
+    # The job's outputs live under the run's prefix, which the run's deletion empties: nothing else to remove.
+    launcher.discard("tt-deleted")  # the stubber refuses any call it was not given
+    stubber.assert_no_pending_responses()

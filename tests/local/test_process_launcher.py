@@ -285,3 +285,17 @@ def test_a_killed_process_its_parent_has_not_collected_yet_counts_as_gone() -> N
         child.kill()
         child.wait()
     assert process_gone(child.pid)
+
+
+def test_discard_removes_what_a_finished_job_left_on_this_machine(
+    launcher: LocalProcessLauncher, jobs_dir: Path
+) -> None:
+    # What a finished job leaves: its inputs (the user's training rows), checkpoints with optimizer state.
+    job_dir = jobs_dir / "tt-finished"
+    for name in ("input/data/train/train.jsonl", "checkpoints/step-2/optimizer.pt", EXIT_CODE_FILE):
+        (job_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (job_dir / name).write_text("0\n")
+    launcher.discard("tt-finished")
+    assert not job_dir.exists()
+    launcher.discard("tt-finished")  # gone already, or never started: nothing to do
+    assert list(jobs_dir.iterdir()) == []

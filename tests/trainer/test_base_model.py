@@ -57,7 +57,7 @@ def test_a_hub_id_from_the_local_cache(
 
 def test_a_hub_id_missing_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    with pytest.raises(BaseModelError, match="not in the local Hugging Face cache"):
+    with pytest.raises(BaseModelError, match="not in the training machine's Hugging Face cache"):
         resolve_base_model("acme/tiny-instruct", None, staged_dir=None, scratch=tmp_path)
 
 
@@ -88,8 +88,9 @@ def test_a_local_directory_keeps_its_recorded_identity(tmp_path: Path, tiny_mode
 
 def test_a_channel_without_weights(tmp_path: Path) -> None:
     (tmp_path / "channel").mkdir()
-    with pytest.raises(BaseModelError, match="The base_model channel holds no model"):
+    with pytest.raises(BaseModelError, match="The staged weights of base model acme/x hold no model") as info:
         resolve_base_model("acme/x", None, staged_dir=tmp_path / "channel", scratch=tmp_path)
+    assert "channel" not in str(info.value) and "Stage the model's weights again" in str(info.value)
 
 
 class _Tok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,19 +102,22 @@ def test_reads_every_jsonl_file_of_a_channel_and_skips_blank_lines(tmp_path: Pat
     (tmp_path / "sub" / "b.jsonl").write_text("\n" + json.dumps(item_rows(1)[0]) + "\n\n")
     rows = load_train_rows(tmp_path)
     assert len(rows) == 3
-    assert rows[2].where == "b.jsonl line 2"
+    assert rows[2].where == "training example 3"  # counted over the files, as the user knows the rows
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "The train channel is empty: its .jsonl files hold no rows."),
-        ('{"messages": [}\n', "The train channel is not valid JSONL: train.jsonl line 1 is not JSON"),
-        ("[1]\n", "line 1 is not a JSON object"),
+        ("", "The training data holds no training examples."),
+        ('{"messages": [}\n', "The training data is malformed: training example 1 is not JSON"),
+        ("[1]\n", "training example 1 is not a JSON object"),
         ('{"text": "hi"}\n', 'has no "messages" list'),
         ('{"messages": [{"role": "bot", "content": "x"}]}\n', "message 1 has role 'bot'"),
         ('{"messages": [{"role": "user", "content": 3}]}\n', "message 1 has no text content"),
-        ('{"messages": [{"role": "user", "content": "hi"}]}\n', "line 1 has no assistant message"),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}]}\n',
+            "Training example 1 has no assistant message",
+        ),
     ],
 )
 def test_bad_training_rows_fail_clearly(tmp_path: Path, content: str, message: str) -> None:
@@ -121,11 +125,12 @@ def test_bad_training_rows_fail_clearly(tmp_path: Path, content: str, message: s
     with pytest.raises(DataError) as info:
         load_train_rows(tmp_path)
     assert message in str(info.value)
+    assert "channel" not in str(info.value) and "train.jsonl" not in str(info.value)
 
 
 def test_a_channel_without_jsonl_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match=r"The train channel is empty: it holds no \.jsonl file"):
+    with pytest.raises(DataError, match=r"The training job received no training examples\."):
         load_train_rows(tmp_path)
 
 
@@ -179,14 +184,17 @@ def _long_row(words: int, answer_words: int = 4, where: str = "t") -> ChatRow:
 
 
 def test_error_policy_names_the_first_five_rows(encoder: ChatEncoder) -> None:
-    rows = [_long_row(60, where=f"train.jsonl line {i}") for i in range(1, 8)]
+    rows = [_long_row(60, where=f"training example {i}") for i in range(1, 8)]
     with pytest.raises(DataError) as info:
         tokenize_rows(rows, encoder, max_seq_length=64, long_examples="error")
     text = str(info.value)
+    # Each row is named by its number and the start of its input, so the user can find it.
     assert text.startswith(
-        "7 training row(s) are longer than max_seq_length (64 tokens): train.jsonl line 1 ("
+        '7 training examples are longer than max_seq_length (64 tokens): training example 1 ("word0 word1 '
     )
-    assert "line 5 (" in text and "line 6" not in text and "long_examples" in text
+    assert "training example 5 (" in text and "example 6" not in text and "long_examples" in text
+    assert re.search(r'training example 1 \("word0 word1 [^"]*…", \d+ tokens\)', text), text
+    assert "train.jsonl" not in text
 
 
 def test_skip_policy_counts(encoder: ChatEncoder) -> None:
@@ -258,8 +266,20 @@ def test_truncate_skips_rows_that_cannot_fit(encoder: ChatEncoder) -> None:
     )
     _, report = tokenize_rows([hopeless, _long_row(2)], encoder, max_seq_length=48, long_examples="truncate")
     assert (report.kept, report.skipped, report.truncated) == (1, 1, 0)
-    with pytest.raises(DataError, match="No training row fits max_seq_length"):
-        tokenize_rows([hopeless], encoder, max_seq_length=48, long_examples="truncate")
+    with pytest.raises(DataError) as info:
+        tokenize_rows([hopeless, hopeless], encoder, max_seq_length=48, long_examples="truncate")
+    # Truncation skips nothing by choice: the message says why not even a cut row fits.
+    text = str(info.value)
+    assert text.startswith("No training example fits max_seq_length (48 tokens), even truncated:")
+    assert "skipped" not in text and "system prompt" in text
+
+
+def test_skip_policy_says_every_row_was_skipped(encoder: ChatEncoder) -> None:
+    with pytest.raises(DataError) as info:
+        tokenize_rows([_long_row(80), _long_row(90)], encoder, max_seq_length=64, long_examples="skip")
+    text = str(info.value)
+    assert text.startswith("No training example fits max_seq_length (64 tokens):")
+    assert "all 2 are longer and long_examples is skip" in text
 
 
 def test_eval_prompt_leaves_room_for_the_answer(encoder: ChatEncoder) -> None:

@@ -16,11 +16,14 @@ from types import FrameType
 from typing import Any
 
 from tt_trainer.config import CHANNELS, Hyperparameters, JobPaths, load_hyperparameters, resolve_paths
-from tt_trainer.errors import DataError, TrainerError
+from tt_trainer.errors import TrainerError
 from tt_trainer.parent_watch import watch_parent
 from tt_trainer.progress import PROGRESS_MIRROR_DIR, ProgressReporter
 
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1 KiB of the failure file as FailureReason
+# In the run's hyperparameters (PRODUCT.md §9.1): a forward pass takes at most 4 rows, fewer with a smaller
+# batch_size (micro_batch_size is a trainer-only knob the product never sets).
+_MEMORY_REMEDY = "Lower max_seq_length, or batch_size below 4, and start a new run."
 
 
 class StopRequest:
@@ -113,7 +116,7 @@ def run_job(
 
     train_channel = paths.channel("train")
     if train_channel is None:
-        raise DataError("The job has no train channel: there is nothing to train on.")
+        raise data.no_rows_received("train")
     rows = data.load_train_rows(train_channel)
     eval_channel = paths.channel("eval")
     eval_rows = data.load_eval_rows(eval_channel) if eval_channel is not None else []
@@ -312,16 +315,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         reason, code, status = str(exc), exc.exit_code, "stopped" if exc.exit_code == 143 else "failed"
     except MemoryError:
         reason, code, status = (
-            "The training job ran out of memory. Lower micro_batch_size or max_seq_length.",
+            f"The training machine ran out of memory. {_MEMORY_REMEDY}",
             1,
             "failed",
         )
     except Exception as exc:  # the last line of defence: every failure gets its reason
         traceback.print_exc(file=sys.stderr)
         if type(exc).__name__ == "OutOfMemoryError":
-            reason = (
-                "The GPU ran out of memory. Lower micro_batch_size or max_seq_length, or use a bigger GPU."
-            )
+            reason = f"The GPU ran out of memory. {_MEMORY_REMEDY}"
         else:
             reason = f"The training job failed unexpectedly: {type(exc).__name__}: {exc}"
         code, status = 1, "failed"

@@ -33,27 +33,31 @@ def _is_tiny(name: str) -> bool:
     return name.strip().lower() in _TINY_ALIASES
 
 
-def _find_weights_dir(root: Path, scratch: Path, what: str) -> Path:
-    """A directory with config.json at root or below it; a tarball in root is extracted into scratch first."""
+def _find_weights_dir(root: Path, scratch: Path, missing: str) -> Path:
+    """A directory with config.json at root or below it; a tarball in root is extracted into scratch first.
+
+    missing: the failure's sentence when there is neither."""
     for candidate in [root, *sorted(p.parent for p in root.glob("*/config.json"))]:
         if (candidate / "config.json").is_file():
             return candidate
     tarballs = sorted([*root.glob("*.tar.gz"), *root.glob("*.tgz")])
     if tarballs:
         target = scratch / "base_model"
-        _extract(tarballs[0], target, what)
-        return _find_weights_dir(target, scratch, what)
-    raise BaseModelError(f"The {what} holds no model: no config.json and no .tar.gz archive.")
+        _extract(tarballs[0], target)
+        return _find_weights_dir(target, scratch, missing)
+    raise BaseModelError(missing)
 
 
-def _extract(archive: Path, target: Path, what: str) -> None:
+def _extract(archive: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
             # The "data" filter refuses absolute paths, links out of the target and device files.
             tar.extractall(target, filter="data")
     except (tarfile.TarError, OSError) as exc:
-        raise BaseModelError(f"The {what}'s archive {archive.name} cannot be extracted ({exc}).") from None
+        raise BaseModelError(
+            f"The base model's archive {archive.name} cannot be extracted ({exc})."
+        ) from None
 
 
 def _recorded_identity(directory: Path) -> tuple[str | None, str | None]:
@@ -89,14 +93,22 @@ def resolve_base_model(
     Order: pre-staged weights (the base_model channel or base_model_dir) for the id base_model; the built-in
     tiny-chat; a local directory; the local Hugging Face cache."""
     if staged_dir is not None:
-        path = _find_weights_dir(staged_dir, scratch, "base_model channel")
+        # The channel is the deployment's staged copy (PRODUCT.md §14.6): the user knows it by that name.
+        missing = (
+            f"The staged weights of base model {_canonical(base_model)} hold no model (no config.json and no "
+            ".tar.gz archive). Stage the model's weights again, or choose another base model."
+        )
+        path = _find_weights_dir(staged_dir, scratch, missing)
         _, recorded_revision = _recorded_identity(path)
         return BaseModelSource(id=_canonical(base_model), revision=revision or recorded_revision, path=path)
     if _is_tiny(base_model):
         return BaseModelSource(id=TINY_MODEL_ID, revision=TINY_REVISION, path=ensure_tiny_model())
     local = Path(base_model).expanduser()
     if local.is_dir():
-        path = _find_weights_dir(local, scratch, "base model directory")
+        missing = (
+            f"The base model directory {local.name} holds no model (no config.json, no .tar.gz archive)."
+        )
+        path = _find_weights_dir(local, scratch, missing)
         recorded_id, recorded_revision = _recorded_identity(path)
         # A directory carries its identity in base_model.json (or the tiny-chat marker), else its name.
         return BaseModelSource(id=recorded_id or path.name, revision=revision or recorded_revision, path=path)
@@ -109,9 +121,10 @@ def resolve_base_model(
         )
     except (LocalEntryNotFoundError, ValueError, OSError):
         raise BaseModelError(
-            f"Unknown base model {base_model!r}: it is not {TINY_MODEL_ID}, not a local directory and not "
-            "in the local Hugging Face cache, and the job has no base_model channel with its weights. The "
-            "trainer never downloads weights: stage them in the base_model channel or the cache."
+            f"Unknown base model {base_model!r}: no weights for it were staged for training and it is not in "
+            "the training machine's Hugging Face cache (the trainer never downloads weights). Choose another "
+            f"base model ({TINY_MODEL_ID} is always available), or have its weights staged; on the local "
+            "stack, download the model into this machine's Hugging Face cache."
         ) from None
     path = Path(str(snapshot))
     # Snapshot directories are named by commit hash: the exact revision trained on.
@@ -220,7 +233,8 @@ def find_adapter_dir(channel: Path, scratch: Path) -> Path:
         if found:
             return found[0].parent
     raise ParentModelError(
-        "The parent_model channel holds no adapter: no adapter_config.json and no model.tar.gz."
+        "The parent model's files hold no adapter (no adapter_config.json and no model.tar.gz). Start a new "
+        "run without parent_model_id, or with another parent model."
     )
 
 

@@ -19,11 +19,15 @@ ROLES = ("system", "user", "assistant")
 _GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
 
 Message = dict[str, str]
+# What each channel holds and what one of its rows is, in the words of the product (PRODUCT.md §9): the run's
+# error shows these messages, and the user never sees the training machine's files.
+_KINDS = {"train": ("training data", "training example"), "eval": ("evaluation data", "evaluation row")}
+_SNIPPET_CHARS = 40
 
 
 @dataclass(frozen=True)
 class ChatRow:
-    """One training conversation; where names the file and line for error messages."""
+    """One training conversation; where names it for error messages ("training example 3")."""
 
     messages: list[Message]
     where: str
@@ -72,52 +76,62 @@ class DataReport:
 # ------------------------------------------------------------------------------------------- reading
 
 
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _jsonl_files(channel: Path, name: str) -> list[Path]:
     if channel.is_file():
         return [channel]
     files = sorted(p for p in channel.rglob("*.jsonl") if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise DataError(f"The {name} channel is empty: it holds no .jsonl file.")
+        raise no_rows_received(name)
     return files
 
 
+def no_rows_received(name: str) -> DataError:
+    """The job was given no file of the channel's rows (its channel is absent or empty)."""
+    return DataError(f"The training job received no {_KINDS[name][1]}s.")
+
+
 def _read_jsonl(channel: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The channel's rows, each with its name: numbered over all its files, blank lines not counted."""
+    data, noun = _KINDS[name]
+    number = 0
     for path in _jsonl_files(channel, name):
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
-            raise DataError(f"The {name} channel's {path.name} is not UTF-8 text.") from None
-        for number, line in enumerate(lines, start=1):
+            raise DataError(f"The {data} is not UTF-8 text.") from None
+        for line in lines:
             if not line.strip():
                 continue
-            where = f"{path.name} line {number}"
+            number += 1
+            where = f"{noun} {number}"
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                raise DataError(
-                    f"The {name} channel is not valid JSONL: {where} is not JSON ({exc})."
-                ) from None
+                raise DataError(f"The {data} is malformed: {where} is not JSON ({exc}).") from None
             if not isinstance(obj, dict):
-                raise DataError(f"The {name} channel is not valid chat JSONL: {where} is not a JSON object.")
+                raise DataError(f"The {data} is malformed: {where} is not a JSON object.")
             yield where, obj
 
 
-def _messages(obj: dict[str, Any], where: str, name: str) -> list[Message]:
+def _messages(obj: dict[str, Any], where: str) -> list[Message]:
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise DataError(f'The {name} channel\'s {where} has no "messages" list.')
+        raise DataError(f'{_capitalized(where)} has no "messages" list.')
     clean: list[Message] = []
     for i, message in enumerate(messages, start=1):
         if not isinstance(message, dict):
-            raise DataError(f"The {name} channel's {where}: message {i} is not an object.")
+            raise DataError(f"{_capitalized(where)}: message {i} is not an object.")
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
             raise DataError(
-                f"The {name} channel's {where}: message {i} has role {role!r}; "
-                "expected system, user or assistant."
+                f"{_capitalized(where)}: message {i} has role {role!r}; expected system, user or assistant."
             )
         if not isinstance(content, str):
-            raise DataError(f"The {name} channel's {where}: message {i} has no text content.")
+            raise DataError(f"{_capitalized(where)}: message {i} has no text content.")
         clean.append({"role": role, "content": content})
     return clean
 
@@ -126,15 +140,15 @@ def load_train_rows(channel: Path) -> list[ChatRow]:
     """Read chat JSONL: one {"messages": [...]} per line, each with at least one assistant turn."""
     rows = []
     for where, obj in _read_jsonl(channel, "train"):
-        messages = _messages(obj, where, "train")
+        messages = _messages(obj, where)
         if not any(m["role"] == "assistant" for m in messages):
             raise DataError(
-                f"The train channel's {where} has no assistant message, so there is nothing to learn from "
-                "it. Every training row needs at least one assistant turn."
+                f"{_capitalized(where)} has no assistant message, so there is nothing to learn from it. "
+                "Every training example needs an output."
             )
         rows.append(ChatRow(messages=messages, where=where))
     if not rows:
-        raise DataError("The train channel is empty: its .jsonl files hold no rows.")
+        raise DataError("The training data holds no training examples.")
     return rows
 
 
@@ -143,20 +157,20 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
     rows = []
     seen: set[str] = set()
     for index, (where, obj) in enumerate(_read_jsonl(channel, "eval"), start=1):
-        messages = _messages(obj, where, "eval")
+        messages = _messages(obj, where)
         expected = obj.get("expected")
         if expected is None and messages[-1]["role"] == "assistant":
             expected, messages = messages[-1]["content"], messages[:-1]
         if not isinstance(expected, str):
             raise DataError(
-                f"The eval channel's {where} has no expected answer: "
+                f"{_capitalized(where)} has no expected answer: "
                 'give "expected" or end with an assistant turn.'
             )
         if not messages or messages[-1]["role"] != "user":
-            raise DataError(f"The eval channel's {where}: the prompt must end with a user message.")
+            raise DataError(f"{_capitalized(where)}: the prompt must end with a user message.")
         row_id = str(obj.get("id", index))
         if row_id in seen:
-            raise DataError(f"The eval channel's {where} repeats the id {row_id!r}.")
+            raise DataError(f"{_capitalized(where)} repeats the id {row_id!r}.")
         seen.add(row_id)
         split = obj.get("split")
         rows.append(
@@ -169,7 +183,7 @@ def load_eval_rows(channel: Path) -> list[EvalRow]:
             )
         )
     if not rows:
-        raise DataError("The eval channel is empty: its .jsonl files hold no rows.")
+        raise DataError("The evaluation data holds no evaluation rows.")
     return rows
 
 
@@ -246,9 +260,19 @@ def _to_row(ids: list[int], mask: list[int], where: str) -> TokenizedRow:
         labels[0] = IGNORE_INDEX
     if all(label == IGNORE_INDEX for label in labels):
         raise DataError(
-            f"The train channel's {where} has no assistant tokens after applying the chat template."
+            f"{_capitalized(where)} has no output tokens once rendered with the base model's chat template."
         )
     return TokenizedRow(input_ids=ids, labels=labels)
+
+
+def _described(row: ChatRow, tokens: int) -> str:
+    """The row as the user can find it: its number and the start of its input ('training example 3
+    ("How do I cancel my…", 2,310 tokens)')."""
+    user = _last_index(row.messages, "user")
+    text = " ".join(row.messages[user if user is not None else 0]["content"].split())
+    if len(text) > _SNIPPET_CHARS:
+        text = text[:_SNIPPET_CHARS].rstrip() + "…"
+    return f'{row.where} ("{text}", {tokens:,} tokens)'
 
 
 def _last_index(messages: Sequence[Message], role: str, before: int | None = None) -> int | None:
@@ -328,7 +352,7 @@ def tokenize_rows(
         ids, mask = encoder.encode(row.messages)
         if len(ids) > max_seq_length:
             if long_examples == "error":
-                too_long.append(f"{row.where} ({len(ids)} tokens)")
+                too_long.append(_described(row, len(ids)))
                 continue
             if long_examples == "skip":
                 report.skipped += 1
@@ -341,21 +365,34 @@ def tokenize_rows(
             report.truncated += 1
         kept.append(_to_row(ids, mask, row.where))
     if too_long:
+        count = "1 training example is" if len(too_long) == 1 else f"{len(too_long)} training examples are"
         raise DataError(
-            f"{len(too_long)} training row(s) are longer than max_seq_length ({max_seq_length} tokens): "
+            f"{count} longer than max_seq_length ({max_seq_length} tokens): "
             f"{', '.join(too_long[:5])}{', …' if len(too_long) > 5 else ''}. "
             "Shorten them, raise max_seq_length, or set long_examples to truncate or skip."
         )
     if not kept:
-        raise DataError(
-            f"No training row fits max_seq_length ({max_seq_length} tokens): all {len(rows)} were skipped. "
-            "Raise max_seq_length or shorten the rows."
-        )
+        raise _nothing_fits(len(rows), max_seq_length, long_examples)
     report.kept = len(kept)
     report.tokens = sum(len(r) for r in kept)
     report.label_tokens = sum(sum(1 for x in r.labels if x != IGNORE_INDEX) for r in kept)
     report.longest = max(len(r) for r in kept)
     return kept, report
+
+
+def _nothing_fits(rows: int, max_seq_length: int, long_examples: str) -> DataError:
+    """Every row was dropped: with skip as too long, with truncate because not even a cut of it fits."""
+    if long_examples == "skip":
+        return DataError(
+            f"No training example fits max_seq_length ({max_seq_length} tokens): all {rows} are longer and "
+            "long_examples is skip, so every one was skipped. Raise max_seq_length, shorten the examples, or "
+            "set long_examples to truncate."
+        )
+    return DataError(
+        f"No training example fits max_seq_length ({max_seq_length} tokens), even truncated: in each of the "
+        f"{rows}, the system prompt and the start of the input that truncation keeps leave no room for the "
+        "output. Raise max_seq_length, or shorten the system prompt or the inputs."
+    )
 
 
 def eval_prompt(encoder: ChatEncoder, row: EvalRow, max_prompt_tokens: int) -> tuple[list[int], bool]:

@@ -29,6 +29,10 @@ class ParentModelError(TrainerError):
     """The parent adapter cannot be found, loaded or continued."""
 
 
+class TrainingDivergedError(TrainerError):
+    """The loss stopped being a finite number: the weights are broken and no model is saved."""
+
+
 class TrainingStoppedError(TrainerError):
     """SIGTERM arrived: a checkpoint was written and the job stops so that it can be resumed."""
 

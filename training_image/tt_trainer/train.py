@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tt_trainer.checkpoints import CheckpointStore
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import IGNORE_INDEX, MicroBatch, TokenizedRow, epoch_order, micro_batches
-from tt_trainer.errors import ParentModelError, TrainingStoppedError
+from tt_trainer.errors import ParentModelError, TrainingDivergedError, TrainingStoppedError
 from tt_trainer.progress import ProgressReporter
 
 
@@ -270,6 +270,17 @@ def adapter_shape(model: Any) -> tuple[int, int]:
     return int(config.r), int(alpha) if float(alpha).is_integer() else alpha
 
 
+def check_finite(loss: float, *, step: int, total_steps: int, epoch: float, hp: Hyperparameters) -> None:
+    """A NaN or infinite loss never recovers: stop before the broken weights are saved as a model."""
+    if math.isfinite(loss):
+        return
+    raise TrainingDivergedError(
+        f"The loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {step} of {total_steps} "
+        f"(epoch {round(epoch, 2):g}): training diverged. Lower learning_rate (now {hp.learning_rate:g}) "
+        "and start a new run."
+    )
+
+
 def train(
     model: Any,
     rows: Sequence[TokenizedRow],
@@ -394,6 +405,8 @@ def train(
             tokens += batch.tokens
             positions += batch.positions
             window_tokens += batch.tokens
+        loss = float(step_loss) / label_tokens
+        check_finite(loss, step=step + 1, total_steps=total_steps, epoch=(step + 1) / per_epoch, hp=hp)
         if hp.max_grad_norm > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(trainable, hp.max_grad_norm)
@@ -402,7 +415,6 @@ def train(
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = float(step_loss) / label_tokens
         step_losses.append(loss)
         window_losses.append(loss)
         done = step + 1

@@ -26,7 +26,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def documented(
     status: int,
-    model: type[BaseModel] | None,
+    model: type[BaseModel] | Any,  # Any: a union of models, e.g. the full and summary rows of a list
     summary: str,
     *,
     paged: bool = False,

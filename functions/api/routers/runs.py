@@ -12,6 +12,7 @@ from functions.api.http import dump, idempotency_key, ok, ok_list, principal
 from functions.api.routers.docs import documented
 from functions.api.routers.pagination import Page, PerPage
 from tt_core import wiring
+from tt_core.models.behavior_specs import RunSummary
 from tt_core.models.common import PageQuery
 from tt_core.models.estimates import RunEstimateResponse
 from tt_core.models.report import RunReport
@@ -19,6 +20,8 @@ from tt_core.models.runs import RunDetail, RunDiagnostics, RunListItem, StartRun
 
 router = APIGatewayRouter()
 View = Annotated[Literal["full", "summary"], Query(description="`full` rows (default) or `summary` rows.")]
+# A list row: a run without spec_snapshot and _evals (`view=full`), or a summary row (`view=summary`).
+RunRow = RunListItem | RunSummary
 
 
 @router.post("/behavior-specs/<spec_id>/runs", **documented(201, RunDetail, "Start a run"))
@@ -47,9 +50,7 @@ def estimate_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     return ok(dump(wiring.run_service().estimate(principal(router).account_id, spec_id, body)))
 
 
-@router.get(
-    "/behavior-specs/<spec_id>/runs", **documented(200, RunListItem, "List a spec's runs", paged=True)
-)
+@router.get("/behavior-specs/<spec_id>/runs", **documented(200, RunRow, "List a spec's runs", paged=True))
 def list_spec_runs(
     spec_id: str, page: Page = 1, per_page: PerPage = 20, view: View = "full"
 ) -> Response[Any]:
@@ -58,7 +59,7 @@ def list_spec_runs(
     return ok_list(runs, total, query)
 
 
-@router.get("/runs", **documented(200, RunListItem, "List runs", paged=True))
+@router.get("/runs", **documented(200, RunRow, "List runs", paged=True))
 def list_runs(page: Page = 1, per_page: PerPage = 20, view: View = "full") -> Response[Any]:
     query = PageQuery(page=page, per_page=per_page)
     runs, total = wiring.run_service().list(principal(router).account_id, query, view)

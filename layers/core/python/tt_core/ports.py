@@ -204,6 +204,11 @@ class TrainingLauncher(Protocol):
         """Stops the job (SIGTERM, then it is gone); nothing happens when it has already ended."""
         ...
 
+    def discard(self, job_name: str) -> None:
+        """Removes what the job keeps outside the run's stored objects, once its run is deleted (the job was
+        stopped). Nothing happens for an unknown job."""
+        ...
+
 
 class Augmenter(Protocol):
     """Generates training rows from training rows (PRODUCT.md §9.4); behind the LanguageModel port."""

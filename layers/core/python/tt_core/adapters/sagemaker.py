@@ -138,6 +138,12 @@ class SageMakerLauncher:
             if code != "ValidationException" or not self._has_ended(job_name):
                 raise
 
+    def discard(self, job_name: str) -> None:
+        """Nothing to remove: the job's outputs and checkpoints are stored under its run's prefix, which the
+        run's deletion empties; the instance and its volume go when the job ends; a job's record cannot be
+        deleted, and it holds names and settings, not the rows."""
+        return None
+
     def _has_ended(self, job_name: str) -> bool:
         try:
             response = self._client.describe_training_job(TrainingJobName=job_name)

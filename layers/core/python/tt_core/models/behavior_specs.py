@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from tt_core.models.base_models import CANONICAL_IDS, CATALOGUE, canonical_base_model
-from tt_core.models.common import Model, Name, RequestModel, Timestamp
+from tt_core.models.common import Model, Name, RequestModel, Timestamp, finite_json
 
 Rule = Annotated[str, Field(min_length=1, max_length=1000)]
 ExampleText = Annotated[str, Field(min_length=1, max_length=100_000)]
 Rules = Annotated[list[Rule], Field(max_length=50)]
 Examples = Annotated[list["SpecExample"], Field(min_length=1, max_length=500)]
-EvalCases = Annotated[list[dict[str, Any]], Field(max_length=500)]
+EvalCases = Annotated[list[dict[str, Any]], Field(max_length=500), AfterValidator(finite_json)]
 Description = Annotated[str, Field(max_length=5_000)]
 SystemPrompt = Annotated[str, Field(max_length=10_000)]
 # What `base_model` accepts (PRODUCT.md §5), listed in the OpenAPI schema; any case is accepted.

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 T = TypeVar("T")
 
@@ -56,10 +68,55 @@ Name = Annotated[
 ]
 
 
-class RequestModel(Model):
-    """A request body: unknown fields are refused, read-only fields are accepted and dropped."""
+# What a stored number can be (DynamoDB: magnitude 1e-130 to 9.99e125; no NaN, no Infinity). Every
+# float a request may carry is held to it, so nothing accepted fails later in storage (a 500).
+SMALLEST_STORABLE = 1e-130
+LARGEST_STORABLE = 9.99e125
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+def _storable(value: float) -> float:
+    if value != 0 and not SMALLEST_STORABLE <= abs(value) <= LARGEST_STORABLE:
+        raise ValueError(
+            "cannot be stored: a number other than 0 must lie between 1e-130 and 9.99e125 in magnitude"
+        )
+    return value
+
+
+class _Storable:
+    """Annotated marker, placed after a float's bounds: the number fits storage, and the schema says so."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_storable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["description"] = "0, or between 1e-130 and 9.99e125 in magnitude (what storage holds)."
+        return json_schema
+
+
+# Usage: Annotated[float, Field(ge=0, le=1), STORABLE] (after the bounds, so the schema keeps them).
+STORABLE = _Storable()
+
+
+def finite_json(value: Any) -> Any:
+    """A free-form JSON value holds no NaN or Infinity: JSON cannot, and storing them would change them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not contain NaN or Infinity: JSON numbers are finite")
+    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        finite_json(item)
+    return value
+
+
+class RequestModel(Model):
+    """A request body: unknown fields are refused, read-only fields are accepted and dropped.
+
+    Strict types: a string is never read as a number or a boolean, nor a boolean as a number (an
+    integer is still a valid float); NaN and Infinity are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

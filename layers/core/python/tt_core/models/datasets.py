@@ -17,7 +17,8 @@ DatasetStatus = Literal["pending_upload", "validating", "validated", "invalid"]
 # line, or the signed upload URL would demand a Content-Type header no client can send.
 _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 MEDIA_TYPE = rf"^{_TOKEN}/{_TOKEN}(?:[ \t]*;[ -~]*)?$"  # `[ -~]`: printable ASCII
-ContentType = Annotated[str, Field(min_length=1, max_length=255, json_schema_extra={"pattern": MEDIA_TYPE})]
+# Also a MEDIA_TYPE: checked by UploadUrlRequest, documented by _or_null.
+ContentType = Annotated[str, Field(min_length=1, max_length=255)]
 Description = Annotated[str, Field(max_length=5_000)]
 
 
@@ -61,18 +62,25 @@ class ValidationReport(Model):
         }
 
 
+def _or_null(schema: dict[str, Any]) -> None:
+    """The schema of a string field the server also takes as null (read as its default)."""
+    string = {key: schema.pop(key) for key in list(schema) if key not in ("title", "default", "description")}
+    schema["anyOf"] = [{**string, "pattern": MEDIA_TYPE}, {"type": "null"}]
+
+
 class UploadUrlRequest(RequestModel):
     name: Name
     description: Description | None = None
     filename: Name
     size: int = Field(ge=1, description="Bytes; over 104,857,600 is refused with 413 payload_too_large.")
-    contentType: ContentType = "application/octet-stream"
+    contentType: ContentType = Field(default="application/octet-stream", json_schema_extra=_or_null)
     format: Literal["jsonl"] = "jsonl"
 
     @field_validator("contentType", mode="before")
     @classmethod
     def _default_content_type(cls, value: Any) -> Any:
-        return value or "application/octet-stream"
+        # null means the default; "" is refused like any other value that is no media type.
+        return "application/octet-stream" if value is None else value
 
     @field_validator("contentType")
     @classmethod

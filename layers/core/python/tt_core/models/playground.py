@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictStr
 
-from tt_core.models.common import Model, RequestModel
+from tt_core.models.common import STORABLE, Model, RequestModel
 
 
 class PlaygroundBaseModel(Model):
@@ -42,7 +42,7 @@ class PlaygroundCompletionRequest(RequestModel):
         StrictStr, Field(min_length=1, description="A catalogue id or alias, or a provider_model_id.")
     ]
     messages: Annotated[list[PlaygroundMessage], Field(min_length=1)]
-    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    temperature: Annotated[float, Field(ge=0, le=2), STORABLE] = 0.7
     max_tokens: Annotated[int, Field(ge=1, le=4096)] = 1024
 
 

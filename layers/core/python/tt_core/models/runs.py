@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from tt_core.models.behavior_specs import RunSummary
-from tt_core.models.common import Model, RequestModel, Timestamp
+from tt_core.models.common import STORABLE, Model, RequestModel, Timestamp
 
 RunStatus = Literal["preparing", "training", "evaluating", "completed", "failed", "cancelled"]
 ACTIVE_STATUSES: tuple[str, ...] = ("preparing", "training", "evaluating")
@@ -32,14 +32,17 @@ STAGES: dict[str, tuple[str, str, int]] = {
 
 
 class HyperparametersRequest(RequestModel):
-    """§9.1: every field optional; limits as documented; defaults filled in per base model."""
+    """§9.1: every field optional; limits as documented; defaults filled in per base model.
+
+    PRODUCT.md gives no upper bound for learning_rate; 1 is one (a rate above it only diverges).
+    """
 
     n_epochs: Annotated[int, Field(ge=1, le=20)] | None = None
-    learning_rate: Annotated[float, Field(gt=0)] | None = None
+    learning_rate: Annotated[float, Field(gt=0, le=1), STORABLE] | None = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] | None = None
     lora_rank: Annotated[int, Field(ge=1, le=1024)] | None = None
     lora_alpha: Annotated[int, Field(ge=1, le=8192)] | None = None
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+    lora_dropout: Annotated[float, Field(ge=0, lt=1), STORABLE] | None = None
     max_seq_length: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     long_examples: LongExamples | None = None
     max_eval_examples: Annotated[int, Field(ge=1, le=10_000)] | None = None
@@ -49,9 +52,9 @@ class HyperparametersRequest(RequestModel):
 
 
 class SplitRatios(RequestModel):
-    train: Annotated[float, Field(ge=0, le=1)]
-    validation: Annotated[float, Field(ge=0, le=1)]
-    test: Annotated[float, Field(ge=0, le=1)]
+    train: Annotated[float, Field(ge=0, le=1), STORABLE]
+    validation: Annotated[float, Field(ge=0, le=1), STORABLE]
+    test: Annotated[float, Field(ge=0, le=1), STORABLE]
 
     @model_validator(mode="after")
     def _valid_split(self) -> SplitRatios:

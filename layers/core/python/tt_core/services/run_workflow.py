@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from tt_core.errors import RunStepError
+from tt_core.errors import NotFoundError, RunStepError
 from tt_core.models.datasets import DatasetRecord
 from tt_core.models.runs import STAGES, EvalPlan, RowCounts, RunRecord
 from tt_core.models.tuned_models import TunedModelRecord, model_name
@@ -35,6 +35,7 @@ from tt_core.runs.artifacts import (
     job_output_key,
     model_artifact_key,
     read_dataset_examples,
+    run_prefix,
     training_prefix,
 )
 from tt_core.runs.diagnostics import training_view
@@ -179,20 +180,33 @@ class RunWorkflowService:
             json.dumps(spec_file, ensure_ascii=False, indent=2).encode(),
             "application/json",
         )
-        dataset_id = run.dataset_id
-        if run.uploaded_dataset_id is None:
-            dataset_id = dataset_id or self._generated_dataset(
-                run, training_rows, train_key, train_bytes, method
-            )
+        dataset_id, created = run.dataset_id, None
+        if run.uploaded_dataset_id is None and dataset_id is None:
+            created = self._generated_dataset(run, training_rows, train_key, train_bytes, method)
+            dataset_id = created.id
         eval_plan = EvalPlan.model_validate(plan, from_attributes=True)
-        self._updater.update(
-            run.account_id,
-            run.id,
-            lambda r: self._updater.moved(r, progress=19, dataset_id=dataset_id, eval_plan=eval_plan),
-        )
+        try:
+            linked = self._updater.update(
+                run.account_id,
+                run.id,
+                lambda r: self._updater.moved(r, progress=19, dataset_id=dataset_id, eval_plan=eval_plan),
+            )
+        except NotFoundError:  # the spec was deleted meanwhile: its cascade has already run
+            linked = None
+            self._discard_stored(run)
+        if linked is None and created is not None:
+            # A cancel (or the spec's deletion) won the race: the run keeps no dataset it did not have.
+            self._datasets.delete(created.account_id, created.id)
         return state.model_copy(update={"poll_seconds": self._settings.poll_seconds})
 
-    def _generated_dataset(self, run: RunRecord, rows: list[Any], key: str, data: bytes, method: str) -> str:
+    def _discard_stored(self, run: RunRecord) -> None:
+        """Everything stored under a deleted run's prefix (what this step wrote after the cascade)."""
+        for key in self._objects.list_keys(run_prefix(run.account_id, run.id)):
+            self._objects.delete(key)
+
+    def _generated_dataset(
+        self, run: RunRecord, rows: list[Any], key: str, data: bytes, method: str
+    ) -> DatasetRecord:
         """§9.4: the compiled training rows as a `source: "run"` dataset named after the run."""
         now = self._clock.now()
         augmented = "augmented" if method != "none" else "not augmented"
@@ -214,7 +228,7 @@ class RunWorkflowService:
             updated_at=now,
         )
         self._datasets.create(dataset)
-        return dataset.id
+        return dataset
 
     # --- StartTraining ---------------------------------------------------------------------------
     def job_spec(self, run: RunRecord) -> TrainingJobSpec:
@@ -296,10 +310,14 @@ class RunWorkflowService:
         return state.model_copy(update={"training_state": status.state})
 
     def _note_skipped(self, run: RunRecord, skipped: int) -> None:
-        if skipped and not any(
-            e.status == "info" and "longer than max_seq_length" in e.message for e in run.events
-        ):
-            self._info(run, f"{skipped} training row(s) longer than max_seq_length were skipped.")
+        if not skipped or any(e.status == "info" and "max_seq_length" in e.message for e in run.events):
+            return
+        rows = "1 training example" if skipped == 1 else f"{skipped} training examples"
+        if run.hyperparameters.long_examples == "truncate":
+            # §9.5: truncation keeps the input's start; a row that cannot fit even so is left out.
+            self._info(run, f"{rows} left out: even truncated, they do not fit max_seq_length.")
+        else:
+            self._info(run, f"{rows} longer than max_seq_length skipped (long_examples is skip).")
 
     @staticmethod
     def _progress_stage(run: RunRecord, state: str, progress: dict[str, Any]) -> tuple[str, int, str]:

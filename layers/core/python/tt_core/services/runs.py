@@ -182,13 +182,18 @@ class RunService:
     @tracer.capture_method(capture_response=False)
     def start(self, account_id: str, spec_id: str, request: StartRunRequest) -> RunDetail:
         spec, dataset, parent, hyperparameters = self._plan(account_id, spec_id, request)
+        limit = self._settings.max_active_runs
+        # Refused starts never take a run number (§9.1): the number is drawn once the run is valid and
+        # has a slot. Only a start racing another for the last slot can still lose one.
+        if len(self._runs.active_run_ids(account_id)) >= limit:
+            raise _run_limit_reached(limit)
         now = self._clock.now()
         run_id = self._ids.new_id()
         run = RunRecord(
             id=run_id,
             account_id=account_id,
             behavior_spec_id=spec.id,
-            run_number=self._runs.next_run_number(account_id, spec.id),
+            run_number=0,  # drawn below, last
             status="preparing",
             current_stage="compiling_spec",
             stage_label="Compiling spec",
@@ -205,12 +210,9 @@ class RunService:
             updated_at=now,
             events=[self._updater.event("compiling_spec", "started", "Run started.", now)],
         )
-        if not self._runs.create(run, self._settings.max_active_runs):
-            limit = self._settings.max_active_runs
-            raise RunLimitReachedError(
-                f"The account already has {limit} active runs (the limit): "
-                "wait for one to finish or cancel one."
-            )
+        run = run.model_copy(update={"run_number": self._runs.next_run_number(account_id, spec.id)})
+        if not self._runs.create(run, limit):
+            raise _run_limit_reached(limit)
         count("RunsStarted")  # once created: a run whose workflow then fails to start counts as failed too
         try:
             arn = self._workflow().start(run.id, {"account_id": account_id, "run_id": run.id})
@@ -399,11 +401,19 @@ class RunService:
         for run in self._runs.delete_spec_runs(account_id, spec_id):
             if run.active:
                 self._stop_work(run, "The behaviour spec was deleted.")
+            if run.job_name:  # the job's own copy of the rows (local: its folder) goes with the run
+                self._launcher().discard(run.job_name)
             if run.dataset_id and run.dataset_id != run.uploaded_dataset_id:
                 self._datasets.delete(account_id, run.dataset_id)
             for key in self._objects.list_keys(f"accounts/{account_id}/runs/{run.id}/"):
                 self._objects.delete(key)
         self._models.detach_spec(account_id, spec_id)
+
+
+def _run_limit_reached(limit: int) -> RunLimitReachedError:
+    return RunLimitReachedError(
+        f"The account already has {limit} active runs (the limit): wait for one to finish or cancel one."
+    )
 
 
 def _ratios(request: StartRunRequest) -> SplitRatios:
