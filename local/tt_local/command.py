@@ -35,13 +35,30 @@ def register(subparsers: Any) -> None:
     status_parser.set_defaults(handler=status)
 
 
+# How often the main thread wakes while it waits to be stopped (see wait_for).
+STOP_POLL_S = 0.2
+
+
+def stop_signals() -> threading.Event:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping
+
+
+def wait_for(stopping: threading.Event) -> None:
+    """Waits for `stopping`, waking often: the kernel may hand a signal to any of the stack's threads, and
+    then Python's handler only runs once the main thread wakes; a wait without a timeout never does."""
+    while not stopping.wait(STOP_POLL_S):
+        pass
+
+
 def up(args: argparse.Namespace) -> int:
     from tt_local.stack import LocalStack, PortInUseError
 
     stack = LocalStack(args.data_dir, port=args.port, verbose=args.verbose)
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    stopping = stop_signals()
     try:
         info = stack.start()
     except PortInUseError as error:
@@ -54,7 +71,7 @@ def up(args: argparse.Namespace) -> int:
     print(f"Tuned Tensor local stack ready at {info.base_url}", flush=True)
     print(f"API key and URL written to {args.data_dir / 'local.json'}; press Ctrl-C to stop.", flush=True)
     try:
-        stopping.wait()
+        wait_for(stopping)
     finally:
         print("Stopping the local stack…", flush=True)
         stack.stop()
