@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
+from tt_trainer.errors import MEMORY_REMEDY
 from tt_trainer.parent_watch import STACK_PID_VARIABLE
 
 # A job directory is SageMaker's /opt/ml tree (input/, model/, output/, checkpoints/) plus these files.
@@ -77,8 +78,8 @@ class LocalProcessLauncher:
         if not job_dir.is_dir():
             return TrainingJobStatus(
                 state="failed",
-                failure_reason=f"The training job {job.job_name} was not found: the local stack was "
-                "restarted or its data was removed. Start a new run.",
+                failure_reason="This run's training is gone from the local stack: the stack was restarted "
+                "or its data was removed. Start a new run.",
             )
         running, code = _process_state(job_dir)
         progress, log = _read_progress(job_dir), _read_log(job_dir)
@@ -220,7 +221,7 @@ def _failure_reason(job_dir: Path, code: int | None) -> str | None:
         # Nobody asked for a stop, so the likely killer is the kernel's out-of-memory killer.
         return (
             f"The training process was killed by {_signal_name(-code)}; the machine may have run out of "
-            "memory. Lower micro_batch_size or max_seq_length."
+            f"memory. {MEMORY_REMEDY}"
         )
     try:
         text = (job_dir / "output" / "failure").read_text(encoding="utf-8").strip()

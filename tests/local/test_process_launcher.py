@@ -266,7 +266,10 @@ def test_a_job_the_stack_does_not_know_has_failed(
 ) -> None:
     status = launcher.describe(_job(store, "tt-lost"))
     assert status.state == "failed"
-    assert status.failure_reason is not None and "tt-lost was not found" in status.failure_reason
+    assert (
+        status.failure_reason is not None and "training is gone from the local stack" in status.failure_reason
+    )
+    assert "tt-lost" not in status.failure_reason  # the product's words: no internal job name
     with pytest.raises(ValueError):
         launcher.describe(_job(store, "tt-lost").model_copy(update={"job_name": "../escape"}))
 
@@ -299,3 +302,11 @@ def test_discard_removes_what_a_finished_job_left_on_this_machine(
     assert not job_dir.exists()
     launcher.discard("tt-finished")  # gone already, or never started: nothing to do
     assert list(jobs_dir.iterdir()) == []
+
+
+def test_a_trainer_killed_by_the_system_is_explained_with_settings_the_run_has(tmp_path: Path) -> None:
+    from tt_local.process_launcher import _failure_reason
+
+    reason = _failure_reason(tmp_path, -signal.SIGKILL)
+    assert reason is not None and "SIGKILL" in reason and "max_seq_length" in reason
+    assert "micro_batch_size" not in reason  # a trainer setting a run cannot set

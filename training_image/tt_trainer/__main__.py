@@ -16,14 +16,13 @@ from types import FrameType
 from typing import Any
 
 from tt_trainer.config import CHANNELS, Hyperparameters, JobPaths, load_hyperparameters, resolve_paths
-from tt_trainer.errors import TrainerError
+from tt_trainer.errors import MEMORY_REMEDY, TrainerError
 from tt_trainer.parent_watch import watch_parent
 from tt_trainer.progress import PROGRESS_MIRROR_DIR, ProgressReporter
 
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1 KiB of the failure file as FailureReason
 # In the run's hyperparameters (PRODUCT.md §9.1): a forward pass takes at most 4 rows, fewer with a smaller
 # batch_size (micro_batch_size is a trainer-only knob the product never sets).
-_MEMORY_REMEDY = "Lower max_seq_length, or batch_size below 4, and start a new run."
 
 
 class StopRequest:
@@ -315,14 +314,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         reason, code, status = str(exc), exc.exit_code, "stopped" if exc.exit_code == 143 else "failed"
     except MemoryError:
         reason, code, status = (
-            f"The training machine ran out of memory. {_MEMORY_REMEDY}",
+            f"The training machine ran out of memory. {MEMORY_REMEDY}",
             1,
             "failed",
         )
     except Exception as exc:  # the last line of defence: every failure gets its reason
         traceback.print_exc(file=sys.stderr)
         if type(exc).__name__ == "OutOfMemoryError":
-            reason = f"The GPU ran out of memory. {_MEMORY_REMEDY}"
+            reason = f"The GPU ran out of memory. {MEMORY_REMEDY}"
         else:
             reason = f"The training job failed unexpectedly: {type(exc).__name__}: {exc}"
         code, status = 1, "failed"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# What a run can change when training runs out of memory (the trainer's own micro-batch size is not one).
+MEMORY_REMEDY = "Lower max_seq_length, or batch_size below 4, and start a new run."
+
 
 class TrainerError(Exception):
     """A failure with a reason fit for people: no stack trace, no paths of the training machine."""
