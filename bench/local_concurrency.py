@@ -41,6 +41,7 @@ def _percentile(samples: list[float], q: float) -> float:
 
 class Stack:
     def __init__(self, data_dir: Path, checkout: Path | None) -> None:
+        data_dir.mkdir(parents=True)
         env = {**os.environ, "XDG_CONFIG_HOME": str(data_dir / "config"), "PYTHONUNBUFFERED": "1"}
         env.pop("AWS_ENDPOINT_URL", None)
         if checkout is not None:  # its packages ahead of this checkout's editable install
