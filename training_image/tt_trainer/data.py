@@ -17,6 +17,8 @@ from tt_trainer.errors import DataError
 IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
 _GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
+# The chat-template variable of templates with a thinking switch (Qwen3's and Qwen3.5's).
+_THINKING_SWITCH = "enable_thinking"
 
 Message = dict[str, str]
 # What each channel holds and what one of its rows is, in the words of the product (PRODUCT.md §9): the run's
@@ -199,35 +201,55 @@ class ChatEncoder:
                 "The base model's tokenizer has no chat template, so chat rows cannot be rendered."
             )
         self.tokenizer = tokenizer
-        self.uses_generation_markers = bool(_GENERATION_MARKER.search(str(tokenizer.chat_template)))
+        template = str(tokenizer.chat_template)
+        self.uses_generation_markers = bool(_GENERATION_MARKER.search(template))
+        self.has_thinking_switch = _THINKING_SWITCH in template
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
+    def _switches(self, thinking: bool) -> dict[str, bool]:
+        # PRODUCT.md §9.4: thinking off in training, evaluation and serving alike. Left on, Qwen3.5's
+        # generation prompt opens a think block, so the label of a plain answer starts by closing it: the
+        # tuned model writes "</think>" before every answer and the base model spends its budget thinking.
+        return {_THINKING_SWITCH: thinking} if self.has_thinking_switch else {}
+
+    def render(
+        self, messages: Sequence[Message], *, add_generation_prompt: bool = False, thinking: bool = False
+    ) -> str:
         if not messages:
             return ""
         text = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            list(messages),
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            **self._switches(thinking),
         )
         return str(text)
 
     def encode(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
         """Token ids of the conversation and a 0/1 mask of its assistant tokens (end-of-turn included)."""
+        # A row whose answer holds its reasoning is rendered with thinking on: its think block then follows
+        # the prompt's opening tag, and the model learns to write the reasoning, not an empty block.
+        thinking = any(holds_reasoning(m["content"]) for m in messages if m["role"] == "assistant")
         if self.uses_generation_markers:
             out = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+                list(messages),
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+                **self._switches(thinking),
             )
             return list(out["input_ids"]), list(out["assistant_masks"])
-        return self._encode_by_spans(messages)
+        return self._encode_by_spans(messages, thinking)
 
-    def _encode_by_spans(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+    def _encode_by_spans(self, messages: Sequence[Message], thinking: bool) -> tuple[list[int], list[int]]:
         # Templates without {% generation %} markers (most hub models): an assistant turn is what rendering it
         # adds after the generation prompt of the turns before it, located by character offsets.
-        text = self.render(messages)
+        text = self.render(messages, thinking=thinking)
         spans = []
         for i, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
-            prefix = self.render(messages[:i], add_generation_prompt=True)
-            upto = self.render(messages[: i + 1])
+            prefix = self.render(messages[:i], add_generation_prompt=True, thinking=thinking)
+            upto = self.render(messages[: i + 1], thinking=thinking)
             if not (upto.startswith(prefix) and text.startswith(upto)):
                 raise DataError(
                     "The base model's chat template renders a conversation differently from its prefixes, "
@@ -241,8 +263,13 @@ class ChatEncoder:
         return list(enc["input_ids"]), mask
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The generation prompt of eval rows and served requests: thinking off."""
         out = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=True, return_dict=True, add_generation_prompt=True
+            list(messages),
+            tokenize=True,
+            return_dict=True,
+            add_generation_prompt=True,
+            **self._switches(False),
         )
         return list(out["input_ids"])
 
@@ -251,6 +278,12 @@ class ChatEncoder:
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def holds_reasoning(output: str) -> bool:
+    """Whether an answer carries its own reasoning: a non-empty think block ahead of a closing tag."""
+    reasoning, closed, _ = output.partition("</think>")
+    return bool(closed and reasoning.rpartition("<think>")[2].strip())
 
 
 def _to_row(ids: list[int], mask: list[int], where: str) -> TokenizedRow:
