@@ -97,13 +97,19 @@ class LocalPlaygroundGenerator:
         *,
         temperature: float,
         max_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> PlaygroundGeneration:
         from tt_serve.completions import ChatRequest, RequestError
 
         with self._engines_lock:
             engine = self._engine(target)
         request = ChatRequest(
-            messages=[dict(m) for m in messages], max_tokens=max_tokens, temperature=temperature
+            messages=[dict(m) for m in messages],
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=tuple(stop),
+            seed=seed,
         )
         try:
             # The prompt is checked and tokenised first, outside the lock: only generating waits for it.

@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 from tt_serve import json_output
 
 ROLES = ("system", "user", "assistant")
+MAX_STOP_STRINGS = 4  # as the OpenAI API allows
+SEED_RANGE = (-(2**63), 2**63 - 1)  # a signed 64-bit integer, as the OpenAI API takes
 # Generous: text averages 3–6 bytes a token; a prompt of more bytes than the context holds at this rate is
 # refused before it is tokenised (tokenising megabytes takes seconds and gigabytes).
 BYTES_PER_TOKEN = 32
@@ -46,6 +48,8 @@ class ChatRequest:
     include_usage: bool = False
     # None (not given), {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "schema": {...}}.
     response_format: dict[str, Any] | None = None
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these
+    seed: int | None = None
 
 
 @dataclass
@@ -82,6 +86,8 @@ class Generator(Protocol):
         top_p: float = ...,
         on_text: Callable[[str], None] | None = ...,
         prompt_ids: Sequence[int] | None = ...,
+        seed: int | None = ...,
+        should_stop: Callable[[], bool] | None = ...,
     ) -> Any: ...
 
 
@@ -157,6 +163,22 @@ def parse_response_format(value: Any) -> dict[str, Any] | None:
     raise RequestError("'response_format.type' must be 'json_object' or 'json_schema'.")
 
 
+def parse_stop(value: Any) -> tuple[str, ...]:
+    """`stop`: absent, a string or a list of up to 4 strings, none of them empty."""
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(stops, list)
+        or len(stops) > MAX_STOP_STRINGS
+        or not all(isinstance(stop, str) and stop for stop in stops)
+    ):
+        raise RequestError(
+            f"'stop' must be a non-empty string or a list of at most {MAX_STOP_STRINGS} non-empty strings."
+        )
+    return tuple(stops)
+
+
 def parse_chat_request(body: Any) -> ChatRequest:
     """A request body as the OpenAI chat API defines it; fields not named in §15.4 are ignored."""
     if not isinstance(body, dict):
@@ -176,6 +198,15 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise RequestError("'model' must be a string.")
     options = body.get("stream_options")
     top_p = _number(body, "top_p", 0, 1)
+    seed = body.get("seed")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]
+    ):
+        raise RequestError("'seed' must be an integer (64-bit).")
+    n = body.get("n")
+    # One answer per request: a client asking for more must hear so, not get one silently.
+    if n is not None and (isinstance(n, bool) or n != 1):
+        raise RequestError("'n' must be 1: this server returns one choice per request.")
     return ChatRequest(
         messages=_messages(body.get("messages")),
         max_tokens=max_tokens,
@@ -185,6 +216,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stream=bool(stream),
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         response_format=parse_response_format(body.get("response_format")),
+        stop=parse_stop(body.get("stop")),
+        seed=seed,
     )
 
 
@@ -223,6 +256,55 @@ def _with_instruction(messages: list[dict[str, str]], text: str) -> list[dict[st
             message["content"] = f"{message['content']}\n\n{text}" if message["content"] else text
             return messages
     return [{"role": "system", "content": text}, *messages]
+
+
+# --- stop strings -----------------------------------------------------------------------------------
+class StopScanner:
+    """Watches the answer as it is generated for the first stop string, and passes on (to `on_text`) only
+    text known to come before it: an end that could begin a stop string waits for the next piece."""
+
+    def __init__(self, stops: Sequence[str], on_text: Callable[[str], None] | None) -> None:
+        self.stops = stops
+        self.on_text = on_text
+        self.longest = max(map(len, stops))
+        self.text = ""
+        self.sent = 0
+        self.found: int | None = None  # where the first stop string starts
+
+    def stopped(self) -> bool:
+        return self.found is not None
+
+    def feed(self, piece: str) -> None:
+        if self.found is not None:
+            return  # the model may add a token before it stops: it is not part of the answer
+        # Nothing matched before this piece: a match now ends in it, so the search can start close to it.
+        start = max(0, len(self.text) - self.longest + 1)
+        self.text += piece
+        hits = [at for stop in self.stops if (at := self.text.find(stop, start)) >= 0]
+        if hits:
+            self.found = min(hits)
+            self._send(self.found)
+            return
+        self._send(len(self.text) - self._held())
+
+    def finish(self, text: str) -> str | None:
+        """The answer cut before its first stop string, or None when it holds none; sends what was held."""
+        if text.startswith(self.text):  # the generator's whole text, whatever its pieces left out
+            self.feed(text[len(self.text) :])
+        self._send(len(self.text) if self.found is None else self.found)
+        return None if self.found is None else self.text[: self.found]
+
+    def _held(self) -> int:
+        """How many characters at the end could begin a stop string."""
+        for size in range(min(len(self.text), self.longest - 1), 0, -1):
+            if any(stop.startswith(self.text[-size:]) for stop in self.stops):
+                return size
+        return 0
+
+    def _send(self, end: int) -> None:
+        if self.on_text is not None and end > self.sent:
+            self.on_text(self.text[self.sent : end])
+        self.sent = max(self.sent, end)
 
 
 # --- the engine -------------------------------------------------------------------------------------
@@ -271,16 +353,26 @@ class ChatEngine:
 
     def _generate(
         self, messages: list[dict[str, str]], request: ChatRequest, on_text: Any, ids: list[int] | None = None
-    ) -> Any:
+    ) -> Completion:
+        """One generation, ended (and cut) at the request's first stop string."""
         temperature = self.temperature if request.temperature is None else request.temperature
-        return self.runtime.generate(
+        scanner = StopScanner(request.stop, on_text) if request.stop else None
+        result = self.runtime.generate(
             messages,
             max_tokens=request.max_tokens or self.max_tokens,
             temperature=temperature,
             top_p=request.top_p,
-            on_text=on_text,
+            on_text=on_text if scanner is None else scanner.feed,
             prompt_ids=ids,
+            seed=request.seed,
+            should_stop=None if scanner is None else scanner.stopped,
         )
+        cut = None if scanner is None else scanner.finish(result.text)
+        if cut is None:
+            return Completion(
+                result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens
+            )
+        return Completion(cut, "stop", result.prompt_tokens, result.completion_tokens)
 
     def complete(
         self,
@@ -299,10 +391,7 @@ class ChatEngine:
         try:
             with turn if turn is not None else nullcontext():
                 if prompt.response_format is None:
-                    result = self._generate(prompt.messages, request, on_text, prompt.ids)
-                    return Completion(
-                        result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens
-                    )
+                    return self._generate(prompt.messages, request, on_text, prompt.ids)
                 return self._structured(prompt)
         except PromptError as error:
             raise RequestError(str(error)) from None
@@ -317,7 +406,7 @@ class ChatEngine:
             result = self._generate(chat, request, None, ids)
             prompt_tokens += result.prompt_tokens
             completion_tokens += result.completion_tokens
-            valid, errors = json_output.check_reply(result.text, schema)
+            valid, errors = json_output.check_reply(result.content, schema)
             if valid is not None:
                 return Completion(
                     valid, result.finish_reason, prompt_tokens, completion_tokens, structured=True
@@ -325,7 +414,7 @@ class ChatEngine:
             if attempt < self.json_repair_attempts:
                 chat = [
                     *chat,
-                    {"role": "assistant", "content": result.text},
+                    {"role": "assistant", "content": result.content},
                     {"role": "user", "content": json_output.correction(errors, schema)},
                 ]
                 ids = None  # a repair's prompt is tokenised by the runtime (bounded: one reply longer)
@@ -334,4 +423,4 @@ class ChatEngine:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        raise SchemaFailure(errors, result.text, usage)
+        raise SchemaFailure(errors, result.content, usage)

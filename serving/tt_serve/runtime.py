@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +146,22 @@ class _Detokenizer:
         return after[len(before) :]
 
 
+@contextmanager
+def _seeded(seed: int | None, device: Any) -> Iterator[None]:
+    """The sampler seeded for one generation; the generators are restored after it, so a seeded request
+    leaves the requests without a seed as random as they were."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    accelerator = device.type in ("cuda", "mps")
+    devices = [device.index or 0] if accelerator else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if accelerator else None):
+        torch.manual_seed(seed)
+        yield
+
+
 class ModelRuntime:
     """One loaded model. Callers serve one generation at a time; `prompt_ids` may run beside one (the
     tokenizer is only read: no truncation or padding is ever set on it)."""
@@ -267,11 +284,16 @@ class ModelRuntime:
         top_p: float = 1.0,
         on_text: Callable[[str], None] | None = None,
         prompt_ids: Sequence[int] | None = None,
+        seed: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Generation:
         """Greedy when temperature is (nearly) 0, else sampling; `on_text` gets each new piece of the answer.
 
-        `prompt_ids`: the messages already tokenised (ChatEngine.prepare does it before the queue)."""
+        `prompt_ids`: the messages already tokenised (ChatEngine.prepare does it before the queue).
+        `seed`: the sampler's seed for this generation alone. `should_stop`: asked after each token (a stop
+        string seen in `on_text`'s pieces); the model stops within a token of its saying yes."""
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
 
         ids = self.prompt_ids(messages) if prompt_ids is None else list(prompt_ids)
         budget = max_tokens
@@ -304,13 +326,20 @@ class ModelRuntime:
                 sent.append(piece)
                 on_text(piece)
 
+        class _AskCaller(StoppingCriteria):
+            # Asked before the streamer gets the step's token: a stop string ends it a token later.
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                stop = should_stop is not None and should_stop()
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
         input_ids = torch.tensor([ids], device=self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), _seeded(seed, self.device):
             self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 generation_config=config,
                 streamer=_TokenSink(collect),
+                stopping_criteria=StoppingCriteriaList([_AskCaller()] if should_stop is not None else []),
             )
         finished = bool(new) and new[-1] in self.stop_ids
         text = self.encoder.decode(new[:-1] if finished else new)

@@ -107,3 +107,19 @@ def test_an_oversized_prompt_is_refused_without_waiting_for_the_model(
         assert not asking.is_alive()
     assert refusals[0].details[0].field == "messages" and "bytes" in refusals[0].details[0].message
     assert huge[0]["content"] not in runtime.tokenised and len(runtime.calls) == 1
+
+
+def test_stop_and_seed_reach_the_model_as_in_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.serving.fakes import FakeRuntime
+    from tt_core.models.playground import PlaygroundTarget
+    from tt_serve.runtime import ModelRuntime
+
+    runtime = FakeRuntime("One two END three")
+    monkeypatch.setattr(ModelRuntime, "load", lambda *args, **kwargs: runtime)
+    generator = Generator(Objects("unused", b""), tmp_path)
+    target = PlaygroundTarget(name="tunedtensor/tiny-chat", base_model="tunedtensor/tiny-chat")
+    user = [{"role": "user", "content": "hi"}]
+    answer = generator.complete(target, user, temperature=1, max_tokens=8, stop=["END"], seed=9)
+    assert (answer.content, answer.finish_reason, answer.completion_tokens) == ("One two ", "stop", 3)
+    assert generator.complete(target, user, temperature=0, max_tokens=8).content == "One two END three"
+    assert [call["seed"] for call in runtime.calls] == [9, None]

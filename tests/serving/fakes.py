@@ -49,13 +49,15 @@ class FakeRuntime:
         top_p: float = 1.0,
         on_text: Callable[[str], None] | None = None,
         prompt_ids: Sequence[int] | None = None,
+        seed: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Generation:
         with self.lock:
             reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
             self.calls.append(
                 {"messages": [dict(m) for m in messages], "max_tokens": max_tokens,
                  "temperature": temperature, "top_p": top_p, "started": time.monotonic(),
-                 "pretokenised": prompt_ids is not None}
+                 "pretokenised": prompt_ids is not None, "seed": seed}
             )  # fmt: skip
         text = reply(messages) if callable(reply) else reply
         last = messages[-1]["content"]
@@ -69,11 +71,14 @@ class FakeRuntime:
         pieces[-1] = pieces[-1][:-1]
         finished = len(pieces) <= max_tokens
         pieces = pieces[:max_tokens]
-        for piece in pieces:
+        for count, piece in enumerate(pieces, 1):
             if self.delay:
                 time.sleep(self.delay)
             if on_text is not None:
                 on_text(piece)
+            if should_stop is not None and should_stop():
+                pieces, finished = pieces[:count], False
+                break
         return Generation(
             text="".join(pieces),
             finish_reason="stop" if finished else "length",

@@ -174,3 +174,21 @@ def test_a_model_that_cannot_start_is_a_502(managed: Any) -> None:
     response = wrapper.chat("hello")
     assert response.status_code == 502 and "exited with code 7" in response.json()["error"]["message"]
     assert wrapper.health()["model_status"] == "cold"
+
+
+def test_stop_seed_and_n_are_honoured_and_checked_through_the_wrapper(managed: Any) -> None:
+    wrapper = managed()
+    for stream in (False, True):
+        response = wrapper.chat("cut me", stop=['"echo"'], seed=3, stream=stream)
+        assert response.status_code == 200, response.text
+        if stream:
+            assert '"finish_reason": "stop"' in response.text and '"echo' not in response.text
+        else:
+            choice = response.json()["choices"][0]
+            assert choice["message"]["content"] == '{"should_process": true, '
+            assert choice["finish_reason"] == "stop"
+    refused = wrapper.chat("two answers", n=2)
+    assert refused.status_code == 400 and "'n'" in refused.json()["error"]["message"]
+    assert wrapper.chat("too many", stop=["a", "b", "c", "d", "e"]).status_code == 400
+    *_, last = wrapper.records(4)
+    assert last["response_status"] == 400 and "'stop'" in last["error_summary"]

@@ -7,9 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.fakes import FixedClock
-from tt_core.errors import InvalidRequestError, ModelInUseError, NotFoundError, PlaygroundUnavailableError
+from tt_core.errors import (
+    InvalidRequestError,
+    ModelInUseError,
+    NotFoundError,
+    PlaygroundUnavailableError,
+    details_from_errors,
+)
 from tt_core.models.playground import PlaygroundCompletionRequest, PlaygroundGeneration, PlaygroundTarget
 from tt_core.models.tuned_models import TunedModelRecord
 from tt_core.services.playground import PlaygroundService
@@ -111,6 +118,7 @@ class Generator:
     def __init__(self, weights: bool = True) -> None:
         self.weights = weights
         self.targets: list[PlaygroundTarget] = []
+        self.settings: list[dict[str, Any]] = []
 
     def has_weights(self, base_model: str) -> bool:
         return self.weights
@@ -122,8 +130,11 @@ class Generator:
         *,
         temperature: float,
         max_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> PlaygroundGeneration:
         self.targets.append(target)
+        self.settings.append({"stop": list(stop), "seed": seed})
         return PlaygroundGeneration("Hi.", "stop", prompt_tokens=12, completion_tokens=3)
 
 
@@ -163,3 +174,20 @@ def test_playground_without_weights_is_400_and_without_a_generator_501() -> None
     assert listed.base_models[0].model_dump() == {
         "id": "google/gemma-4-E2B-it", "name": "gemma-4-E2B-it", "type": "base", "context_length": 128_000,
     }  # fmt: skip
+
+
+def test_playground_takes_stop_seed_and_n_as_serving_does() -> None:
+    generator = Generator()
+    service = PlaygroundService(Models(), generator, timer=lambda: 0.0)
+    user = [{"role": "user", "content": "x"}]
+    for stop, seed, expected in [("END", 4, ["END"]), (["a", "b"], None, ["a", "b"]), (None, -1, [])]:
+        body = {"model": "tiny-chat", "messages": user, "stop": stop, "seed": seed, "n": 1}
+        service.complete(ACCOUNT, PlaygroundCompletionRequest.model_validate(body))
+        assert generator.settings[-1] == {"stop": expected, "seed": seed}
+    bad = [("stop", ["a", "b", "c", "d", "e"]), ("stop", ""), ("stop", ["a", ""]), ("stop", 3),
+           ("seed", "1"), ("seed", True), ("seed", 1.5), ("n", 2), ("n", True)]  # fmt: skip
+    for field, value in bad:
+        with pytest.raises(ValidationError) as refused:
+            PlaygroundCompletionRequest.model_validate({"model": "tiny-chat", "messages": user, field: value})
+        # The API answers 400 validation_error with one detail per error, on the field itself.
+        assert [detail.field for detail in details_from_errors(refused.value.errors())] == [field]

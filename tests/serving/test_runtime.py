@@ -201,3 +201,49 @@ def test_the_engine_refuses_a_prompt_too_long_for_the_context_by_bytes_before_to
     answer = engine.complete(ChatRequest(messages=MESSAGES, max_tokens=6, temperature=0))
     assert answer.content == runtime.generate(MESSAGES, max_tokens=6, temperature=0).text
     assert tokenised == [1, 1, 1]  # the engine's prompt went to the model as it was: tokenised once
+
+
+def test_a_seed_repeats_a_sampled_answer_and_leaves_the_global_generator_alone(
+    runtime: ModelRuntime,
+) -> None:
+    before = torch.get_rng_state()
+    first = runtime.generate(MESSAGES, max_tokens=10, temperature=1.0, seed=5)
+    assert runtime.generate(MESSAGES, max_tokens=10, temperature=1.0, seed=5) == first
+    assert runtime.generate(MESSAGES, max_tokens=10, temperature=1.0, seed=6).text != first.text
+    assert torch.equal(torch.get_rng_state(), before)  # unseeded requests stay as random as they were
+
+
+def test_the_openai_client_gets_stop_seed_and_n_as_the_api_defines_them(runtime: ModelRuntime) -> None:
+    import threading
+
+    import openai
+
+    from tt_serve.completions import ChatEngine
+    from tt_serve.server import ServedModel, make_server
+
+    server = make_server(ChatEngine(runtime), ServedModel("tiny", "cpu", 0), port=0)
+    server.quiet = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+        def ask(**settings: Any) -> Any:
+            return client.chat.completions.create(model="tiny", messages=MESSAGES, **settings)
+
+        full = ask(max_tokens=24, temperature=0)
+        answer = full.choices[0].message.content
+        stop = answer[10:16]  # a piece of what this (random) adapter answers; its first occurrence ends it
+        stopped = ask(max_tokens=24, temperature=0, stop=[stop, "not in the answer"])
+        assert stopped.choices[0].message.content == answer[: answer.index(stop)]
+        assert stopped.choices[0].finish_reason == "stop"
+        assert stopped.usage.completion_tokens < full.usage.completion_tokens  # generation ended there
+        chunks = ask(max_tokens=24, temperature=0, stop=stop, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == answer[: answer.index(stop)]
+
+        sampled = [ask(max_tokens=12, temperature=1, seed=42).choices[0].message.content for _ in range(2)]
+        assert sampled[0] == sampled[1]
+        with pytest.raises(openai.BadRequestError, match="'n'"):
+            ask(max_tokens=4, n=2)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -197,6 +197,17 @@ def test_json_object_and_schema_with_repair_and_422(serve: Any) -> None:
         ({"messages": USER, "stream": "yes"}, "stream"),
         ({"messages": USER, "response_format": {"type": "xml"}}, "response_format"),
         ({"messages": USER, "response_format": {"type": "json_schema", "json_schema": {}}}, "schema"),
+        ({"messages": USER, "stop": ["a", "b", "c", "d", "e"]}, "'stop'"),
+        ({"messages": USER, "stop": ""}, "'stop'"),
+        ({"messages": USER, "stop": ["END", ""]}, "'stop'"),
+        ({"messages": USER, "stop": 3}, "'stop'"),
+        ({"messages": USER, "stop": [1]}, "'stop'"),
+        ({"messages": USER, "seed": "7"}, "'seed'"),
+        ({"messages": USER, "seed": 1.5}, "'seed'"),
+        ({"messages": USER, "seed": True}, "'seed'"),
+        ({"messages": USER, "n": 2}, "'n'"),
+        ({"messages": USER, "n": 0}, "'n'"),
+        ({"messages": USER, "n": "1"}, "'n'"),
         ([1, 2], "object"),
         ({"messages": [{"role": "user", "content": "__too_long__"}]}, "context"),
     ],
@@ -359,3 +370,30 @@ def test_prompts_are_tokenised_beside_the_queue_not_in_it(serve: Any) -> None:
         slow.join(timeout=30)
     assert answers[0].status_code == 200
     assert [call["pretokenised"] for call in served.runtime.calls] == [True, True]
+
+
+def test_stop_strings_end_the_answer_before_the_first_one_streamed_or_not(serve: Any) -> None:
+    served = serve("a b x b c d b c e")
+    for stop, content in [(["b c"], "a b x "), ("x", "a b "), (["d", "c d", "nowhere"], "a b x b ")]:
+        for stream in (False, True):
+            response = served.chat({"messages": USER, "stop": stop, "stream": stream})
+            assert response.status_code == 200, response.text
+            if stream:  # a held-back "b " that turned out not to start the stop string is sent later
+                chunks = events(response)
+                text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[1:-2])
+                assert (text, chunks[-2]["choices"][0]["finish_reason"]) == (content, "stop")
+            else:
+                choice = response.json()["choices"][0]
+                assert (choice["message"]["content"], choice["finish_reason"]) == (content, "stop")
+    # The model stops generating at the stop string: "a b x b c" is 5 of the reply's 9 tokens.
+    response = served.chat({"messages": USER, "stop": "b c", "max_tokens": 100})
+    assert response.json()["usage"]["completion_tokens"] == 5
+    plain = served.chat({"messages": USER, "stop": [], "n": 1}).json()["choices"][0]
+    assert (plain["message"]["content"], plain["finish_reason"]) == ("a b x b c d b c e", "stop")
+
+
+def test_the_seed_goes_to_the_model_with_each_request(serve: Any) -> None:
+    served = serve("fine")
+    assert served.chat({"messages": USER, "seed": 7, "temperature": 1}).status_code == 200
+    assert served.chat({"messages": USER}).status_code == 200
+    assert [call["seed"] for call in served.runtime.calls] == [7, None]

@@ -350,8 +350,12 @@ class PlaygroundGenerator(Protocol):
         *,
         temperature: float,
         max_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> PlaygroundGeneration:
-        """Raises InvalidRequestError for a prompt the model cannot take (longer than its context)."""
+        """Raises InvalidRequestError for a prompt the model cannot take (longer than its context).
+
+        `stop`: the answer ends before the first of these; `seed`: repeatable sampling (PRODUCT.md §15.4)."""
         ...
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from tt_core.models.common import STORABLE, Model, RequestModel
 
@@ -37,6 +37,10 @@ class PlaygroundMessage(RequestModel):
     content: StrictStr
 
 
+StopString = Annotated[StrictStr, Field(min_length=1)]
+StopStrings = StopString | Annotated[list[StopString], Field(max_length=4)]
+
+
 class PlaygroundCompletionRequest(RequestModel):
     model: Annotated[
         StrictStr, Field(min_length=1, description="A catalogue id or alias, or a provider_model_id.")
@@ -44,6 +48,31 @@ class PlaygroundCompletionRequest(RequestModel):
     messages: Annotated[list[PlaygroundMessage], Field(min_length=1)]
     temperature: Annotated[float, Field(ge=0, le=2), STORABLE] = 0.7
     max_tokens: Annotated[int, Field(ge=1, le=4096)] = 1024
+    stop: StopStrings | None = Field(
+        default=None, description="The answer ends before the first of these (1–4 non-empty strings)."
+    )
+    seed: Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)] | None = Field(
+        default=None, description="The same seed and request give the same sampled answer."
+    )
+    # Not Literal[1]: that takes `true` as 1.
+    n: Annotated[StrictInt, Field(ge=1, le=1)] | None = Field(
+        default=None, description="One answer per request: 1 only."
+    )
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_message(cls, value: Any) -> Any:
+        # One plain message for the field, instead of one per branch of the union.
+        stops = [value] if isinstance(value, str) else value
+        if value is not None and (
+            not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops)
+        ):
+            raise ValueError("must be a non-empty string or a list of at most 4 non-empty strings")
+        return value
+
+    @property
+    def stop_strings(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
 
 class PlaygroundUsage(Model):

@@ -82,7 +82,12 @@ class PlaygroundService:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         started = self._timer()
         generation = self._generator.complete(
-            target, messages, temperature=request.temperature, max_tokens=request.max_tokens
+            target,
+            messages,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=request.stop_strings,
+            seed=request.seed,
         )
         latency_ms = round((self._timer() - started) * 1000, 1)
         return PlaygroundCompletion(
