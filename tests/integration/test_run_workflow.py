@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.fake_training import InstantTrainer
-from tests.integration.test_runs_api import FAST, _account, create_spec, wait_for
+from tests.integration.test_runs_api import FAST, TINY_SPEC, _account, create_spec, wait_for
 from tests.storage import template
 
 
@@ -188,3 +188,93 @@ def test_a_diverged_training_fails_the_run_with_its_reason_and_registers_no_mode
     # long_examples is truncate (the default): nothing was skipped by choice, and the event says so.
     infos = [event["message"] for event in run["_events"] if event["status"] == "info"]
     assert infos == ["2 training examples left out: even truncated, they do not fit max_seq_length."]
+
+
+def test_prepare_evaluates_the_same_distinct_rows_every_run_and_flags_what_a_parent_trained_on(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from tt_core import wiring
+    from tt_core.adapters.dynamodb import DynamoRunRepository, DynamoTunedModelRepository
+    from tt_core.adapters.stepfunctions import StepFunctionsStarter
+    from tt_core.errors import RunStepError
+    from tt_core.language.text import normalise
+    from tt_core.models.tuned_models import TunedModelRecord
+    from tt_core.models.workflow import RunTaskState
+    from tt_core.runs.artifacts import input_prefix
+
+    # §9.3, Prepare driven by hand (no training): which rows each run trains on and evaluates.
+    monkeypatch.setattr(StepFunctionsStarter, "start", lambda self, run_id, state: f"arn:execution:{run_id}")
+    monkeypatch.setattr(StepFunctionsStarter, "stop", lambda self, arn, cause: None)
+    account, objects = _account(client), wiring._objects()
+    runs, models = (
+        DynamoRunRepository(wiring._table(), wiring._packer()),
+        DynamoTunedModelRepository(wiring._table()),
+    )
+
+    def inputs(run_id: str, channel: str) -> list[str]:
+        data = objects.get_bytes(input_prefix(account, run_id, channel) + f"{channel}.jsonl").decode()
+        lines = [json.loads(line) for line in data.splitlines()]
+        return [line["messages"][-2 if channel == "train" else -1]["content"]
+                for line in lines if line.get("split", "primary") == "primary"]  # fmt: skip
+
+    def prepared(spec_id: str, **body: Any) -> tuple[Any, str]:
+        """(the prepared run, the id of a model registered for it, as Finish would)."""
+        started = client.post(f"/behavior-specs/{spec_id}/runs", {**FAST, "augment": False, **body})
+        assert started.status == 201, started.json()
+        run_id = started.json()["data"]["id"]
+        wiring.run_workflow_service().prepare(RunTaskState(account_id=account, run_id=run_id))
+        assert client.post(f"/runs/{run_id}/cancel").status == 200  # frees the slot; the stored rows stay
+        run = runs.get(account, run_id)
+        assert run is not None and run.eval_plan is not None
+        model_id = f"00000000-0000-4000-8000-{run.run_number:012d}"
+        models.create(TunedModelRecord(
+            id=model_id, account_id=account, name=f"m{run.run_number}", provider_model_id="x",
+            base_model=run.base_model, run_id=run_id, behavior_spec_id=spec_id, fine_tune_job_id="j",
+            description="", created_at=datetime.now(UTC), artifact_key="k", lora_rank=16, lora_alpha=32,
+        ))  # fmt: skip
+        return run, model_id
+
+    # Spec runs: an unchanged spec holds out the same examples, whatever the run.
+    examples = [{"input": f"How do I change setting {i}?", "output": f"Open panel {i}."} for i in range(20)]
+    spec_id = create_spec(client, {**TINY_SPEC, "examples": examples})
+    first, first_model = prepared(spec_id)
+    again, _ = prepared(spec_id, parent_model_id=first_model)
+    assert len(inputs(first.id, "eval")) == 4 and inputs(again.id, "eval") == inputs(first.id, "eval")
+    assert again.eval_plan.eval_overlaps_training is False  # the parent held out the same examples
+
+    # Dataset runs: 100 rows, 20 of them repeating an earlier input (respaced, recased).
+    rows = [{"input": f"Where is setting {i}?", "output": f"Panel {i}."} for i in range(80)]
+    rows += [{"input": f"  WHERE is   setting {i}? ", "output": "Elsewhere."} for i in range(0, 80, 4)]
+    dataset_id = _upload(client, rows)
+    split = {"dataset_id": dataset_id, "split_ratios": {"train": 0.8, "validation": 0.2, "test": 0.0}}
+    plain, _ = prepared(spec_id, **split)
+    evaluated = inputs(plain.id, "eval")
+    assert plain.row_counts.model_dump() == {"training": 64, "augmented": 0, "evaluation": 16, "test": 0}
+    assert not {normalise(text) for text in evaluated} & {normalise(t) for t in inputs(plain.id, "train")}
+    assert plain.eval_plan.eval_overlaps_training is False
+    assert [e.message for e in plain.events if e.status == "info"] == [
+        "20 rows were dropped before splitting: each repeats an earlier one's input (compared ignoring "
+        "case and spacing), so no input is both trained on and evaluated."
+    ]
+    # A parent that trained on every row has seen these eval rows, and so has a grandparent's child.
+    _, everything = prepared(
+        spec_id, dataset_id=dataset_id, split_ratios={"train": 1.0, "validation": 0.0, "test": 0.0}
+    )
+    child, child_model = prepared(spec_id, **split, parent_model_id=everything)
+    assert inputs(child.id, "eval") == evaluated and child.eval_plan.eval_overlaps_training is True
+    grandchild, _ = prepared(spec_id, **split, parent_model_id=child_model)
+    assert grandchild.eval_plan.eval_overlaps_training is True
+
+    # The start checks the ratios on the rows as uploaded; once duplicates are dropped none may be left.
+    twice = _upload(client, [{"input": "Same?", "output": "A."}, {"input": "same? ", "output": "B."}])
+    halves = {"train": 0.5, "validation": 0.5, "test": 0.0}
+    started = client.post(
+        f"/behavior-specs/{spec_id}/runs", {**FAST, "dataset_id": twice, "split_ratios": halves}
+    )
+    assert started.status == 201, started.json()
+    with pytest.raises(RunStepError, match="the split ratios leave no training rows"):
+        wiring.run_workflow_service().prepare(
+            RunTaskState(account_id=account, run_id=started.json()["data"]["id"])
+        )

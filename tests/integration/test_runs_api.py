@@ -116,9 +116,9 @@ def test_a_default_run_completes_with_dataset_model_and_evaluation(client: Any) 
     assert run["status"] == "completed", run["error"]
     assert run["progress_pct"] == 100 and run["completed_at"] and run["error"] is None
     counts = run["row_counts"]
-    assert counts["training"] == 10 + counts["augmented"] and counts["augmented"] > 0
-    assert (counts["evaluation"], counts["test"]) == (2, 0)
-    assert run["augmentation_method"] == "eda"
+    # No language model here: nothing is generated (§9.4).
+    assert counts == {"training": 10, "augmented": 0, "evaluation": 2, "test": 0}
+    assert run["augmentation_method"] == "none"
     stages = {event["stage"] for event in run["_events"]}
     assert {"compiling_spec", "augmenting", "uploading_dataset", "training_queued", "training_running",
             "generating_predictions", "scoring", "completed"} <= stages  # fmt: skip
@@ -135,7 +135,7 @@ def test_a_default_run_completes_with_dataset_model_and_evaluation(client: Any) 
     assert dataset["name"] == f"{TINY_SPEC['name']} - Run #1" and dataset["row_count"] == counts["training"]
     assert (
         dataset["description"]
-        == f"Auto-compiled from behaviour spec. {counts['training']} examples (augmented)."
+        == f"Auto-compiled from behaviour spec. {counts['training']} examples (not augmented)."
     )
 
     model = client.get(f"/models/{run['model_id']}").json()["data"]

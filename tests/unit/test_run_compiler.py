@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tt_core.errors import InvalidRequestError
+from tt_core.language.text import normalise
 from tt_core.runs.compiler import (
     Example,
     SplitPlan,
@@ -21,7 +22,7 @@ from tt_core.runs.compiler import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_ID = "0b9c2f4e-7a51-4d0e-9d43-2f6f1b7e8a10"
+SEED = "0b9c2f4e-7a51-4d0e-9d43-2f6f1b7e8a10"
 
 
 def examples(count: int) -> list[Example]:
@@ -34,7 +35,7 @@ def dataset_split(rows: int, train: float, validation: float, test: float, **cap
         train=train,
         validation=validation,
         test=test,
-        seed=RUN_ID,
+        seed=SEED,
         max_eval=caps.get("max_eval", 10_000),
         max_test=caps.get("max_test", 10_000),
     )
@@ -59,7 +60,7 @@ def sizes(plan: SplitPlan) -> tuple[int, int, int]:
 )
 def test_spec_split_sizes(count: int, train: int, evaluated: int, split: str, overlaps: bool) -> None:
     rows = examples(count)
-    plan = split_spec_examples(rows, seed=RUN_ID, max_eval=50)
+    plan = split_spec_examples(rows, seed=SEED, max_eval=50)
     assert sizes(plan) == (train, evaluated, 0)
     assert (plan.eval_split, plan.eval_overlaps_training) == (split, overlaps)
     assert (plan.eval_examples_total, plan.eval_truncated) == (evaluated, False)
@@ -73,29 +74,29 @@ def test_spec_split_sizes(count: int, train: int, evaluated: int, split: str, ov
 
 def test_spec_training_rows_keep_the_examples_order() -> None:
     rows = examples(26)
-    plan = split_spec_examples(rows, seed=RUN_ID, max_eval=50)
+    plan = split_spec_examples(rows, seed=SEED, max_eval=50)
     assert plan.train == [row for row in rows if row not in plan.eval]
 
 
-def test_spec_split_is_reproducible_and_seeded_by_the_run_id() -> None:
+def test_spec_split_is_reproducible_and_seeded() -> None:
     rows = examples(26)
-    first = split_spec_examples(rows, seed=RUN_ID, max_eval=50)
-    assert split_spec_examples(rows, seed=RUN_ID, max_eval=50) == first
-    other = split_spec_examples(rows, seed="another-run", max_eval=50)
+    first = split_spec_examples(rows, seed=SEED, max_eval=50)
+    assert split_spec_examples(rows, seed=SEED, max_eval=50) == first
+    other = split_spec_examples(rows, seed="another-spec", max_eval=50)
     assert other.eval != first.eval
     # Fewer than five examples are all evaluated, but still in the seeded order.
     few = examples(4)
-    orders = {tuple(split_spec_examples(few, seed=f"run-{i}", max_eval=50).eval) for i in range(10)}
+    orders = {tuple(split_spec_examples(few, seed=f"spec-{i}", max_eval=50).eval) for i in range(10)}
     assert len(orders) > 1
 
 
 def test_spec_split_is_the_same_in_a_fresh_process() -> None:
     rows = examples(26)
-    expected = [row.input for row in split_spec_examples(rows, seed=RUN_ID, max_eval=50).eval]
+    expected = [row.input for row in split_spec_examples(rows, seed=SEED, max_eval=50).eval]
     script = (
         "from tt_core.runs.compiler import Example, split_spec_examples\n"
         "rows = [Example(f'input {i}', f'output {i}') for i in range(26)]\n"
-        f"print([row.input for row in split_spec_examples(rows, seed={RUN_ID!r}, max_eval=50).eval])\n"
+        f"print([row.input for row in split_spec_examples(rows, seed={SEED!r}, max_eval=50).eval])\n"
     )
     # A different hash seed proves the split does not depend on Python's salted hash().
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers/core/python"), "PYTHONHASHSEED": "12345"}
@@ -107,14 +108,14 @@ def test_spec_split_is_the_same_in_a_fresh_process() -> None:
 
 def test_spec_eval_cap_keeps_the_first_shuffled_rows_and_returns_none_to_training() -> None:
     rows = examples(26)
-    full = split_spec_examples(rows, seed=RUN_ID, max_eval=50)
-    capped = split_spec_examples(rows, seed=RUN_ID, max_eval=2)
+    full = split_spec_examples(rows, seed=SEED, max_eval=50)
+    capped = split_spec_examples(rows, seed=SEED, max_eval=2)
     assert capped.eval == full.eval[:2]
     assert capped.train == full.train
     assert (capped.eval_examples_total, capped.eval_truncated) == (5, True)
-    few = split_spec_examples(examples(4), seed=RUN_ID, max_eval=3)
+    few = split_spec_examples(examples(4), seed=SEED, max_eval=3)
     assert (len(few.train), len(few.eval), few.eval_examples_total, few.eval_truncated) == (4, 3, 4, True)
-    exact = split_spec_examples(rows, seed=RUN_ID, max_eval=5)
+    exact = split_spec_examples(rows, seed=SEED, max_eval=5)
     assert (len(exact.eval), exact.eval_truncated) == (5, False)
 
 
@@ -180,7 +181,7 @@ def test_dataset_split_is_reproducible_and_seeded() -> None:
     first = dataset_split(50, 0.6, 0.2, 0.2)
     assert dataset_split(50, 0.6, 0.2, 0.2) == first
     other = split_dataset_rows(
-        examples(50), train=0.6, validation=0.2, test=0.2, seed="another-run", max_eval=100, max_test=100
+        examples(50), train=0.6, validation=0.2, test=0.2, seed="another-dataset", max_eval=100, max_test=100
     )
     assert other.eval != first.eval
     rows = examples(50)
@@ -262,3 +263,45 @@ def test_eval_jsonl_rows() -> None:
         "expected": "a",
         "split": "dataset_test",
     }
+
+
+# -- stable selection and duplicates (§9.3) -------------------------------------------------------------
+
+SPEC_ID = "5d0c7a34-2f7e-4c1b-9a57-3e1f0b8d6c21"
+
+
+def test_an_unchanged_spec_holds_out_the_same_examples_and_an_added_one_moves_at_most_one() -> None:
+    rows = examples(20)
+    first = split_spec_examples(rows, seed=SPEC_ID, max_eval=50)
+    # The selection follows the examples themselves, not their position in the spec.
+    reordered = split_spec_examples(list(reversed(rows)), seed=SPEC_ID, max_eval=50)
+    assert reordered.eval == first.eval and set(reordered.train) == set(first.train)
+    # A new example may take one held-out place; the other held-out examples stay.
+    grown = split_spec_examples([*rows, Example("input 20", "output 20")], seed=SPEC_ID, max_eval=50)
+    assert len(grown.eval) == 4 and len(set(first.eval) - set(grown.eval)) <= 1
+    # Normalisation (§10.2) does not move an example: case and spacing are not part of its identity.
+    respaced = [Example(f"  INPUT   {i} ", f"output {i}") for i in range(20)]
+    assert [row.output for row in split_spec_examples(respaced, seed=SPEC_ID, max_eval=50).eval] == [
+        row.output for row in first.eval
+    ]
+
+
+def test_duplicate_inputs_are_dropped_before_splitting_so_no_evaluated_input_is_trained_on() -> None:
+    distinct = examples(80)
+    # 20 more rows repeat earlier inputs, respaced and recased (§10.2 normalisation), with other outputs.
+    repeats = [Example(f" INPUT  {i}\n", f"another output {i}") for i in range(0, 80, 4)]
+    rows = [*distinct[:40], *repeats, *distinct[40:]]
+    assert len(rows) == 100
+    plan = split_dataset_rows(
+        rows, train=0.6, validation=0.2, test=0.2, seed=SPEC_ID, max_eval=100, max_test=100
+    )
+    trained = {normalise(row.input) for row in plan.train}
+    assert not trained & {normalise(row.input) for row in (*plan.eval, *plan.test)}
+    assert plan.duplicates_dropped == 20 and not plan.eval_overlaps_training
+    assert sizes(plan) == (48, 16, 16)  # the shares apply to the 80 rows left
+    first: dict[str, Example] = {}
+    for row in rows:
+        first.setdefault(normalise(row.input), row)
+    assert set(plan.train) | set(plan.eval) | set(plan.test) == set(first.values())  # the earlier row stays
+    spec = split_spec_examples([*distinct[:10], *repeats[:3]], seed=SPEC_ID, max_eval=50)
+    assert (len(spec.train), len(spec.eval), spec.duplicates_dropped) == (8, 2, 3)

@@ -223,13 +223,11 @@ def language_model() -> LanguageModel | None:
     return language_model_for(settings(), transport=_llm_transport)
 
 
-def _augmenter_and_judge() -> tuple[Augmenter, Judge | None]:
-    """The LLM augmenter and judge when a language model is configured, else EDA and no judge."""
-    from tt_core.augmentation.eda import EdaAugmenter
-
+def _augmenter_and_judge() -> tuple[Augmenter | None, Judge | None]:
+    """The LLM augmenter and judge when a language model is configured, else neither (§9.4, §10.2)."""
     llm = language_model()
     if llm is None:
-        return EdaAugmenter(), None
+        return None, None
     from tt_core.adapters.anthropic_llm import model_ids
     from tt_core.augmentation.llm import TIME_BUDGET_SHARE, LlmAugmenter
     from tt_core.evaluation.judge import LlmJudge

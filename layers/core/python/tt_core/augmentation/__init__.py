@@ -1,1 +1,1 @@
-"""Augmentation of training rows: the target count, the offline EDA augmenter and the language-model one."""
+"""Augmentation of training rows: the target count, dedup and the language-model augmenter."""

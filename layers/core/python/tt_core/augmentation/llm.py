@@ -1,4 +1,4 @@
-"""Augmentation with a language model (PRODUCT.md §9.4), and the run's choice between it and EDA.
+"""Augmentation with a language model (PRODUCT.md §9.4); without one, nothing is generated.
 
 The prompt holds the spec (system prompt, guidelines, constraints) and training rows only: eval rows
 never reach the model, and dedup (augment_rows) keeps generated rows off every eval input.
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tt_core.augmentation.eda import EdaAugmenter, augment_rows, augmentation_target
+from tt_core.augmentation.rows import augment_rows, augmentation_target
 from tt_core.language.llm_calls import ask
 from tt_core.models.common import Model
 from tt_core.ports import Augmenter, LanguageModel, LanguageModelError
@@ -30,10 +30,14 @@ CHECK_MAX_TOKENS = 1024
 # the rows it has rather than time out (compiling and uploading need the rest).
 TIME_BUDGET_SHARE = 0.6
 
-NO_PROVIDER_NOTE = "No language model is configured: extra training rows come from offline perturbations."
-FALLBACK_NOTE = (
-    "The language model could not generate training rows ({reason}); "
-    "extra rows come from offline perturbations instead."
+# There is no offline augmenter: perturbing inputs while copying outputs teaches wrong labels ("The
+# parcel did arrive on Monday." → {"delivered": false}), so without a provider nothing is generated.
+NO_PROVIDER_NOTE = (
+    "No Claude provider is configured, so no training rows were generated: one would add up to {count} "
+    "rows written from the training rows (perturbing inputs while copying outputs would teach wrong labels)."
+)
+FAILED_NOTE = (
+    "The language model could not generate training rows ({reason}); the run goes on without generated rows."
 )
 
 GENERATOR_SYSTEM = (
@@ -175,32 +179,24 @@ def augment_training_rows(
     rows: Sequence[Example],
     *,
     exclude_inputs: Sequence[str],
-    augmenter: Augmenter,
+    augmenter: Augmenter | None,
     seed: str,
     context: dict[str, Any],
 ) -> tuple[list[Example], str, str | None]:
-    """(generated rows, augmentation_method, info event or None): the LLM first, EDA when it fails."""
-    if augmentation_target(len(rows)) == 0:
+    """(generated rows, augmentation_method, info event or None); `augmenter` None: no provider."""
+    target = augmentation_target(len(rows))
+    if target == 0:
         return [], "none", None
-
-    def run(with_augmenter: Augmenter) -> list[Example]:
-        return augment_rows(
-            rows, exclude_inputs=exclude_inputs, augmenter=with_augmenter, seed=seed, context=context
-        )
-
-    note: str | None = None
+    if augmenter is None:
+        return [], "none", NO_PROVIDER_NOTE.format(count=target)
     if isinstance(augmenter, LlmAugmenter):
         augmenter = augmenter.started()
-    if augmenter.method != EdaAugmenter.method:
-        try:
-            generated = run(augmenter)
-            if generated:
-                return generated, augmenter.method, None
-            note = FALLBACK_NOTE.format(reason="it returned no usable rows")
-        except LanguageModelError as error:
-            note = FALLBACK_NOTE.format(reason=str(error))
-        augmenter = EdaAugmenter()
-    else:
-        note = NO_PROVIDER_NOTE
-    generated = run(augmenter)
-    return generated, EdaAugmenter.method if generated else "none", note
+    try:
+        generated = augment_rows(
+            rows, exclude_inputs=exclude_inputs, augmenter=augmenter, seed=seed, context=context
+        )
+    except LanguageModelError as error:
+        return [], "none", FAILED_NOTE.format(reason=str(error))
+    if not generated:
+        return [], "none", FAILED_NOTE.format(reason="it returned no usable rows")
+    return generated, augmenter.method, None

@@ -14,6 +14,7 @@ ACTIVE_STATUSES: tuple[str, ...] = ("preparing", "training", "evaluating")
 TERMINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 LongExamples = Literal["error", "truncate", "skip"]
 EventStatus = Literal["started", "completed", "failed", "cancelled", "info"]
+# `eda` only so that runs stored before the offline augmenter was removed (§9.4) stay readable.
 AugmentationMethod = Literal["claude", "bedrock", "eda", "none"]
 
 # §9.2: stage → (status, label, lowest progress_pct).

@@ -6,11 +6,12 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from tt_core.errors import InvalidRequestError
+from tt_core.language.text import normalise
 from tt_core.models.runs import SplitRatios
 from tt_core.specs.prompt import chat_messages
 
@@ -39,6 +40,7 @@ class SplitPlan:
     eval_truncated: bool
     test_examples_total: int  # rows in the test split before the max_test cap (0: no test block)
     test_truncated: bool
+    duplicates_dropped: int = 0  # rows whose normalised input repeats an earlier row's
 
 
 def seeded_random(seed: str) -> random.Random:
@@ -46,10 +48,29 @@ def seeded_random(seed: str) -> random.Random:
     return random.Random(hashlib.sha256(seed.encode()).digest())
 
 
-def _shuffled_indices(count: int, seed: str) -> list[int]:
-    order = list(range(count))
-    seeded_random(seed).shuffle(order)
-    return order
+def distinct_inputs(rows: Sequence[Example]) -> list[Example]:
+    """The rows less those whose normalised input (§10.2) equals an earlier row's, in order."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        key = normalise(row.input)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+def _shuffled_indices(rows: Sequence[Example], seed: str) -> list[int]:
+    """A stable shuffle: each row ranks by a hash of the seed and its normalised input.
+
+    Not a seeded permutation of positions: a row keeps its rank when others are added, removed or
+    reordered, so an edited spec moves few held-out examples (§9.3). Inputs are distinct here.
+    """
+
+    def rank(index: int) -> bytes:
+        return hashlib.sha256(f"{seed}\n{normalise(rows[index].input)}".encode()).digest()
+
+    return sorted(range(len(rows)), key=rank)
 
 
 def _capped(rows: list[Example], cap: int) -> tuple[list[Example], bool]:
@@ -87,25 +108,32 @@ def _plan(
     )
 
 
-def split_spec_examples(examples: Sequence[Example], *, seed: str, max_eval: int) -> SplitPlan:
-    """n ≥ 5: ⌊n ÷ 5⌋ held out for evaluation; n < 5: train on all and evaluate all (overlapping)."""
-    order = _shuffled_indices(len(examples), seed)
+def split_spec_examples(given: Sequence[Example], *, seed: str, max_eval: int) -> SplitPlan:
+    """n ≥ 5: ⌊n ÷ 5⌋ held out for evaluation; n < 5: train on all and evaluate all (overlapping).
+
+    `seed`: the spec's id, so every run of an unchanged spec holds out the same examples.
+    """
+    examples = distinct_inputs(given)
+    dropped = len(given) - len(examples)
+    order = _shuffled_indices(examples, seed)
     if len(examples) < MIN_SPEC_EXAMPLES_FOR_HOLDOUT:
-        return _plan(
+        plan = _plan(
             train=list(examples),
             eval_rows=[examples[i] for i in order],
             eval_split="spec_examples",
             overlaps=True,
             max_eval=max_eval,
         )
-    held_out = len(examples) // 5
-    return _plan(
-        train=_in_original_order(examples, order[held_out:]),
-        eval_rows=[examples[i] for i in order[:held_out]],
-        eval_split="spec_holdout",
-        overlaps=False,
-        max_eval=max_eval,
-    )
+    else:
+        held_out = len(examples) // 5
+        plan = _plan(
+            train=_in_original_order(examples, order[held_out:]),
+            eval_rows=[examples[i] for i in order[:held_out]],
+            eval_split="spec_holdout",
+            overlaps=False,
+            max_eval=max_eval,
+        )
+    return replace(plan, duplicates_dropped=dropped)
 
 
 def share_count(ratio: float, rows: int) -> int:
@@ -115,7 +143,7 @@ def share_count(ratio: float, rows: int) -> int:
 
 
 def split_dataset_rows(
-    rows: Sequence[Example],
+    given: Sequence[Example],
     *,
     train: float,
     validation: float,
@@ -127,9 +155,12 @@ def split_dataset_rows(
     """The dataset rows of §9.3's table; raises InvalidRequestError when no row is left to train on.
 
     `train` is implied by the other two (it takes the rest); the cases follow the rounded row counts, so a
-    share that rounds to no rows counts as absent.
+    share that rounds to no rows counts as absent. `seed`: the dataset's id, so every run on it (with the
+    same ratios) evaluates the same rows. The shares apply to the rows left after dropping duplicates.
     """
     del train  # the rest after validation and test, by definition
+    rows = distinct_inputs(given)
+    dropped = len(given) - len(rows)
     n_validation = share_count(validation, len(rows))
     n_test = share_count(test, len(rows))
     n_train = len(rows) - n_validation - n_test
@@ -138,12 +169,12 @@ def split_dataset_rows(
             "split_ratios",
             f"leaves no training rows ({len(rows)} rows: {n_validation} validation, {n_test} test)",
         )
-    order = _shuffled_indices(len(rows), seed)
+    order = _shuffled_indices(rows, seed)
     validation_rows = [rows[i] for i in order[:n_validation]]
     test_rows = [rows[i] for i in order[n_validation : n_validation + n_test]]
     train_rows = _in_original_order(rows, order[n_validation + n_test :])
     if validation_rows:
-        return _plan(
+        plan = _plan(
             train=train_rows,
             eval_rows=validation_rows,
             eval_split="dataset_validation",
@@ -152,23 +183,28 @@ def split_dataset_rows(
             test_rows=test_rows,
             max_test=max_test,
         )
-    if test_rows:
-        return _plan(
+    elif test_rows:
+        plan = _plan(
             train=train_rows, eval_rows=test_rows, eval_split=TEST_SPLIT, overlaps=False, max_eval=max_eval
         )
-    return _plan(
-        train=train_rows,
-        eval_rows=[rows[i] for i in order],
-        eval_split="dataset_training",
-        overlaps=True,
-        max_eval=max_eval,
-    )
+    else:
+        plan = _plan(
+            train=train_rows,
+            eval_rows=[rows[i] for i in order],
+            eval_split="dataset_training",
+            overlaps=True,
+            max_eval=max_eval,
+        )
+    return replace(plan, duplicates_dropped=dropped)
 
 
 def split_run_rows(
     examples: Sequence[Example], ratios: SplitRatios | None, *, seed: str, max_eval: int, max_test: int
 ) -> SplitPlan:
-    """A run's split: an uploaded dataset's rows by `ratios`, or (None) the spec's examples."""
+    """A run's split: an uploaded dataset's rows by `ratios`, or (None) the spec's examples.
+
+    `seed`: the dataset's id, or the spec's; never the run's, so successive runs evaluate the same rows.
+    """
     if ratios is None:
         return split_spec_examples(examples, seed=seed, max_eval=max_eval)
     return split_dataset_rows(

@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from tt_core.augmentation.eda import augmentation_target
+from tt_core.augmentation.rows import augmentation_target
 from tt_core.models.estimates import DurationEstimate, EstimateBasis, RangeMinutes, RunEstimate
 from tt_core.runs.compiler import Example
 from tt_core.schema import TrainingProfile

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tt_core.errors import NotFoundError, RunStepError
+from tt_core.language.text import normalise
 from tt_core.models.datasets import DatasetRecord
 from tt_core.models.runs import STAGES, EvalPlan, RowCounts, RunRecord
 from tt_core.models.tuned_models import TunedModelRecord, model_name
@@ -39,12 +40,16 @@ from tt_core.runs.artifacts import (
     training_prefix,
 )
 from tt_core.runs.diagnostics import training_view
+from tt_core.runs.lineage import TRAIN_FILE, ancestors_training_inputs
 from tt_core.schema import BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
 from tt_core.services.run_evaluation import evaluate_predictions
 from tt_core.services.run_state import RunUpdater, stage_label
 from tt_core.settings import Settings
 
-TRAIN_FILE, EVAL_FILE, SPEC_FILE = "train.jsonl", "eval.jsonl", "tunedtensor.json"
+if TYPE_CHECKING:
+    from tt_core.runs.compiler import Example, SplitPlan
+
+EVAL_FILE, SPEC_FILE = "eval.jsonl", "tunedtensor.json"
 PRIMARY, TEST = "primary", "test"
 # The run's hyperparameters the trainer takes (training_image/README.md §3); the rest are the workflow's.
 TRAINER_HYPERPARAMETERS = (
@@ -63,7 +68,7 @@ class RunWorkflowService:
         models: TunedModelRepository,
         objects: ObjectStore,
         launcher: TrainingLauncher,
-        augmenter: Augmenter,
+        augmenter: Augmenter | None,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
@@ -76,7 +81,7 @@ class RunWorkflowService:
         self._models = models
         self._objects = objects
         self._launcher = launcher
-        self._augmenter = augmenter
+        self._augmenter = augmenter  # None: no language model is configured, nothing is generated (§9.4)
         self._judge = judge  # None: no language model is configured, outputs are scored by similarity
         self._clock = clock
         self._ids = ids
@@ -110,7 +115,6 @@ class RunWorkflowService:
         from tt_core.runs.compiler import (
             Example,
             eval_jsonl,
-            split_run_rows,
             training_jsonl,
         )
         from tt_core.specs.prompt import compose_system_prompt
@@ -131,13 +135,7 @@ class RunWorkflowService:
             examples = read_dataset_examples(self._objects, dataset.storage_path)
         else:
             examples = [Example(e["input"], e["output"]) for e in snapshot["examples"]]
-        plan = split_run_rows(
-            examples,
-            run.split_ratios,
-            seed=run.id,
-            max_eval=hp.max_eval_examples,
-            max_test=hp.max_test_eval_examples,
-        )
+        plan = self._split(run, examples)
 
         generated: list[Example] = []
         method = "none"
@@ -198,6 +196,54 @@ class RunWorkflowService:
             # A cancel (or the spec's deletion) won the race: the run keeps no dataset it did not have.
             self._datasets.delete(created.account_id, created.id)
         return state.model_copy(update={"poll_seconds": self._settings.poll_seconds})
+
+    def _split(self, run: RunRecord, examples: list[Example]) -> SplitPlan:
+        """§9.3: duplicates dropped, a selection stable across runs, the parent's training rows checked."""
+        from dataclasses import replace
+
+        from tt_core.errors import InvalidRequestError
+        from tt_core.runs.compiler import split_run_rows
+
+        dataset_id = run.uploaded_dataset_id
+        try:
+            plan = split_run_rows(
+                examples,
+                run.split_ratios,
+                # Stable seeds, so successive runs are compared on the same rows (§10.6).
+                seed=dataset_id or run.behavior_spec_id,
+                max_eval=run.hyperparameters.max_eval_examples,
+                max_test=run.hyperparameters.max_test_eval_examples,
+            )
+        except InvalidRequestError as error:  # the start checked the ratios on rows before dedup
+            raise RunStepError(
+                "Compiling failed: once rows with repeated inputs are dropped, the split ratios leave no "
+                "training rows. Add rows or raise the train share, and start a new run."
+            ) from error
+        if plan.duplicates_dropped:
+            what = "rows" if dataset_id else "examples"
+            self._info(
+                run,
+                f"{plan.duplicates_dropped} {what} were dropped before splitting: each repeats an earlier "
+                "one's input (compared ignoring case and spacing), so no input is both trained on and "
+                "evaluated.",
+            )
+        if run.parent_model_id and not plan.eval_overlaps_training:
+            trained = ancestors_training_inputs(
+                run.account_id,
+                run.parent_model_id,
+                runs=self._runs,
+                models=self._models,
+                objects=self._objects,
+            )
+            if trained is None:
+                self._info(
+                    run,
+                    "The parent model's training rows are no longer stored: the evaluation rows may include "
+                    "rows it trained on, so they are counted as overlapping training.",
+                )
+            if trained is None or any(normalise(row.input) in trained for row in plan.eval):
+                plan = replace(plan, eval_overlaps_training=True)
+        return plan
 
     def _discard_stored(self, run: RunRecord) -> None:
         """Everything stored under a deleted run's prefix (what this step wrote after the cascade)."""
