@@ -10,6 +10,15 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from tt_cli.eval_text import (
+    delta_text,
+    interval_text,
+    pass_interval,
+    report_scoring,
+    verdict_text,
+    with_interval,
+)
+
 # Loss chart geometry (SVG user units).
 CHART_WIDTH, CHART_HEIGHT = 640, 220
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 16, 36
@@ -22,7 +31,7 @@ background:#f6f7f9}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}.muted{color:#667085}
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #e2e5ea;border-radius:8px;
 padding:10px 14px;min-width:150px}.card .label{font-size:12px;color:#667085;text-transform:uppercase}
-.card .value{font-size:22px;font-weight:600}.card .base{font-size:12px;color:#667085}
+.card .value{font-size:22px;font-weight:600}.card .base,.card .ci{font-size:12px;color:#667085}
 .up{color:#067647}.down{color:#b42318}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border:1px solid #e2e5ea;padding:6px 8px;vertical-align:top;text-align:left}
 th{background:#eef0f3;font-weight:600}td:first-child{width:1%;white-space:nowrap}td.text{white-space:pre-wrap;word-break:break-word;max-width:360px}
@@ -99,15 +108,40 @@ def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _card(
-    label: str, tuned: str, base: str | None = None, delta: str = "", *, note: str | None = None
+    label: str,
+    tuned: str,
+    base: str | None = None,
+    delta: str = "",
+    *,
+    note: str | None = None,
+    ci: str | None = None,
 ) -> str:
     base_line = f'<div class="base">base {escape(base)} {delta}</div>' if base is not None else ""
     if note is not None:
         base_line = f'<div class="base">{escape(note)}</div>'
+    ci_line = f'<div class="ci">{escape(ci)}</div>' if ci else ""
     return (
         f'<div class="card"><div class="label">{escape(label)}</div>'
-        f'<div class="value">{escape(tuned)}</div>{base_line}</div>'
+        f'<div class="value">{escape(tuned)}</div>{base_line}{ci_line}</div>'
     )
+
+
+def _pass_rate_ci(tuned: Mapping[str, Any], base: Mapping[str, Any]) -> str | None:
+    """`95% CI [30.1%, 95.4%] · base [4.6%, 69.9%]`: each pass rate's Wilson interval (§10.3)."""
+    tuned_ci = interval_text(pass_interval(tuned), rate=True)
+    base_ci = interval_text(pass_interval(base), rate=True)
+    if tuned_ci is None:
+        return None
+    return f"95% CI {tuned_ci}" + (f" · base {base_ci}" if base_ci else "")
+
+
+def _verdict_card(comparison: Mapping[str, Any]) -> str:
+    """The verdict (§10.3) with the score delta and its interval; nothing for a report without one."""
+    verdict = comparison.get("verdict")
+    if not verdict:
+        return ""
+    detail = delta_text(comparison.get("avg_score_delta"), comparison.get("avg_score_delta_ci95"))
+    return _card("Verdict", str(verdict), note=detail)
 
 
 def _cards(report: Mapping[str, Any], diagnostics: Mapping[str, Any] | None) -> str:
@@ -116,11 +150,15 @@ def _cards(report: Mapping[str, Any], diagnostics: Mapping[str, Any] | None) -> 
     tuned_out, base_out = outputs.get("candidate") or {}, outputs.get("baseline") or {}
     previous = report.get("previous_run")
     comparison = report.get("comparison") or {}
+    delta_ci = interval_text(comparison.get("avg_score_delta_ci95"), rate=False, signed=True)
     cards = [
+        _verdict_card(comparison),
         _card("Avg score", _number(tuned.get("avg_score")), _number(base.get("avg_score")),
-              _delta(tuned.get("avg_score"), base.get("avg_score"), rate=False)),
+              _delta(tuned.get("avg_score"), base.get("avg_score"), rate=False),
+              ci=f"Δ 95% CI {delta_ci}" if delta_ci else None),
         _card("Pass rate", _percent(tuned.get("pass_rate")), _percent(base.get("pass_rate")),
-              _delta(tuned.get("pass_rate"), base.get("pass_rate"), rate=True)),
+              _delta(tuned.get("pass_rate"), base.get("pass_rate"), rate=True),
+              ci=_pass_rate_ci(tuned, base)),
         _card("Exact match", _percent(tuned.get("exact_match_rate")), _percent(base.get("exact_match_rate")),
               _delta(tuned.get("exact_match_rate"), base.get("exact_match_rate"), rate=True)),
         _card("Finished", _percent(tuned_out.get("finished_rate")), _percent(base_out.get("finished_rate")),
@@ -221,15 +259,26 @@ def _rows_table(block: Mapping[str, Any]) -> str:
     return f"<table>{header}{''.join(lines)}</table>"
 
 
+def _split_line(title: str, block: Mapping[str, Any]) -> str:
+    """One line for a block without cards: its verdict and both pass rates with their intervals."""
+    base, tuned = block.get("baseline") or {}, block.get("candidate") or {}
+    comparison = block.get("comparison") or {}
+    verdict = verdict_text(
+        comparison.get("verdict"), comparison.get("avg_score_delta"), comparison.get("avg_score_delta_ci95")
+    )
+    tuned_rate = with_interval(_percent(tuned.get("pass_rate")), pass_interval(tuned), rate=True)
+    base_rate = with_interval(_percent(base.get("pass_rate")), pass_interval(base), rate=True)
+    text = f"{title}: {verdict} · " if verdict else f"{title}: "
+    return f"<p>{escape(f'{text}pass rate {tuned_rate} vs base {base_rate}')}</p>"
+
+
 def render_report_html(
     report: Mapping[str, Any], diagnostics: Mapping[str, Any] | None, run: Mapping[str, Any] | None
 ) -> str:
     """The whole page; every value from the API is escaped."""
     run = run or {}
     title = f"{run.get('_spec_name') or 'Run'} #{run.get('run_number', '?')}"
-    scoring = report.get("scoring_method") or "–"
-    if report.get("judge_model"):
-        scoring += f" ({report['judge_model']})"
+    scoring = report_scoring(report) if report.get("scoring_method") else "–"
     samples = ((diagnostics or {}).get("training") or {}).get("curve", {}).get("samples") or []
     outputs = (diagnostics or {}).get("output_diagnostics") or {}
     parts = [
@@ -255,7 +304,8 @@ def render_report_html(
         if report.get("test"):
             if outputs.get("test"):
                 parts += ["<h2>Output diagnostics (test split)</h2>", _diagnostics_table(outputs["test"])]
-            parts += ["<h2>Rows (test split)</h2>", _rows_table(report["test"])]
+            parts += [_split_line("Test split", report["test"]), "<h2>Rows (test split)</h2>"]
+            parts.append(_rows_table(report["test"]))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

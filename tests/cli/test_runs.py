@@ -921,3 +921,96 @@ def test_summary_without_previous_run_with_overlap_and_null_rates(
     ]
     assert lines[7].split() == ["Pass", "rate", "80.0%", "-", "-"]
     assert lines[-1] == "Regressions: 0, improvements: 0 (no previous completed run)"
+
+
+# -- intervals and verdict (§10.3) ------------------------------------------------------------------------
+
+UNCERTAIN = {
+    "scoring_method": "mixed",
+    "judge_fallback_rows": 3,
+    "pass_rate_ci95": [0.4902, 0.9433],
+    "baseline_pass_rate_ci95": [0.1682, 0.6873],
+    "avg_score_delta": 0.4023,
+    "avg_score_delta_ci95": [0.3012, 0.51],
+    "verdict": "better",
+}
+
+
+def test_get_and_watch_show_the_verdict_and_the_intervals(
+    run: Any, fake: FakeApi, sleeps: list[float]
+) -> None:
+    summary = {**copy.deepcopy(EVAL_SUMMARY), **UNCERTAIN}
+    fake.on("GET", f"/runs/{RUN_ID}", envelope(completed_run(eval_summary=summary)))
+    for command in ("get", "watch"):
+        result = run("runs", command, RUN_ID)
+        assert result.code == 0, result.err
+        out = result.out
+        assert "Scoring:    mixed (claude-sonnet-4-5; 3 rows fell back to similarity)\n" in out
+        assert "Verdict:    better (avg score delta +0.4023, 95% CI [+0.3012, +0.5100])\n" in out
+        table = {line.split("  ")[0]: line.split() for line in out.splitlines()}
+        assert table["Avg score"][2:] == ["0.8123", "0.4100", "+0.4023", "[+0.3012,", "+0.5100]"]
+        assert table["Pass rate"][2:] == [
+            "80.0%",
+            "[49.0%,",
+            "94.3%]",
+            "40.0%",
+            "[16.8%,",
+            "68.7%]",
+            "+40.0",
+            "pp",
+        ]
+
+
+def test_a_summary_where_every_row_fell_back_says_so(run: Any, fake: FakeApi) -> None:
+    summary = {**copy.deepcopy(EVAL_SUMMARY), **UNCERTAIN, "judge_model": None, "verdict": "inconclusive"}
+    summary.update(scoring_method="similarity", judge_fallback_rows=10)
+    fake.on("GET", f"/runs/{RUN_ID}", envelope(completed_run(eval_summary=summary)))
+    out = run("runs", "get", RUN_ID).out
+    assert "Scoring:    similarity (the judge failed on all 10 rows)\n" in out
+    assert "Verdict:    inconclusive (avg score delta +0.4023, 95% CI [+0.3012, +0.5100])\n" in out
+
+
+def _report_rows(scores: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"id": f"r{i}", "prompt": f"Question {i}?", "expected": "e", "actual": "a", "score": score,
+         "passed": score >= 0.7, "reasoning": None, "latency_ms": 5.0, "scored_by": "similarity"}
+        for i, score in enumerate(scores)
+    ]  # fmt: skip
+
+
+def test_report_shows_each_blocks_verdict_and_intervals(run: Any, fake: FakeApi) -> None:
+    def block(model: str, scores: list[float]) -> dict[str, Any]:
+        passes = sum(score >= 0.7 for score in scores)
+        return {"model": model, "total": len(scores), "eval_examples_total": len(scores),
+                "eval_examples_used": len(scores), "eval_truncated": False,
+                "avg_score": round(sum(scores) / len(scores), 4), "pass_rate": round(passes / len(scores), 4),
+                "exact_match_rate": 0.0, "avg_latency_ms": 5.0, "results": _report_rows(scores)}  # fmt: skip
+
+    comparison = {"avg_score_delta": 0.4, "avg_score_delta_ci95": [0.3, 0.5], "verdict": "better",
+                  "pass_rate_delta": 0.75, "exact_match_rate_delta": 0.0, "regressions": 0, "improvements": 9,
+                  "regressed_examples": [], "improved_examples": []}  # fmt: skip
+    test_comparison = {**comparison, "avg_score_delta_ci95": [-0.1, 0.6], "verdict": "inconclusive"}
+    report = {
+        "run_id": RUN_ID, "status": "completed", "fine_tuned_model_id": MODEL_ID,
+        "eval_split": "spec_holdout",
+        "scoring_method": "mixed", "judge_model": "judge",
+        "baseline": block("base", [0.4] * 12), "candidate": block("tuned", [0.9] * 9 + [0.5] * 3),
+        "comparison": comparison,
+        "test": {"baseline": block("base", [0.4] * 4), "candidate": block("tuned", [0.9] * 3 + [0.0]),
+                 "comparison": test_comparison},
+        "previous_run": None,
+    }  # fmt: skip
+    for row in report["candidate"]["results"][:2]:
+        row["scored_by"] = "similarity_fallback"
+    fake.on("GET", f"/runs/{RUN_ID}/report", envelope(report))
+    result = run("runs", "report", RUN_ID, "--split", "all")
+    assert result.code == 0, result.err
+    assert "Scoring:    mixed (judge; 2 rows fell back to similarity)\n" in result.out
+    primary, test = result.out.split("Test split", 1)
+    table = {line.split("  ")[0]: line.split() for line in primary.splitlines()}
+    assert table["Pass rate"][2:] == ["0.0%", "[0.0%,", "24.2%]", "75.0%", "[46.8%,", "91.1%]", "+75.0", "pp"]
+    assert table["Avg score"][2:] == ["0.4000", "0.8000", "+0.4000", "[+0.3000,", "+0.5000]"]
+    assert "Verdict: better (avg score delta +0.4000, 95% CI [+0.3000, +0.5000])" in primary
+    assert "Verdict: inconclusive (avg score delta +0.4000, 95% CI [-0.1000, +0.6000])" in test
+    test_table = {line.split("  ")[0]: line.split() for line in test.splitlines()}
+    assert test_table["Pass rate"][2:8] == ["0.0%", "[0.0%,", "49.0%]", "75.0%", "[30.1%,", "95.4%]"]

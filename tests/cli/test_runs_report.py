@@ -82,8 +82,12 @@ def test_report_prints_base_vs_tuned_and_the_regressed_rows(run: Any, completed_
     assert result.code == 0, result.err
     out = result.out
     assert f"Run:        {run_id}" in out and "Scoring:    llm_judge (claude-sonnet-4-6)" in out
-    assert re.search(r"Avg score\s+0\.4000\s+0\.8000\s+\+0\.4000", out), out
-    assert re.search(r"Pass rate\s+25\.0%\s+75\.0%\s+\+50\.0 pp", out), out
+    assert re.search(r"Avg score\s+0\.4000\s+0\.8000\s+\+0\.4000 \[[-+]\d\.\d{4}, [-+]\d\.\d{4}\]", out), out
+    # Wilson intervals next to the rates (1 and 3 passes of 4), and no verdict on 4 rows
+    assert re.search(r"Pass rate\s+25\.0% \[4\.6%, 69\.9%\]\s+75\.0% \[30\.1%, 95\.4%\]\s+\+50\.0 pp", out), (
+        out
+    )
+    assert "Verdict: inconclusive (avg score delta +0.4000, 95% CI [" in out
     assert "Tuned vs base: 1 regressions, 3 improvements" in out
     assert "Regressed examples (worst first):" in out
     rows = out.split("Regressed examples (worst first):", 1)[1]
@@ -195,3 +199,33 @@ def test_the_page_shows_the_test_split_with_its_own_diagnostics() -> None:
     )
     assert "<td>Valid JSON</td><td>75.0%</td>" in test and "<h2>Rows (test split)</h2>" in test
     assert '<tr class="failure">' in test
+
+
+def test_the_page_shows_the_verdict_and_the_intervals() -> None:
+    def rows(scores: list[float]) -> list[dict[str, Any]]:
+        return [{"prompt": f"q{i}", "expected": "e", "actual": "a", "score": score, "passed": score >= 0.7,
+                 "scored_by": "llm_judge"} for i, score in enumerate(scores)]  # fmt: skip
+
+    comparison = {"avg_score_delta": 0.4, "avg_score_delta_ci95": [0.3, 0.5], "verdict": "better",
+                  "regressions": 0, "improvements": 9}  # fmt: skip
+    report = {
+        "run_id": "r", "status": "completed", "scoring_method": "mixed", "judge_model": "judge",
+        "baseline": {"avg_score": 0.4, "pass_rate": 0.25, "results": rows([0.9] + [0.4] * 3)},
+        "candidate": {"avg_score": 0.8, "pass_rate": 0.75, "results": rows([0.9] * 3 + [0.5])},
+        "comparison": comparison,
+        "test": {"baseline": {"pass_rate": 0.0, "results": rows([0.4] * 2)},
+                 "candidate": {"pass_rate": 0.5, "results": rows([0.9, 0.0])},
+                 "comparison": {**comparison, "avg_score_delta_ci95": [-0.4, 0.5],
+                                "verdict": "inconclusive"}},
+    }  # fmt: skip
+    for row in report["candidate"]["results"][2:]:
+        row["scored_by"] = "similarity_fallback"
+    page = render_report_html(report, None, None)
+    assert '<div class="label">Verdict</div><div class="value">better</div>' in page
+    assert "avg score delta +0.4000, 95% CI [+0.3000, +0.5000]" in page
+    assert '<div class="ci">95% CI [30.1%, 95.4%] · base [4.6%, 69.9%]</div>' in page  # Wilson, 3 and 1 of 4
+    assert '<div class="ci">Δ 95% CI [+0.3000, +0.5000]</div>' in page
+    assert "scoring mixed (judge; 2 rows fell back to similarity)" in page
+    test = page.split("<h2>Rows (test split)</h2>")[0].rsplit("</table>", 1)[-1]
+    assert "Test split: inconclusive (avg score delta +0.4000, 95% CI [-0.4000, +0.5000])" in test
+    assert "pass rate 50.0% [9.4%, 90.5%] vs base 0.0% [0.0%, 65.8%]" in test  # 1 of 2: [0.0945, 0.9055]

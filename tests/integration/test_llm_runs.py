@@ -80,21 +80,25 @@ def test_a_run_on_the_real_trainer_augments_and_judges_with_claude(client: Any, 
     assert_no_provider_names(run)
 
 
-def test_no_provider_means_eda_and_similarity_and_the_run_says_so(
+def test_no_provider_means_no_generated_rows_and_similarity_and_the_run_says_so(
     client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_language_model(monkeypatch)
     install_instant_training(monkeypatch)
     assert "llm_judge" not in client.get("/version").json()["data"]["capabilities"]
     run = run_to_end(client)
-    assert run["augmentation_method"] == "eda" and run["row_counts"]["augmented"] == 50
+    # No offline augmenter (§9.4): perturbed inputs with copied outputs would teach wrong labels.
+    assert run["augmentation_method"] == "none"
+    assert run["row_counts"] == {"training": 10, "augmented": 0, "evaluation": 2, "test": 0}
     assert (
         run["eval_summary"]["scoring_method"] == "similarity" and run["eval_summary"]["judge_model"] is None
     )
     assert scored_by(client, run) == {"similarity"}
     messages = infos(run)
-    assert any("No language model is configured" in m for m in messages)
+    assert any(m.startswith("No Claude provider is configured") and "up to 50 rows" in m for m in messages)
     assert any("No LLM judge is configured" in m for m in messages)
+    dataset = client.get(f"/datasets/{run['dataset_id']}").json()["data"]
+    assert dataset["description"] == "Auto-compiled from behaviour spec. 10 examples (not augmented)."
 
 
 @pytest.mark.parametrize(
@@ -116,7 +120,11 @@ def test_an_unusable_verdict_falls_back_to_similarity_for_that_row(
     claude.answer = answer  # type: ignore[method-assign]
     spec = {**TINY_SPEC, "examples": EXAMPLES[:3]}  # < 5 examples: every one is evaluated
     run = run_to_end(client, spec=spec)
-    assert run["augmentation_method"] == "claude" and run["eval_summary"]["scoring_method"] == "llm_judge"
+    summary = run["eval_summary"]
+    assert (
+        run["augmentation_method"] == "claude" and summary["scoring_method"] == "mixed"
+    )  # some rows fell back
+    assert summary["judge_model"] == DEFAULT_MODELS["claude"] and summary["judge_fallback_rows"] == 1
     report = client.get(f"/runs/{run['id']}/report").json()["data"]
     for side in ("baseline", "candidate"):
         by_prompt = {row["prompt"]: row["scored_by"] for row in report[side]["results"]}
@@ -137,12 +145,17 @@ def test_rate_limits_and_overload_are_retried(client: Any, claude: FakeClaude, i
 def test_a_provider_that_is_down_falls_back_everywhere(client: Any, claude: FakeClaude, instant: Any) -> None:
     claude.fail_with = 529
     run = run_to_end(client)
-    assert run["augmentation_method"] == "eda" and run["row_counts"]["augmented"] == 50
-    assert run["eval_summary"]["scoring_method"] == "llm_judge"
+    assert run["augmentation_method"] == "none" and run["row_counts"]["augmented"] == 0
+    summary = run["eval_summary"]
+    # Every row fell back: no judge scored any, so the method is similarity (§10.3)
+    assert (summary["scoring_method"], summary["judge_model"]) == ("similarity", None)
+    assert summary["judge_fallback_rows"] == summary["total"] > 0
     assert scored_by(client, run) == {"similarity_fallback"}
     messages = infos(run)
     assert any(
-        "could not generate training rows (the language model answered HTTP 529)" in m for m in messages
+        "could not generate training rows (the language model answered HTTP 529); the run goes on without "
+        "generated rows" in m
+        for m in messages
     )
     assert "4 output(s) could not be judged and were scored by similarity." in messages
     assert_no_provider_names(run)

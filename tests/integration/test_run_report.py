@@ -85,6 +85,16 @@ def test_two_runs_of_one_spec_compare_row_by_row(
     assert comparison["pass_rate_delta"] == 0.75 and comparison["exact_match_rate_delta"] == 0.25
     assert (comparison["regressions"], comparison["improvements"]) == (0, 4)
     assert comparison["improved_examples"][0] == {"prompt": P[1], "old_score": 0.3, "new_score": 1.0}
+    # The interval and verdict (§10.3) over the same rows, seeded by the run id: the summary's exactly.
+    assert comparison["verdict"] == summary["verdict"] == "inconclusive"  # 4 rows: no verdict under 10
+    assert comparison["avg_score_delta_ci95"] == summary["avg_score_delta_ci95"]
+    assert comparison["avg_score_delta"] == summary["avg_score_delta"]
+    low, high = comparison["avg_score_delta_ci95"]
+    assert 0.1 <= low < comparison["avg_score_delta"] < high <= 0.7  # row deltas 0.1, 0.7, 0.45, 0.4
+    assert summary["pass_rate_ci95"] == [0.3006, 0.9544] and summary["baseline_pass_rate_ci95"] == [
+        0.0,
+        0.4899,
+    ]
     assert report["test"] is None
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from tt_core.evaluation.output_diagnostics import diagnose
 from tt_core.evaluation.summary import average_latency_ms, summarize
-from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics
+from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics, ScoredBy
 
 SUMMARY_FIELDS = [
     "total",
@@ -26,6 +26,12 @@ SUMMARY_FIELDS = [
     "avg_latency_ms",
     "scoring_method",
     "judge_model",
+    "judge_fallback_rows",
+    "pass_rate_ci95",
+    "baseline_pass_rate_ci95",
+    "avg_score_delta",
+    "avg_score_delta_ci95",
+    "verdict",
     "regressions",
     "improvements",
     "previous_run_id",
@@ -33,7 +39,9 @@ SUMMARY_FIELDS = [
 ]
 
 
-def rows(scores: Sequence[tuple[str, float, float | None]]) -> list[EvalResult]:
+def rows(
+    scores: Sequence[tuple[str, float, float | None]], scored_by: ScoredBy = "llm_judge"
+) -> list[EvalResult]:
     return [
         EvalResult(
             id=f"row-{prompt}",
@@ -44,7 +52,7 @@ def rows(scores: Sequence[tuple[str, float, float | None]]) -> list[EvalResult]:
             score=score,
             reasoning="fine",
             latency_ms=latency,
-            scored_by="llm_judge",
+            scored_by=scored_by,
         )
         for prompt, score, latency in scores
     ]
@@ -68,8 +76,8 @@ def test_summary_with_a_previous_run() -> None:
         eval_truncated=True,
         eval_split="dataset_validation",
         eval_overlaps_training=False,
-        scoring_method="llm_judge",
         judge_model="claude-judge",
+        run_id="run-2",
         previous=previous,
         previous_run_id="run-1",
         output_diagnostics=diagnostics,
@@ -91,11 +99,26 @@ def test_summary_with_a_previous_run() -> None:
         "avg_latency_ms": 116.83,  # 350.5 / 3 = 116.8333…; the row without a latency is left out
         "scoring_method": "llm_judge",
         "judge_model": "claude-judge",
+        "judge_fallback_rows": 0,
+        "pass_rate_ci95": [0.3006, 0.9544],  # Wilson, 3 of 4
+        "baseline_pass_rate_ci95": [0.0456, 0.6994],  # 1 of 4
+        "avg_score_delta": 0.365,  # 0.815 − 0.45
+        "avg_score_delta_ci95": dumped["avg_score_delta_ci95"],  # resampled: checked below
+        "verdict": "inconclusive",  # 4 rows: under 10, no verdict
         "regressions": 1,
         "improvements": 1,
         "previous_run_id": "run-1",
-        "output_diagnostics": diagnostics.model_dump(mode="json"),
+        "output_diagnostics": {
+            **diagnostics.model_dump(mode="json"),
+            "insights": [
+                "Only 4 rows were evaluated: the tuned pass rate could be anywhere from 30% to 95%.",
+                "Tuned vs base is inconclusive on 4 rows: no verdict under 10 rows.",
+            ],
+        },
     }
+    # row deltas 0.4, 0.1, 0.3, 0.66: every resampled mean lies between the smallest and the largest
+    low, high = dumped["avg_score_delta_ci95"]
+    assert 0.1 <= low < 0.365 < high <= 0.66
 
 
 def test_summary_without_a_previous_run_or_rows() -> None:
@@ -106,8 +129,8 @@ def test_summary_without_a_previous_run_or_rows() -> None:
         eval_truncated=False,
         eval_split="spec_examples",
         eval_overlaps_training=True,
-        scoring_method="similarity",
         judge_model=None,
+        run_id="run-1",
         previous=None,
         previous_run_id=None,
         output_diagnostics=OutputDiagnostics.empty(),
@@ -125,23 +148,83 @@ def test_summary_without_a_previous_run_or_rows() -> None:
         None,
     )
     assert summary.output_diagnostics.candidate.total == 0
+    # over zero rows: no interval, no delta, no verdict, and no sample-size insight
+    assert (summary.pass_rate_ci95, summary.baseline_pass_rate_ci95) == (None, None)
+    assert (summary.avg_score_delta, summary.avg_score_delta_ci95, summary.verdict) == (
+        None,
+        None,
+        "inconclusive",
+    )
+    assert summary.output_diagnostics.insights == []
+    assert (summary.scoring_method, summary.judge_fallback_rows) == ("similarity", 0)
+
+
+def _summary(candidate: list[EvalResult], baseline: list[EvalResult], judge_model: str | None) -> EvalSummary:
+    return summarize(
+        candidate=candidate,
+        baseline=baseline,
+        eval_examples_total=len(candidate),
+        eval_truncated=False,
+        eval_split="spec_holdout",
+        eval_overlaps_training=False,
+        judge_model=judge_model,
+        run_id="run-1",
+        previous=None,
+        previous_run_id=None,
+        output_diagnostics=OutputDiagnostics.empty(),
+    )
+
+
+def test_scoring_method_follows_the_rows_that_fell_back() -> None:
+    judged = rows([("p1", 0.9, None), ("p2", 0.8, None)])
+    mixed = judged[:1] + rows([("p2", 0.8, None)], "similarity_fallback")
+    fell_back = rows([("p1", 0.9, None), ("p2", 0.8, None)], "similarity_fallback")
+    cases = [
+        (judged, "judge", ("llm_judge", "judge", 0)),
+        (mixed, "judge", ("mixed", "judge", 1)),
+        (fell_back, "judge", ("similarity", None, 2)),  # every row fell back: no judge scored any
+        (rows([("p1", 0.9, None)], "similarity"), None, ("similarity", None, 0)),
+    ]
+    for candidate, judge_model, expected in cases:
+        summary = _summary(candidate, candidate, judge_model)
+        assert (summary.scoring_method, summary.judge_model, summary.judge_fallback_rows) == expected
 
 
 def test_unknown_scoring_method_is_refused() -> None:
+    stored = _summary(CANDIDATE, BASELINE, None).model_dump(mode="json")
     with pytest.raises(ValidationError):
-        summarize(
-            candidate=CANDIDATE,
-            baseline=BASELINE,
-            eval_examples_total=4,
-            eval_truncated=False,
-            eval_split="spec_holdout",
-            eval_overlaps_training=False,
-            scoring_method="similarity_fallback",
-            judge_model=None,
-            previous=None,
-            previous_run_id=None,
-            output_diagnostics=OutputDiagnostics.empty(),
-        )
+        EvalSummary.model_validate({**stored, "scoring_method": "similarity_fallback"})
+
+
+def test_a_summary_stored_before_intervals_still_reads() -> None:
+    stored = _summary(CANDIDATE, BASELINE, "judge").model_dump(mode="json")
+    for field in (
+        "judge_fallback_rows",
+        "pass_rate_ci95",
+        "baseline_pass_rate_ci95",
+        "avg_score_delta",
+        "avg_score_delta_ci95",
+        "verdict",
+    ):
+        del stored[field]
+    old = EvalSummary.model_validate(stored)
+    assert (old.judge_fallback_rows, old.pass_rate_ci95, old.avg_score_delta_ci95, old.verdict) == (
+        0,
+        None,
+        None,
+        "inconclusive",
+    )
+
+
+def test_ten_rows_that_all_improve_are_better_and_all_that_drop_are_worse() -> None:
+    base = rows([(f"p{i}", round(0.3 + i / 100, 2), None) for i in range(10)])
+    tuned = rows([(f"p{i}", round(0.8 + i / 100, 2), None) for i in range(10)])
+    better = _summary(tuned, base, None)
+    assert better.verdict == "better" and better.avg_score_delta == 0.5
+    assert better.avg_score_delta_ci95 == (0.5, 0.5)  # every row moved by the same 0.5
+    assert _summary(base, tuned, None).verdict == "worse"
+    assert _summary(tuned[:9], base[:9], None).verdict == "inconclusive"  # 9 rows: no verdict
+    assert not any("no verdict" in text for text in better.output_diagnostics.insights)
 
 
 def test_average_latency() -> None:
@@ -157,8 +240,8 @@ def test_summary_round_trips_through_json() -> None:
         eval_truncated=False,
         eval_split="spec_holdout",
         eval_overlaps_training=False,
-        scoring_method="similarity",
         judge_model=None,
+        run_id="run-1",
         previous=[],
         previous_run_id="run-0",
         output_diagnostics=OutputDiagnostics.empty(),

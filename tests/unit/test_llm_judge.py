@@ -11,7 +11,14 @@ from pydantic import SecretStr
 
 from tests.llm_fakes import FakeClaude, text_answer, tool_answer
 from tt_core.adapters.anthropic_llm import language_model_for
-from tt_core.evaluation.judge import MAX_JUDGE_WORKERS, LlmJudge, ScoreJob, judge_rows, judge_workers
+from tt_core.evaluation.judge import (
+    MAX_JUDGE_WORKERS,
+    LlmJudge,
+    ScoreJob,
+    judge_groups,
+    judge_rows,
+    judge_workers,
+)
 from tt_core.evaluation.scoring import similarity_score
 from tt_core.language.llm_calls import TASK_ATTEMPTS
 from tt_core.models.evaluation import JudgeVerdict
@@ -109,3 +116,74 @@ def test_a_wrong_schema_verdict_is_not_trusted() -> None:
     ] * TASK_ATTEMPTS
     [result] = judge_rows(judge(fake), JOBS[:1], context=CONTEXT, timeout_seconds=900)
     assert result.scored_by == "similarity_fallback"
+
+
+def test_the_judge_reads_the_answer_without_its_leading_think_block() -> None:
+    fake = FakeClaude()
+    seen: list[str] = []
+    fake.score = lambda prompt, output: seen.append(output) or 0.9  # type: ignore[func-returns-value]
+    job = ScoreJob("eval-0", "Capital of France?", "Paris", "\n</think>\n\nParis", 10.0)
+    [result] = judge_rows(judge(fake), [job], context=CONTEXT, timeout_seconds=900)
+    assert seen == ["Paris"] and result.actual == job.actual  # the row keeps what the model wrote
+
+
+class Clock:
+    """time.monotonic for the judge: moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_pair_is_judged_whole_or_falls_back_whole(monkeypatch: Any) -> None:
+    import tt_core.evaluation.judge as judge_module
+
+    clock = Clock()
+    monkeypatch.setattr(judge_module, "time", clock)
+    calls: list[str] = []
+
+    class TimeEatingJudge:
+        """The first call takes the whole time budget: the tuned output of that row is never asked."""
+
+        model = "judge"
+
+        def judge(self, *, actual: str, **_: Any) -> JudgeVerdict:
+            calls.append(actual)
+            clock.now += 10_000
+            return JudgeVerdict(score=1, passed=True, reasoning="ok")
+
+    base, tuned = JOBS[0], JOBS[1]
+    [pair] = judge_groups(TimeEatingJudge(), [[base, tuned]], context=CONTEXT, timeout_seconds=900)
+    assert calls == [base.actual]  # the base output was judged, then time ran out
+    assert [r.scored_by for r in pair] == ["similarity_fallback"] * 2  # so neither side keeps a verdict
+    assert [r.score for r in pair] == [similarity_score(j.expected, j.actual) for j in (base, tuned)]
+
+
+def test_a_failed_tuned_call_sends_its_row_to_similarity() -> None:
+    fake = FakeClaude()
+    original = fake.answer
+
+    def answer(seen: Any) -> Any:  # only the tuned output of row 1 gets an unusable verdict
+        if "<model_output>\ntuned 1\n</model_output>" in seen.prompt:
+            return text_answer("not json at all")
+        return original(seen)
+
+    fake.answer = answer  # type: ignore[method-assign]
+    pairs = [[ScoreJob(f"r{i}", f"Q{i}?", f"A{i}.", f"{side} {i}", None) for side in ("base", "tuned")]
+             for i in range(3)]  # fmt: skip
+    scored = judge_groups(judge(fake), pairs, context=CONTEXT, timeout_seconds=900)
+    assert [[r.scored_by for r in pair] for pair in scored] == [
+        ["llm_judge", "llm_judge"],
+        ["similarity_fallback", "similarity_fallback"],
+        ["llm_judge", "llm_judge"],
+    ]
+    assert [r.actual for pair in scored for r in pair] == [
+        "base 0",
+        "tuned 0",
+        "base 1",
+        "tuned 1",
+        "base 2",
+        "tuned 2",
+    ]

@@ -15,6 +15,7 @@ from tt_core.evaluation.scoring import (
     lcs_length,
     parse_json,
     rates,
+    rouge_l_f1,
     score_by_similarity,
     similarity_score,
 )
@@ -55,6 +56,20 @@ def test_normalised_equality_scores_one(expected: str, actual: str) -> None:
     assert similarity_score(expected, actual) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("actual", "score"),
+    [
+        ("\n</think>\n\nParis", 1.0),  # Qwen3.5 trained with thinking on: the prompt opened the block
+        ("<think>\n\n</think>\n\nParis", 1.0),
+        ("  <think>\nThe capital of France.\n</think>\nParis", 1.0),
+        ("<think>\nParis, or is it Lyon", 0.2857),  # still thinking when the budget ran out: no block
+        ("Paris </think>", 0.6667),  # only a leading block goes; the rest scores as written
+    ],
+)
+def test_a_leading_think_block_is_removed_before_scoring(actual: str, score: float) -> None:
+    assert similarity_score("Paris", actual) == score
+
+
 # -- rule 3: ROUGE-L F1 ------------------------------------------------------------------------------------
 
 
@@ -88,6 +103,35 @@ def test_rouge_l(expected: str, actual: str, score: float) -> None:
 )
 def test_one_side_without_tokens_scores_zero(expected: str, actual: str) -> None:
     assert similarity_score(expected, actual) == 0.0
+
+
+def test_an_output_with_other_numbers_than_the_reference_never_passes() -> None:
+    # The issue's example (reference worded as PRODUCT §10.2's "1 days"): ROUGE-L 7 of 9 tokens = 0.7778,
+    # a pass by overlap alone, though the order number and the delay are both wrong.
+    expected = "Order 110 shipped yesterday and arrives in 1 days."
+    actual = "Order 101 shipped yesterday and arrives in 2 days."
+    assert round(rouge_l_f1(expected, actual), 4) == 0.7778
+    row = score_by_similarity(id="r1", prompt="p", expected=expected, actual=actual, latency_ms=None)
+    assert (row.score, row.passed) == (0.5, False)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "score"),
+    [
+        # the same numbers in another order: a multiset, so no cap (LCS "ship then later" 3 of 5 → 0.6)
+        ("ship 2 then 3 later", "ship 3 then 2 later", 0.6),
+        # a number missing from the output is a difference: capped at 0.5
+        ("call 555 0100 today", "call 555 today", 0.5),
+        # a number repeated is a difference too (multiset, not set)
+        ("room 7 floor 2", "room 7 floor 2 2", 0.5),
+        # no numbers in the reference: the output's numbers are just words
+        ("ships tomorrow morning", "ships tomorrow morning at 9", 0.75),
+        # below the cap already: unchanged
+        ("order 110 arrives", "order 101 left the depot long ago", 0.2),
+    ],
+)
+def test_numbers_rule(expected: str, actual: str, score: float) -> None:
+    assert similarity_score(expected, actual) == score
 
 
 def test_seven_of_ten_tokens_pass_exactly_at_threshold() -> None:
@@ -223,7 +267,7 @@ def test_compare_joins_by_prompt_with_thresholds_at_exactly_one_tenth() -> None:
         result(p, s)
         for p, s in [("p1", 0.7), ("p2", 0.6), ("p3", 0.35), ("p4", 0.2), ("p5", 0.81), ("p6", 1.0)]
     ]
-    comparison = compare(old, new)
+    comparison = compare(old, new, seed="run-1")
     # p1 drops exactly 0.1 and p2 rises exactly 0.1 (0.6 − 0.5 is 0.0999… in floats); p5 drops 0.09
     assert comparison.regressions == 2 and comparison.improvements == 1
     assert [(d.prompt, d.old_score, d.new_score) for d in comparison.regressed_examples] == [
@@ -239,7 +283,9 @@ def test_compare_joins_by_prompt_with_thresholds_at_exactly_one_tenth() -> None:
 
 
 def test_compare_uses_the_first_row_of_each_prompt() -> None:
-    comparison = compare([result("q", 0.9), result("q", 0.1)], [result("q", 0.5), result("q", 1.0)])
+    comparison = compare(
+        [result("q", 0.9), result("q", 0.1)], [result("q", 0.5), result("q", 1.0)], seed="run-1"
+    )
     assert (comparison.regressions, comparison.improvements) == (1, 0)
     assert comparison.regressed_examples[0].model_dump() == {
         "prompt": "q",
@@ -256,7 +302,7 @@ def test_compare_orders_worst_and_best_first_and_lists_at_most_twenty() -> None:
     random.Random(4).shuffle(rises)
     old = [result(p, 0.5) for p, _ in drops] + [result(p, 0.4) for p, _ in rises]
     new = [result(p, round(0.5 - d, 2)) for p, d in drops] + [result(p, round(0.4 + r, 2)) for p, r in rises]
-    comparison = compare(old, new)
+    comparison = compare(old, new, seed="run-1")
     assert (comparison.regressions, comparison.improvements) == (25, 22)
     assert [d.prompt for d in comparison.regressed_examples] == [f"d{i}" for i in range(24, 4, -1)]
     assert [d.prompt for d in comparison.improved_examples] == [f"r{i}" for i in range(21, 1, -1)]
@@ -265,13 +311,15 @@ def test_compare_orders_worst_and_best_first_and_lists_at_most_twenty() -> None:
 def test_compare_keeps_the_order_of_new_rows_on_equal_changes() -> None:
     old = [result("b", 0.9), result("a", 0.9)]
     new = [result("a", 0.5), result("b", 0.5)]
-    assert [d.prompt for d in compare(old, new).regressed_examples] == ["a", "b"]
+    assert [d.prompt for d in compare(old, new, seed="run-1").regressed_examples] == ["a", "b"]
 
 
 def test_compare_with_an_empty_side() -> None:
-    comparison = compare([], [result("a", 1.0)])
+    comparison = compare([], [result("a", 1.0)], seed="run-1")
     assert comparison.model_dump() == {
         "avg_score_delta": None,
+        "avg_score_delta_ci95": None,  # no row joined
+        "verdict": "inconclusive",
         "pass_rate_delta": None,
         "exact_match_rate_delta": None,
         "regressions": 0,
@@ -279,3 +327,15 @@ def test_compare_with_an_empty_side() -> None:
         "regressed_examples": [],
         "improved_examples": [],
     }
+
+
+def test_compare_gives_the_delta_interval_and_verdict_over_the_joined_rows() -> None:
+    old = [result(f"p{i}", 0.4) for i in range(12)]
+    new = [result(f"p{i}", 0.9 if i % 4 else 0.5) for i in range(12)] + [result("only-new", 0.0)]
+    comparison = compare(old, new, seed="run-1")
+    # 12 joined rows (the new-only row is left out): deltas 0.5 × 9 and 0.1 × 3, every one above 0
+    low, high = comparison.avg_score_delta_ci95 or (0.0, 0.0)
+    assert 0.1 <= low < 0.4 < high <= 0.5 and comparison.verdict == "better"
+    assert compare(old, new, seed="run-1") == comparison  # the same run id: the same interval
+    assert compare(new, old, seed="run-1").verdict == "worse"
+    assert compare(old[:9], new[:9], seed="run-1").verdict == "inconclusive"  # under 10 rows

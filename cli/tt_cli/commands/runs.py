@@ -15,6 +15,7 @@ from tt_cli.commands import datasets, specs, tuned_models
 from tt_cli.commands.resources import id_argument, list_page, paging_options
 from tt_cli.context import Context
 from tt_cli.errors import CliError
+from tt_cli.eval_text import pass_interval, report_scoring, scoring_text, verdict_text, with_interval
 from tt_cli.output import render_table
 
 RUNS_PATH = "/runs"
@@ -346,43 +347,56 @@ def _eval_rows(summary: Mapping[str, Any]) -> str:
     return text
 
 
-def _comparison(rows: Sequence[tuple[str, Any, Any, bool]]) -> str:
-    """METRIC / TUNED / BASE / DELTA; rates as percentages, deltas in percentage points."""
+def _comparison(rows: Sequence[tuple[str, Any, Any, bool, Any, Any, Any]]) -> str:
+    """METRIC / TUNED / BASE / DELTA; rates as percentages, deltas in percentage points; each value
+    followed by its 95% interval when the summary has one."""
     table = [
         [
             name,
-            (_rate if rate else _score)(tuned),
-            (_rate if rate else _score)(base),
-            _delta(tuned, base, rate=rate),
+            with_interval((_rate if rate else _score)(tuned), tuned_ci, rate=rate),
+            with_interval((_rate if rate else _score)(base), base_ci, rate=rate),
+            with_interval(_delta(tuned, base, rate=rate), delta_ci, rate=rate, signed=True),
         ]
-        for name, tuned, base, rate in rows
+        for name, tuned, base, rate, tuned_ci, base_ci, delta_ci in rows
     ]
     return render_table(table, ["METRIC", "TUNED", "BASE", "DELTA"])
 
 
 def render_eval_summary(ctx: Context, summary: Mapping[str, Any], *, model_id: str | None = None) -> None:
-    """Tuned vs base on the primary split (§10.3), then the comparison with the previous run."""
+    """Tuned vs base on the primary split (§10.3) with intervals and the verdict, then the comparison
+    with the previous run. Summaries stored before intervals existed print without them."""
     diagnostics = summary.get("output_diagnostics") or {}
     candidate, baseline = diagnostics.get("candidate") or {}, diagnostics.get("baseline") or {}
-    judge = summary.get("judge_model")
-    scoring = summary.get("scoring_method") or "-"
+    verdict = verdict_text(
+        summary.get("verdict"), summary.get("avg_score_delta"), summary.get("avg_score_delta_ci95")
+    )
+    scoring = scoring_text(
+        summary.get("scoring_method"),
+        summary.get("judge_model"),
+        summary.get("judge_fallback_rows"),
+        summary.get("eval_examples_used", summary.get("total")),
+    )
     ctx.out.fields(
         [
             *([("Model", model_id)] if model_id else []),
             ("Eval split", _eval_rows(summary)),
-            ("Scoring", f"{scoring} ({judge})" if judge else scoring),
+            ("Scoring", scoring),
+            *([("Verdict", verdict)] if verdict else []),
         ]
     )
     ctx.out.line(
         _comparison(
             [
-                ("Avg score", summary.get("avg_score"), summary.get("baseline_avg_score"), False),
-                ("Pass rate", summary.get("pass_rate"), summary.get("baseline_pass_rate"), True),
-                ("Exact match", summary.get("exact_match_rate"), None, True),
-                ("Finished", candidate.get("finished_rate"), baseline.get("finished_rate"), True),
+                ("Avg score", summary.get("avg_score"), summary.get("baseline_avg_score"), False,
+                 None, None, summary.get("avg_score_delta_ci95")),
+                ("Pass rate", summary.get("pass_rate"), summary.get("baseline_pass_rate"), True,
+                 summary.get("pass_rate_ci95"), summary.get("baseline_pass_rate_ci95"), None),
+                ("Exact match", summary.get("exact_match_rate"), None, True, None, None, None),
+                ("Finished", candidate.get("finished_rate"), baseline.get("finished_rate"), True,
+                 None, None, None),
             ]
         )
-    )
+    )  # fmt: skip
     previous = summary.get("previous_run_id")
     against = f"vs run {previous}" if previous else "no previous completed run"
     ctx.out.line(
@@ -684,15 +698,38 @@ def render_report_block(ctx: Context, name: str, block: Mapping[str, Any], mode:
     ctx.out.line(
         f"{name.capitalize()} split ({rows_text}): base {base.get('model')} vs tuned {tuned.get('model')}"
     )
-    table = [
-        [label, (_rate if rate else _score)(base.get(key)), (_rate if rate else _score)(tuned.get(key)),
-         _delta(tuned.get(key), base.get(key), rate=rate)]
-        for label, key, rate in (("Avg score", "avg_score", False), ("Pass rate", "pass_rate", True),
-                                 ("Exact match", "exact_match_rate", True))
-    ]  # fmt: skip
+    # Each value with its 95% interval where §10.3 gives one: the score delta's, the pass rates'.
+    intervals: dict[str, tuple[Any, Any, Any]] = {
+        "avg_score": (None, None, comparison.get("avg_score_delta_ci95")),
+        "pass_rate": (pass_interval(base), pass_interval(tuned), None),
+        "exact_match_rate": (None, None, None),
+    }
+    table: list[list[str | None]] = []
+    for label, key, rate in (
+        ("Avg score", "avg_score", False),
+        ("Pass rate", "pass_rate", True),
+        ("Exact match", "exact_match_rate", True),
+    ):
+        shown = _rate if rate else _score
+        base_ci, tuned_ci, delta_ci = intervals[key]
+        table.append(
+            [
+                label,
+                with_interval(shown(base.get(key)), base_ci, rate=rate),
+                with_interval(shown(tuned.get(key)), tuned_ci, rate=rate),
+                with_interval(
+                    _delta(tuned.get(key), base.get(key), rate=rate), delta_ci, rate=rate, signed=True
+                ),
+            ]
+        )
     latency = [_number(base.get("avg_latency_ms")), _number(tuned.get("avg_latency_ms"))]
     table.append(["Avg latency ms", *latency, None])
     ctx.out.line(render_table(table, ["METRIC", "BASE", "TUNED", "DELTA"]))
+    verdict = verdict_text(
+        comparison.get("verdict"), comparison.get("avg_score_delta"), comparison.get("avg_score_delta_ci95")
+    )
+    if verdict:
+        ctx.out.line(f"Verdict: {verdict}")
     ctx.out.line(
         f"Tuned vs base: {comparison.get('regressions', 0)} regressions, "
         f"{comparison.get('improvements', 0)} improvements"
@@ -710,15 +747,13 @@ def render_report_block(ctx: Context, name: str, block: Mapping[str, Any], mode:
 
 
 def render_report(ctx: Context, report: Mapping[str, Any], split: str, mode: str, limit: int) -> None:
-    judge = report.get("judge_model")
-    scoring = report.get("scoring_method") or "-"
     ctx.out.fields(
         [
             ("Run", report.get("run_id")),
             ("Status", report.get("status")),
             ("Model", report.get("fine_tuned_model_id")),
             ("Eval split", report.get("eval_split")),
-            ("Scoring", f"{scoring} ({judge})" if judge else scoring),
+            ("Scoring", report_scoring(report)),
         ]
     )
     if report.get("candidate") is None:

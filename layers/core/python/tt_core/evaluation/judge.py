@@ -1,5 +1,5 @@
-"""The LLM judge (PRODUCT.md §10.2): one temperature-0 call per row, in a small thread pool, and a
-per-row fallback to similarity when a call fails, the provider gives up, or time runs out."""
+"""The LLM judge (PRODUCT.md §10.2): temperature-0 calls row by row in a small thread pool; a row whose
+calls cannot all be made and answered (a failure, a provider down, time up) falls back to similarity."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from tt_core.evaluation.scoring import PASS_THRESHOLD, score_by_similarity
 from tt_core.language.llm_calls import ask
+from tt_core.language.text import without_leading_think
 from tt_core.models.evaluation import EvalResult, JudgeVerdict
 from tt_core.ports import Judge, LanguageModel, LanguageModelError
 
@@ -119,36 +120,63 @@ def _fallback(job: ScoreJob) -> EvalResult:
     )
 
 
-def judge_rows(
-    judge: Judge, jobs: Sequence[ScoreJob], *, context: dict[str, Any], timeout_seconds: float
-) -> list[EvalResult]:
-    """Each job scored by the judge, in order; a job it cannot score is scored by similarity."""
+def judge_groups(
+    judge: Judge, groups: Sequence[Sequence[ScoreJob]], *, context: dict[str, Any], timeout_seconds: float
+) -> list[list[EvalResult]]:
+    """Each group's outputs judged one after the other by one worker, groups in order.
+
+    A group is scored by one scorer: when any of its calls cannot be made (provider down, time up) or
+    fails, every output of the group is scored by similarity. A row's base and tuned outputs form a
+    group, so an outage mid-run cuts both models alike instead of the later-scored one.
+    """
     deadline = time.monotonic() + timeout_seconds * TIME_BUDGET_SHARE
     breaker = _Breaker()
 
-    def score(job: ScoreJob) -> EvalResult:
+    def verdict(job: ScoreJob) -> JudgeVerdict | None:
         if breaker.open or time.monotonic() > deadline:
-            return _fallback(job)
+            return None
         try:
-            verdict = judge.judge(
-                context=context, prompt=job.prompt, expected=job.expected, actual=job.actual
-            )
+            # §9.4: the judge reads the answer, not the reasoning before it; the row keeps the whole output.
+            actual = without_leading_think(job.actual)
+            answer = judge.judge(context=context, prompt=job.prompt, expected=job.expected, actual=actual)
         except LanguageModelError as error:
             breaker.record(error)
-            return _fallback(job)
+            return None
         breaker.record(None)
-        score = round(verdict.score, 4)
-        return EvalResult(
-            id=job.id,
-            prompt=job.prompt,
-            expected=job.expected,
-            actual=job.actual,
-            passed=score >= PASS_THRESHOLD,  # §10.1: the threshold decides, whatever the judge said
-            score=score,
-            reasoning=verdict.reasoning,
-            latency_ms=job.latency_ms,
-            scored_by="llm_judge",
-        )
+        return answer
 
-    with ThreadPoolExecutor(max_workers=judge_workers(len(jobs), timeout_seconds)) as pool:
-        return list(pool.map(score, jobs))
+    def score(group: Sequence[ScoreJob]) -> list[EvalResult]:
+        verdicts: list[JudgeVerdict] = []
+        for job in group:
+            answer = verdict(job)
+            if answer is None:  # the rest of the group is not asked: it is scored by similarity anyway
+                return [_fallback(each) for each in group]
+            verdicts.append(answer)
+        return [_judged(job, answer) for job, answer in zip(group, verdicts, strict=True)]
+
+    calls = sum(len(group) for group in groups)
+    with ThreadPoolExecutor(max_workers=judge_workers(calls, timeout_seconds)) as pool:
+        return list(pool.map(score, groups))
+
+
+def _judged(job: ScoreJob, verdict: JudgeVerdict) -> EvalResult:
+    score = round(verdict.score, 4)
+    return EvalResult(
+        id=job.id,
+        prompt=job.prompt,
+        expected=job.expected,
+        actual=job.actual,
+        passed=score >= PASS_THRESHOLD,  # §10.1: the threshold decides, whatever the judge said
+        score=score,
+        reasoning=verdict.reasoning,
+        latency_ms=job.latency_ms,
+        scored_by="llm_judge",
+    )
+
+
+def judge_rows(
+    judge: Judge, jobs: Sequence[ScoreJob], *, context: dict[str, Any], timeout_seconds: float
+) -> list[EvalResult]:
+    """Each output judged on its own, in order (no other output shares its scorer); see judge_groups."""
+    groups = judge_groups(judge, [[job] for job in jobs], context=context, timeout_seconds=timeout_seconds)
+    return [result for group in groups for result in group]

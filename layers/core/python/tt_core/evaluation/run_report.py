@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tt_core.evaluation.scoring import compare, rates
+from tt_core.evaluation.scoring import MAX_LISTED_EXAMPLES, compare, rates, row_changes
 from tt_core.evaluation.summary import average_latency_ms
 from tt_core.models.evaluation import EvalResult
 from tt_core.models.report import PreviousRunComparison, ReportBlock, RunReport, TestReport
@@ -70,25 +70,26 @@ def build_report(
         test = TestReport(
             baseline=_block(base_model, test_baseline, plan.test_examples_total, plan.test_truncated),
             candidate=_block(tuned_model, test_candidate, plan.test_examples_total, plan.test_truncated),
-            comparison=compare(test_baseline, test_candidate),
+            comparison=compare(test_baseline, test_candidate, seed=run.id),
         )
     previous_run = None
     if previous is not None:
         other, rows = previous
-        changes = compare(_rows(rows), candidate)
+        changes = row_changes(_rows(rows), candidate)
         previous_run = PreviousRunComparison(
             run_id=other.id,
             run_number=other.run_number,
-            regressions=changes.regressions,
-            improvements=changes.improvements,
-            regressed_examples=changes.regressed_examples,
-            improved_examples=changes.improved_examples,
+            regressions=len(changes.regressed),
+            improvements=len(changes.improved),
+            regressed_examples=changes.regressed[:MAX_LISTED_EXAMPLES],
+            improved_examples=changes.improved[:MAX_LISTED_EXAMPLES],
         )
     return report.model_copy(
         update={
             "baseline": _block(base_model, baseline, plan.eval_examples_total, plan.eval_truncated),
             "candidate": _block(tuned_model, candidate, plan.eval_examples_total, plan.eval_truncated),
-            "comparison": compare(baseline, candidate),
+            # Seeded by the run id, as eval_summary's: the same rows give the same interval.
+            "comparison": compare(baseline, candidate, seed=run.id),
             "test": test,
             "previous_run": previous_run,
         }

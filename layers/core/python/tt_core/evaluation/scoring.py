@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tt_core.language.text import normalise
+from tt_core.evaluation.uncertainty import delta_interval, verdict
+from tt_core.language.text import normalise, without_leading_think
 from tt_core.models.evaluation import Comparison, EvalResult, ExampleDelta, ScoredBy
 
 PASS_THRESHOLD = 0.7
 EXACT_THRESHOLD = 0.95
 CHANGE_THRESHOLD = 0.1
 MAX_LISTED_EXAMPLES = 20
+# Below PASS_THRESHOLD: an output whose numbers differ from the reference's never passes (§10.2).
+NUMBER_MISMATCH_CAP = 0.5
 
 # Scores carry 4 decimals, so 0.8 − 0.7 must count as a change of 0.1 despite binary floats.
 _TOLERANCE = 1e-9
 _WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"\d+")
 _CLOSERS = {"{": "}", "[": "]"}
 
 
@@ -128,14 +134,28 @@ def rouge_l_f1(expected: str, actual: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def numbers_differ(expected: str, actual: str) -> bool:
+    """Whether the reference holds numbers (digit runs) and the output's differ from them as a multiset."""
+    reference = Counter(_NUMBER.findall(normalise(expected)))
+    return bool(reference) and reference != Counter(_NUMBER.findall(normalise(actual)))
+
+
 def similarity_score(expected: str, actual: str) -> float:
-    """§10.2 similarity: normalised equality, else JSON key share, else ROUGE-L F1; 4 decimals."""
+    """§10.2 similarity: normalised equality, else JSON key share, else ROUGE-L F1; 4 decimals.
+
+    ROUGE-L is capped at 0.5 when the numbers differ: word overlap hides a wrong order number or
+    date ("Order 101 … 2 days" vs "Order 110 … 1 days" overlaps 78 %).
+    """
+    actual = without_leading_think(actual)  # §9.4: the answer is scored, not the reasoning before it
     if normalise(expected) == normalise(actual):
         return 1.0
     ok, reference = parse_json(expected)
     if ok and isinstance(reference, dict):
         return round(_key_share(reference, actual), 4)
-    return round(rouge_l_f1(expected, actual), 4)
+    score = rouge_l_f1(expected, actual)
+    if numbers_differ(expected, actual):
+        score = min(score, NUMBER_MISMATCH_CAP)
+    return round(score, 4)
 
 
 def score_by_similarity(
@@ -188,9 +208,19 @@ def _first_by_prompt(results: Sequence[EvalResult]) -> dict[str, EvalResult]:
     return by_prompt
 
 
-def compare(old: Sequence[EvalResult], new: Sequence[EvalResult]) -> Comparison:
-    """New vs old joined by identical prompt: rate deltas, regressions (≥ 0.1 lower) and improvements."""
+@dataclass(frozen=True)
+class RowChanges:
+    """New vs old joined by identical prompt: each joined row's score change, regressions, improvements."""
+
+    deltas: list[float]
+    regressed: list[ExampleDelta]
+    improved: list[ExampleDelta]
+
+
+def row_changes(old: Sequence[EvalResult], new: Sequence[EvalResult]) -> RowChanges:
+    """Rows joined by prompt (first of each); a regression is ≥ 0.1 lower, an improvement ≥ 0.1 higher."""
     old_by_prompt = _first_by_prompt(old)
+    deltas: list[float] = []
     regressed: list[ExampleDelta] = []
     improved: list[ExampleDelta] = []
     for prompt, result in _first_by_prompt(new).items():
@@ -198,6 +228,7 @@ def compare(old: Sequence[EvalResult], new: Sequence[EvalResult]) -> Comparison:
         if before is None:
             continue
         change = result.score - before.score
+        deltas.append(change)
         delta = ExampleDelta(prompt=prompt, old_score=before.score, new_score=result.score)
         if change <= -CHANGE_THRESHOLD + _TOLERANCE:
             regressed.append(delta)
@@ -206,13 +237,23 @@ def compare(old: Sequence[EvalResult], new: Sequence[EvalResult]) -> Comparison:
     # sorted() is stable: equal changes keep the order of `new`.
     regressed.sort(key=lambda d: d.new_score - d.old_score)
     improved.sort(key=lambda d: d.old_score - d.new_score)
+    return RowChanges(deltas=deltas, regressed=regressed, improved=improved)
+
+
+def compare(old: Sequence[EvalResult], new: Sequence[EvalResult], *, seed: str) -> Comparison:
+    """New vs old: rate deltas, the score delta's interval and verdict (bootstrap seeded by `seed`, the
+    run id), regressions and improvements."""
+    changes = row_changes(old, new)
+    interval = delta_interval(changes.deltas, seed=seed)
     old_rates, new_rates = rates(old), rates(new)
     return Comparison(
         avg_score_delta=_delta(new_rates[0], old_rates[0]),
+        avg_score_delta_ci95=interval,
+        verdict=verdict(len(changes.deltas), interval),
         pass_rate_delta=_delta(new_rates[1], old_rates[1]),
         exact_match_rate_delta=_delta(new_rates[2], old_rates[2]),
-        regressions=len(regressed),
-        improvements=len(improved),
-        regressed_examples=regressed[:MAX_LISTED_EXAMPLES],
-        improved_examples=improved[:MAX_LISTED_EXAMPLES],
+        regressions=len(changes.regressed),
+        improvements=len(changes.improved),
+        regressed_examples=changes.regressed[:MAX_LISTED_EXAMPLES],
+        improved_examples=changes.improved[:MAX_LISTED_EXAMPLES],
     )

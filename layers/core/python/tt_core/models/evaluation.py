@@ -9,7 +9,11 @@ from pydantic import Field
 from tt_core.models.common import Model
 
 ScoredBy = Literal["llm_judge", "similarity", "similarity_fallback"]
-ScoringMethod = Literal["llm_judge", "similarity"]
+# `mixed`: a judge scored some rows, the others fell back to similarity (§10.3).
+ScoringMethod = Literal["llm_judge", "mixed", "similarity"]
+Verdict = Literal["better", "worse", "inconclusive"]
+# A 95% interval [low, high]; JSON writes it as a two-item array.
+Interval = tuple[float, float]
 
 
 class EvalResult(Model):
@@ -106,9 +110,12 @@ class ExampleDelta(Model):
 
 
 class Comparison(Model):
-    """C of §10.5: deltas are new − old; example lists worst / best first, at most 20 each."""
+    """C of §10.5: deltas are new − old; example lists worst / best first, at most 20 each; the
+    interval and verdict as in §10.3, over the rows joined by prompt."""
 
     avg_score_delta: float | None
+    avg_score_delta_ci95: Interval | None
+    verdict: Verdict
     pass_rate_delta: float | None
     exact_match_rate_delta: float | None
     regressions: int
@@ -134,6 +141,13 @@ class EvalSummary(Model):
     avg_latency_ms: float | None
     scoring_method: ScoringMethod
     judge_model: str | None
+    # Defaults: summaries stored before these fields existed still read (the API returns them as stored).
+    judge_fallback_rows: int = 0
+    pass_rate_ci95: Interval | None = None
+    baseline_pass_rate_ci95: Interval | None = None
+    avg_score_delta: float | None = None
+    avg_score_delta_ci95: Interval | None = None
+    verdict: Verdict = "inconclusive"
     regressions: int
     improvements: int
     previous_run_id: str | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tt_core.evaluation.judge import ScoreJob, judge_rows
+from tt_core.evaluation.judge import ScoreJob, judge_groups
 from tt_core.evaluation.output_diagnostics import diagnose, output_insights
 from tt_core.evaluation.scoring import score_by_similarity
 from tt_core.models.evaluation import EvalResult, EvalSummary, OutputDiagnostics, TestDiagnostics
@@ -13,28 +13,23 @@ from tt_core.ports import Judge, ObjectStore
 from tt_core.runs.artifacts import read_predictions
 
 PRIMARY, TEST = "primary", "test"
+SIDES = ("base", "tuned")
 
 
-def _jobs(predictions: list[dict[str, Any]], side: str) -> list[ScoreJob]:
-    return [
-        ScoreJob(
-            id=str(row["id"]),
-            prompt=row["input"],
-            expected=row["expected"],
-            actual=row[side]["output"],
-            latency_ms=row[side].get("latency_ms"),
-        )
-        for row in predictions
-    ]
+def _job(row: dict[str, Any], side: str) -> ScoreJob:
+    return ScoreJob(
+        id=str(row["id"]),
+        prompt=row["input"],
+        expected=row["expected"],
+        actual=row[side]["output"],
+        latency_ms=row[side].get("latency_ms"),
+    )
 
 
-def _by_similarity(jobs: list[ScoreJob]) -> list[EvalResult]:
-    return [
-        score_by_similarity(
-            id=job.id, prompt=job.prompt, expected=job.expected, actual=job.actual, latency_ms=job.latency_ms
-        )
-        for job in jobs
-    ]
+def _by_similarity(job: ScoreJob) -> EvalResult:
+    return score_by_similarity(
+        id=job.id, prompt=job.prompt, expected=job.expected, actual=job.actual, latency_ms=job.latency_ms
+    )
 
 
 def _diagnostics(predictions: list[dict[str, Any]], side: str) -> Any:
@@ -55,24 +50,28 @@ def evaluate_predictions(
 ) -> tuple[dict[str, Any], EvalSummary]:
     """The per-row results of both models on both splits, and the run's eval_summary.
 
-    With a judge every output (base and tuned, both splits) is judged in one pool, so both models
-    are scored the same way on the same rows; without one, by similarity.
+    With a judge the rows of both splits (primary first) are judged row by row: a row's base and
+    tuned outputs one after the other, and when either cannot be judged both fall back to similarity
+    (§10.2), so the two models are always scored the same way on the same row. Without one, by
+    similarity.
     """
     from tt_core.evaluation.summary import summarize
 
     assert run.eval_plan is not None
     predictions = read_predictions(objects, output_key)
     splits = {name: [row for row in predictions if row.get("split") == name] for name in (PRIMARY, TEST)}
-    jobs = {(name, side): _jobs(rows, side) for name, rows in splits.items() for side in ("base", "tuned")}
-    everything = [job for part in jobs.values() for job in part]
+    pairs = [[_job(row, side) for side in SIDES] for name in (PRIMARY, TEST) for row in splits[name]]
     if judge is not None:
-        scored = judge_rows(judge, everything, context=context or {}, timeout_seconds=timeout_seconds)
+        scored = judge_groups(judge, pairs, context=context or {}, timeout_seconds=timeout_seconds)
     else:
-        scored = _by_similarity(everything)
+        scored = [[_by_similarity(job) for job in pair] for pair in pairs]
     parts: dict[tuple[str, str], list[EvalResult]] = {}
     start = 0
-    for key, part in jobs.items():
-        parts[key], start = scored[start : start + len(part)], start + len(part)
+    for name in (PRIMARY, TEST):
+        split_pairs = scored[start : start + len(splits[name])]
+        start += len(splits[name])
+        for index, side in enumerate(SIDES):
+            parts[(name, side)] = [pair[index] for pair in split_pairs]
     results: dict[str, Any] = {}
     for name, rows in splits.items():
         if name == TEST and not rows:
@@ -105,8 +104,8 @@ def evaluate_predictions(
         eval_truncated=plan.eval_truncated,
         eval_split=plan.eval_split,
         eval_overlaps_training=plan.eval_overlaps_training,
-        scoring_method="llm_judge" if judge is not None else "similarity",
         judge_model=judge.model if judge is not None else None,
+        run_id=run.id,
         previous=[EvalResult.model_validate(r) for r in previous[1]] if previous else None,
         previous_run_id=previous[0] if previous else None,
         output_diagnostics=output,
