@@ -118,3 +118,71 @@ def test_a_crash_of_the_stack_fails_its_active_runs_at_the_next_start(tmp_path: 
         assert failed["completed_at"] is not None
     finally:
         assert stop_stack(restarted) == 0
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _upload(stack: RunningStack, rows: list[dict[str, str]]) -> str:
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    request = {"name": "dupes", "filename": "d.jsonl", "size": len(data), "contentType": "application/jsonl"}
+    grant = api(stack, "POST", "/datasets/upload-url", json=request).json()["data"]
+    assert (
+        requests.put(grant["upload_url"], headers=grant["headers"], data=data, timeout=60).status_code == 200
+    )
+    dataset = api(stack, "POST", "/datasets/finalize", json={"path": grant["path"], "name": "dupes"}).json()[
+        "data"
+    ]
+    deadline = time.monotonic() + 60
+    while dataset["status"] not in ("validated", "invalid") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        dataset = api(stack, "GET", f"/datasets/{dataset['id']}").json()["data"]
+    assert dataset["status"] == "validated", dataset
+    return str(dataset["id"])
+
+
+def test_holdouts_stay_put_and_duplicates_never_sit_on_both_sides(local_stack: RunningStack) -> None:
+    """Two runs of one unchanged spec evaluate the same prompts; a dataset's duplicated inputs are dropped
+    before its split, so no evaluated input is trained on; the summary carries intervals and a verdict."""
+    spec = {
+        **EXAMPLE,
+        "examples": [{"input": f"How do I change setting {i}?", "output": f"Open Settings > Panel {i}."}
+                     for i in range(20)],
+    }  # fmt: skip
+    # Short answers and few eval rows: what is checked here is which rows, not how good the answers are.
+    caps = {"n_epochs": 1, "max_output_tokens": 8, "eval_reserved_output_tokens": 8, "max_eval_examples": 4}
+    quick = {"augment": False, "hyperparameters": caps}
+    spec_id = api(local_stack, "POST", "/behavior-specs", json=spec).json()["data"]["id"]
+    started = [
+        api(local_stack, "POST", f"/behavior-specs/{spec_id}/runs", json=quick).json()["data"] for _ in "ab"
+    ]
+    runs = [wait_run(local_stack, run["id"], lambda r: r["status"] in TERMINAL) for run in started]
+    assert [run["status"] for run in runs] == ["completed", "completed"], [run["error"] for run in runs]
+    prompts = [sorted(row["prompt"] for row in run["_evals"]) for run in runs]
+    assert prompts[0] and prompts[0] == prompts[1]
+    summary = runs[0]["eval_summary"]
+    assert summary["verdict"] == "inconclusive"  # under 10 rows
+    assert len(summary["pass_rate_ci95"]) == 2 and len(summary["avg_score_delta_ci95"]) == 2
+
+    unique = [{"input": f"Where is invoice {i}?", "output": f"Billing > Invoices > {i}."} for i in range(40)]
+    duplicates = [
+        {"input": f"  WHERE is invoice {i}? ", "output": f"Billing > Invoices > {i}."} for i in range(20)
+    ]
+    dataset_id = _upload(local_stack, unique + duplicates)
+    run = api(
+        local_stack, "POST", f"/behavior-specs/{spec_id}/runs", json={**quick, "dataset_id": dataset_id}
+    )
+    run = wait_run(local_stack, run.json()["data"]["id"], lambda r: r["status"] in TERMINAL)
+    assert run["status"] == "completed", run["error"]
+    train_dir = local_stack.data_dir / "jobs" / f"tt-{run['fine_tune_job_id']}" / "input" / "data" / "train"
+    trained = {
+        _normalised(message["content"])
+        for path in train_dir.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+        for message in json.loads(line)["messages"]
+        if message["role"] == "user"
+    }
+    evaluated = {_normalised(row["prompt"]) for row in run["_evals"]}
+    assert evaluated and trained and not evaluated & trained
+    assert any("dropped before splitting" in event["message"] for event in run["_events"])
