@@ -3,6 +3,9 @@ parent (the launcher's waiting thread) to collect it, which may happen a moment 
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,3 +29,14 @@ def process_gone(pid: int) -> bool:
 
 def group_gone(pgid: int) -> bool:
     return all(state in ENDED for _, state, group in _processes() if group == pgid)
+
+
+def ends_within(pid: int, seconds: float) -> bool:
+    """Whether the process ends within `seconds`; one still running then is killed, so no test leaks it."""
+    deadline = time.monotonic() + seconds
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_gone(pid):
+        return True
+    os.kill(pid, signal.SIGKILL)
+    return False

@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.processes import process_gone
+from tests.processes import ends_within
 from tt_local.api_workers import WorkerGateway, _ready
 
 
@@ -52,11 +51,4 @@ def test_workers_end_when_their_stack_is_killed(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", stack], check=False, timeout=120)
     worker = int(pids.read_text())
-    deadline = time.monotonic() + 30
-    while not process_gone(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        assert process_gone(worker)
-    finally:
-        if not process_gone(worker):
-            os.kill(worker, signal.SIGKILL)
+    assert ends_within(worker, 30)

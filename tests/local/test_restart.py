@@ -7,9 +7,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
-from tests.processes import process_gone
+from tests.processes import ends_within
 from tt_local.stack import port_is_free
 
 
@@ -61,14 +60,7 @@ def test_a_trainer_exits_when_its_stack_process_is_gone(tmp_path) -> None:  # ty
     )
     subprocess.run([sys.executable, "-c", stack], check=False, timeout=60)
     child = int(pid_file.read_text())
-    deadline = time.monotonic() + 30
-    while not process_gone(child) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        assert process_gone(child)
-    finally:
-        if not process_gone(child):
-            os.kill(child, 9)
+    assert ends_within(child, 30)
 
 
 def test_the_launcher_tells_the_trainer_which_process_to_watch() -> None:
