@@ -361,3 +361,10 @@ def _forward_args(batch: Any) -> dict[str, Any]:
         "position_ids": batch.position_ids,
         "use_cache": False,
     }
+
+
+def test_every_example_answer_fits_the_answer_budget_the_models_tests_use(tokenizer: Any) -> None:
+    from tests.integration.test_models_api import ANSWER_TOKENS, EXAMPLE
+
+    longest = max(len(tokenizer(e["output"])["input_ids"]) for e in EXAMPLE["examples"])
+    assert longest + 1 <= ANSWER_TOKENS  # + the end-of-turn token

@@ -66,7 +66,18 @@ _DEFAULTS: dict[str, Any] = {
     "eval_reserved_output_tokens": 64,
 }
 _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tunedtensor/tiny-chat": {"n_epochs": 20, "learning_rate": 5e-3, "batch_size": 4},
+    # Re-tuned on the 50-example spec (bench/tiny_reproduction.py): 20 epochs at lr 5e-3, batch 4, rank 16
+    # with dropout reproduced 7 of 40 training answers; rank 16 stayed at 27 or fewer with every rate,
+    # batch and dropout tried.
+    # A wider adapter without dropout reproduces them all in a similar time.
+    "tunedtensor/tiny-chat": {
+        "n_epochs": 20,
+        "learning_rate": 3e-3,
+        "batch_size": 2,
+        "lora_rank": 32,
+        "lora_alpha": 64,
+        "lora_dropout": 0.0,
+    },
 }
 _CONTEXT = {model.id: model.context_length for model in CATALOGUE}
 
