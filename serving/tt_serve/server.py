@@ -50,6 +50,12 @@ class FifoTurns:
         self._next_ticket = 0
         self._serving = 0
 
+    @property
+    def asked(self) -> int:
+        """Turns asked for so far (granted, running or waiting)."""
+        with self._cond:
+            return self._next_ticket
+
     @contextmanager
     def turn(self) -> Iterator[None]:
         with self._cond:

@@ -295,7 +295,7 @@ def test_generations_run_one_at_a_time_in_arrival_order(serve: Any) -> None:
         thread = threading.Thread(target=ask, args=(i,))
         thread.start()
         threads.append(thread)
-        time.sleep(0.03)  # arrival order: 0, 1, 2, 3, 4
+        _until(lambda i=i: served.server.turns.asked == i + 1)  # arrival order: 0, 1, 2, 3, 4
     for thread in threads:
         thread.join(timeout=30)
     assert results == dict.fromkeys(range(5), 200)
