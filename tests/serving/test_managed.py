@@ -128,7 +128,7 @@ def test_restarts_after_n_requests_and_stops_when_idle(managed: Any) -> None:
     assert (health["model_status"], health["restart_count"]) == ("restarted", 1)
     assert wrapper.server.child.process is not None and wrapper.server.child.process.pid != first_pid
     assert wrapper.chat("three").status_code == 200
-    assert wrapper.records()[-1]["restart_count"] == 1 and _settled(wrapper)["model_status"] == "warm"
+    assert wrapper.records(3)[-1]["restart_count"] == 1 and _settled(wrapper)["model_status"] == "warm"
     deadline = time.monotonic() + 10
     while wrapper.health()["model_status"] != "cold" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -142,7 +142,8 @@ def test_a_failed_forward_is_502_and_the_next_request_gets_a_fresh_model(managed
     assert wrapper.chat("hello").status_code == 200
     crashed = wrapper.chat("__crash__")
     assert crashed.status_code == 502 and "did not answer" in crashed.json()["error"]["message"]
-    assert wrapper.records()[-1]["response_status"] == 502 and wrapper.records()[-1]["error_summary"]
+    crash_record = wrapper.records(2)[-1]
+    assert crash_record["response_status"] == 502 and crash_record["error_summary"]
     after = wrapper.chat("hello again")
     assert after.status_code == 200
     assert _settled(wrapper)["restart_count"] == 1  # the failed health check restarted it
@@ -158,22 +159,24 @@ def test_requests_are_forwarded_one_at_a_time_in_arrival_order(managed: Any) -> 
         replies[i] = json.loads(content)["echo"]
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
-    for thread in threads:
+    for i, thread in enumerate(threads):
         thread.start()
-        time.sleep(0.05)
+        deadline = time.monotonic() + 20  # the next one starts once this one waits for its turn
+        while wrapper.server.turns.asked < i + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
     for thread in threads:
         thread.join(timeout=30)
     assert replies == {i: f"q{i}" for i in range(4)}
-    logged = [r for r in wrapper.records() if r["route"] == "/v1/chat/completions"][1:]
+    logged = [r for r in wrapper.records(5) if r["route"] == "/v1/chat/completions"][1:]
     assert len(logged) == 4 and all(r["response_status"] == 200 for r in logged)
 
 
 def test_a_model_that_cannot_start_is_a_502(managed: Any) -> None:
-    wrapper = managed(startup_timeout=0.5)
+    wrapper = managed(startup_timeout=30)  # it exits at once: never waited for
     wrapper.server.config.command = [sys.executable, "-c", "import sys; sys.exit(7)"]
     response = wrapper.chat("hello")
     assert response.status_code == 502 and "exited with code 7" in response.json()["error"]["message"]
-    assert wrapper.health()["model_status"] == "cold"
+    assert _settled(wrapper)["model_status"] == "cold"  # busy until just after the answer is sent
 
 
 def test_stop_seed_and_n_are_honoured_and_checked_through_the_wrapper(managed: Any) -> None:
