@@ -176,6 +176,7 @@ class ModelRuntime:
         context_length: int | None,
         device: Any,
         base_model: str,
+        base_dtype: Any = None,
     ) -> None:
         from tt_trainer.data import ChatEncoder
 
@@ -187,6 +188,8 @@ class ModelRuntime:
         self.context_length = context_length
         self.device = device
         self.base_model = base_model
+        # The dtype the base weights are published in (what a merged export writes); None when unknown.
+        self.base_dtype = base_dtype
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -204,7 +207,10 @@ class ModelRuntime:
 
         from tt_trainer.base_model import (
             choose_pad_id,
+            config_dtype,
             context_length,
+            ensure_chat_template,
+            load_config,
             load_model,
             resolve_base_model,
             stop_token_ids,
@@ -226,6 +232,7 @@ class ModelRuntime:
                     device=torch_device,
                     trust_remote_code=trust_remote_code,
                 )
+                base_dtype = config_dtype(load_config(source, trust_remote_code=trust_remote_code))
             except TrainerError as error:
                 raise RuntimeLoadError(str(error)) from None
             # The artifact's tokenizer carries the chat template the model was trained with.
@@ -238,8 +245,11 @@ class ModelRuntime:
                 raise RuntimeLoadError(
                     f"The tokenizer in {tokenizer_dir} cannot be loaded ({error})."
                 ) from None
+        # A base model without a template gets the trainer's ChatML fallback, as its training rows did (an
+        # artifact carries the template it was trained with, so this only serves a base model alone).
+        ensure_chat_template(tokenizer)
         if not getattr(tokenizer, "chat_template", None):
-            raise RuntimeLoadError(f"The tokenizer in {tokenizer_dir} has no chat template.")
+            raise RuntimeLoadError(f"The tokenizer in {tokenizer_dir} has no chat template and no eos token.")
         try:
             stop_ids = stop_token_ids(tokenizer, model)
         except TrainerError as error:
@@ -266,6 +276,7 @@ class ModelRuntime:
             context_length=context_length(model.config),
             device=torch_device,
             base_model=source.id,
+            base_dtype=base_dtype,
         )
 
     # --- generation ----------------------------------------------------------------------------

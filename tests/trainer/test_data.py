@@ -17,6 +17,7 @@ from tt_trainer.data import (
     ChatEncoder,
     ChatRow,
     EvalRow,
+    TokenizedRow,
     eval_prompt,
     kept_input_tokens,
     load_eval_rows,
@@ -368,3 +369,60 @@ def test_every_example_answer_fits_the_answer_budget_the_models_tests_use(tokeni
 
     longest = max(len(tokenizer(e["output"])["input_ids"]) for e in EXAMPLE["examples"])
     assert longest + 1 <= ANSWER_TOKENS  # + the end-of-turn token
+
+
+def _rows_of(lengths: list[int]) -> list[TokenizedRow]:
+    return [TokenizedRow(input_ids=[5] * n, labels=[IGNORE_INDEX] + [5] * (n - 1)) for n in lengths]
+
+
+@pytest.mark.parametrize("packing", [False, True])
+@pytest.mark.parametrize("max_tokens", [None, 1, 7, 20, 31, 64, 1000])
+def test_a_token_cap_bounds_every_micro_batch(packing: bool, max_tokens: int | None) -> None:
+    lengths = [12, 3, 30, 7, 7, 19, 1, 25, 9, 16]
+    rows = _rows_of(lengths)
+    batches = micro_batches(
+        rows, packing=packing, micro_batch_size=4, pack_capacity=32, pad_id=0, max_tokens=max_tokens
+    )
+    assert sum(b.tokens for b in batches) == sum(lengths)  # every row, once
+    assert sum(b.label_tokens for b in batches) == sum(n - 1 for n in lengths)
+    for batch in batches:
+        assert batch.input_ids.shape[0] <= 4
+        if max_tokens is not None and batch.positions > max_tokens:
+            # Only a single row longer than the cap may exceed it, alone in its pass.
+            assert batch.input_ids.shape[0] == 1 and batch.tokens > max_tokens
+            assert batch.tokens == batch.positions
+
+
+def test_without_a_cap_micro_batches_are_unchanged() -> None:
+    rows = _rows_of([12, 3, 30, 7, 7, 19, 1, 25, 9, 16])
+    for packing in (False, True):
+        plain = micro_batches(rows, packing=packing, micro_batch_size=3, pack_capacity=32, pad_id=0)
+        capped = micro_batches(
+            rows, packing=packing, micro_batch_size=3, pack_capacity=32, pad_id=0, max_tokens=10**6
+        )
+        assert [b.input_ids.tolist() for b in plain] == [b.input_ids.tolist() for b in capped]
+    padded = micro_batches(rows, packing=False, micro_batch_size=3, pack_capacity=32, pad_id=0)
+    assert [b.input_ids.shape for b in padded] == [(3, 30), (3, 19), (3, 25), (1, 16)]
+
+
+def test_padded_passes_count_their_padding_against_the_cap() -> None:
+    rows = _rows_of([10, 30, 10, 10, 10])
+    batches = micro_batches(
+        rows, packing=False, micro_batch_size=4, pack_capacity=64, pad_id=0, max_tokens=60
+    )
+    # 10 then 30 pads to 2 × 30 = 60; a third row would make it 90; the rest are 3 × 10 wide.
+    assert [tuple(b.input_ids.shape) for b in batches] == [(2, 30), (3, 10)]
+
+
+def test_a_cap_below_the_pack_capacity_packs_smaller_sequences() -> None:
+    rows = _rows_of([8] * 8 + [40])
+    batches = micro_batches(rows, packing=True, micro_batch_size=8, pack_capacity=64, pad_id=0, max_tokens=16)
+    shapes = sorted(tuple(b.input_ids.shape) for b in batches)
+    assert shapes == [(1, 16)] * 4 + [(1, 40)]  # two rows per sequence; the long row alone
+
+
+def test_the_token_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_tokens"):
+        micro_batches(
+            _rows_of([3]), packing=True, micro_batch_size=1, pack_capacity=8, pad_id=0, max_tokens=0
+        )

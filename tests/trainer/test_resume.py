@@ -1,4 +1,4 @@
-"""Resuming: a stop between micro-batches resumes exactly; a checkpoint belongs to one parent adapter."""
+"""Resuming: a stopped job resumes exactly; a checkpoint belongs to one parent adapter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from tests.trainer.jobs import child_job, item_rows, run_in_process
-from tt_trainer.checkpoints import CheckpointStore
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import ChatEncoder, ChatRow, tokenize_rows
 from tt_trainer.errors import TrainingStoppedError
@@ -40,12 +39,12 @@ def _train(tiny_model_dir: Path, rows: list[Any], hp: Hyperparameters, **kwargs:
     )
 
 
-def test_a_stop_between_micro_batches_resumes_like_an_uninterrupted_run(
+def test_a_stopped_job_resumes_like_an_uninterrupted_run(
     tmp_path: Path, tiny_model_dir: Path, encoder: ChatEncoder
 ) -> None:
     chat = [ChatRow(r["messages"], f"line {i}") for i, r in enumerate(item_rows(16))]
     rows = tokenize_rows(chat, encoder, max_seq_length=256, long_examples="error")[0]
-    # Two micro-batches per step and dropout: the discarded first half of a step draws random numbers.
+    # Two micro-batches per step and dropout: the resumed job draws the random numbers the first would have.
     hp = Hyperparameters(
         batch_size=4,
         micro_batch_size=2,
@@ -58,19 +57,19 @@ def test_a_stop_between_micro_batches_resumes_like_an_uninterrupted_run(
     )
     uninterrupted = _train(tiny_model_dir, rows, hp)
 
-    store = CheckpointStore(tmp_path, "fingerprint")
+    kept = {"checkpoint_dir": tmp_path, "fingerprint": "fingerprint"}
     calls = {"n": 0}
 
-    def stop_in_the_middle_of_step_six() -> bool:
+    def stop_after_step_five() -> bool:
         calls["n"] += 1
-        return calls["n"] > 11  # steps 1-5 take calls 1-10; step 6 runs one micro-batch, then stops
+        return calls["n"] >= 5  # asked after each step
 
     with pytest.raises(TrainingStoppedError, match=r"after step 5 of 10"):
-        _train(tiny_model_dir, rows, hp, checkpoints=store, should_stop=stop_in_the_middle_of_step_six)
-    resumed = _train(tiny_model_dir, rows, hp, checkpoints=store)
+        _train(tiny_model_dir, rows, hp, **kept, should_stop=stop_after_step_five)
+    resumed = _train(tiny_model_dir, rows, hp, **kept)
     assert resumed.resumed_from == 5
     assert resumed.step_losses == pytest.approx(uninterrupted.step_losses, rel=1e-5)
-    assert resumed.tokens == uninterrupted.tokens  # the discarded micro-batch's tokens are not counted
+    assert resumed.tokens == uninterrupted.tokens
 
 
 def _with_other_weights(adapter: Path, target: Path) -> Path:

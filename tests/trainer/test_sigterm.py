@@ -53,7 +53,7 @@ def test_sigterm_checkpoints_then_the_next_job_resumes(tmp_path: Path) -> None:
     assert job.failure_file.read_text().startswith(
         f"Training was stopped (SIGTERM) after step {stopped_at} of 300."
     )
-    assert sorted(p.name for p in job.checkpoint_dir.glob("checkpoint-*")) == [f"checkpoint-{stopped_at:08d}"]
+    assert sorted(p.name for p in job.checkpoint_dir.glob("checkpoint-*")) == [f"checkpoint-{stopped_at}"]
     assert json.loads((job.output_dir / "progress.json").read_text())["status"] == "stopped"
 
     job.failure_file.unlink()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import tarfile
 from pathlib import Path
@@ -13,12 +12,12 @@ import pytest
 import torch
 
 from tests.trainer.jobs import Job, child_job, eval_rows_from, item_rows, run_in_process
-from tt_trainer.checkpoints import CheckpointStore
+from tt_trainer import checkpoints
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import ChatEncoder, ChatRow, tokenize_rows
 from tt_trainer.errors import ParentModelError, TrainingStoppedError
 from tt_trainer.progress import ProgressReporter
-from tt_trainer.train import attach_lora, lr_factor, pick_precision, seed_everything, train
+from tt_trainer.train import attach_lora, pick_precision, seed_everything, train
 
 OVERFIT = {
     "batch_size": 8,
@@ -207,13 +206,12 @@ def test_base_weights_stay_frozen_and_the_adapter_changes(tiny_model_dir: Path, 
     assert all(not torch.equal(before[n], after[n]) for n in lora)
 
 
-def test_warmup_then_linear_decay() -> None:
-    factors = [lr_factor(s, total=20, warmup=4, kind="linear") for s in range(20)]
-    assert factors[:5] == [0.2, 0.4, 0.6, 0.8, 1.0]
-    assert all(a > b for a, b in itertools.pairwise(factors[4:]))
-    assert factors[-1] < 0.07
-    assert lr_factor(10, total=20, warmup=0, kind="constant") == 1.0
-    assert lr_factor(19, total=20, warmup=0, kind="cosine") < 0.01
+def test_warmup_then_linear_decay(tiny_model_dir: Path, encoder: ChatEncoder) -> None:
+    rows = _rows(encoder, 4)
+    hp = Hyperparameters(batch_size=4, learning_rate=1e-2, max_steps=10, warmup_ratio=0.2)
+    rates = [h["learning_rate"] for h in _train(_fresh_lora(tiny_model_dir, hp), rows, hp).loss_history]
+    # transformers' linear schedule: warmup from 0 over 2 steps, then down to 0 at step 10.
+    assert rates == pytest.approx([0.0, 5e-3, 1e-2, 8.75e-3, 7.5e-3, 6.25e-3, 5e-3, 3.75e-3, 2.5e-3, 1.25e-3])
 
 
 def test_cpu_trains_in_fp32() -> None:
@@ -239,18 +237,16 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(
     hp = Hyperparameters(batch_size=4, learning_rate=5e-3, max_steps=12, checkpoint_steps=100, seed=3)
     uninterrupted = _train(_fresh_lora(tiny_model_dir, hp), rows, hp)
 
-    store = CheckpointStore(tmp_path, "fingerprint")
+    kept = {"checkpoint_dir": tmp_path, "fingerprint": "fingerprint"}
     calls = {"n": 0}
 
     def stop_after_five_steps() -> bool:
         calls["n"] += 1
-        return calls["n"] > 5  # one micro-batch per step: stop before the 6th step
+        return calls["n"] >= 5  # asked after each step
 
     with pytest.raises(TrainingStoppedError, match=r"after step 5 of 12\. A checkpoint was saved"):
-        _train(
-            _fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=store, should_stop=stop_after_five_steps
-        )
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-00000005"]
+        _train(_fresh_lora(tiny_model_dir, hp), rows, hp, **kept, should_stop=stop_after_five_steps)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-5"]
 
     stream = io.StringIO()
     model = _fresh_lora(tiny_model_dir, hp)
@@ -261,14 +257,14 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(
         precision=pick_precision("fp32"),
         pad_id=0,
         reporter=ProgressReporter(None, stream),
-        checkpoints=store,
+        **kept,
     )
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert events[0] == {
         "event": "resumed",
         "step": 5,
         "total_steps": 12,
-        "checkpoint": "checkpoint-00000005",
+        "checkpoint": "checkpoint-5",
     }
     assert [e["step"] for e in events if e["event"] == "train_step"] == list(range(6, 13))
     assert resumed.resumed_from == 5 and resumed.steps == 12
@@ -282,9 +278,12 @@ def test_a_checkpoint_of_other_settings_is_ignored(
 ) -> None:
     rows = _rows(encoder, 8)
     hp = Hyperparameters(batch_size=4, max_steps=4, checkpoint_steps=2)
-    _train(_fresh_lora(tiny_model_dir, hp), rows, hp, checkpoints=CheckpointStore(tmp_path, "one"))
-    assert CheckpointStore(tmp_path, "one").latest() is not None
-    assert CheckpointStore(tmp_path, "other").latest() is None
+    _train(_fresh_lora(tiny_model_dir, hp), rows, hp, checkpoint_dir=tmp_path, fingerprint="one")
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "checkpoint-2"
+    ]  # none of the last step: the model is saved
+    assert checkpoints.resumable(tmp_path, "one", total_steps=4) is not None
+    assert checkpoints.resumable(tmp_path, "other", total_steps=4) is None
 
 
 # ------------------------------------------------------------------------------------------- parent adapter

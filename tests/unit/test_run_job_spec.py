@@ -53,3 +53,28 @@ def test_aws_jobs_read_the_staged_base_weights(mode: str, base_model: str, weigh
     assert job.hyperparameters["base_model"] == base_model and job.hyperparameters["n_epochs"] == "3"
     assert job.max_runtime_seconds == 7200 and job.output_prefix == "accounts/a1/runs/r1/training"
     assert "augment" not in job.hyperparameters  # workflow-only settings stay with the workflow
+
+
+def test_aws_jobs_carry_the_memory_plan_of_their_profiles_gpu() -> None:
+    from tt_core.runs.memory_plan import plan_for_job
+
+    settings = Settings(mode="aws")
+    base = "Qwen/Qwen3.5-4B"
+    job = _service(mode="aws").job_spec(_run(base))
+    plan = plan_for_job(
+        base,
+        settings.training_profile(base),
+        max_seq_length=2048,
+        batch_size=8,
+        lora_rank=16,
+        lora_dropout=0.05,
+    )
+    assert plan is not None and plan.fits
+    assert job.hyperparameters["micro_batch_tokens"] == str(plan.micro_batch_tokens)
+    assert job.hyperparameters["gradient_checkpointing"] in ("true", "false")
+    # The local stack trains on this machine, not on the profile's GPU; tiny-chat's CPU profile has no plan.
+    assert "micro_batch_tokens" not in _service(mode="local").job_spec(_run(base)).hyperparameters
+    assert (
+        "micro_batch_tokens"
+        not in _service(mode="aws").job_spec(_run("tunedtensor/tiny-chat")).hyperparameters
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -106,9 +108,8 @@ def run_job(
     reporter.event("start", hyperparameters=hp.model_dump())
     reporter.update(status="starting", n_epochs=hp.n_epochs)
     # Heavy imports here, not at module level: a bad config gets its failure file in well under a second.
+    from tt_trainer import architecture, data, package, predict, train
     from tt_trainer import base_model as bm
-    from tt_trainer import data, package, predict, train
-    from tt_trainer.checkpoints import CheckpointStore
     from tt_trainer.device import require_usable_gpu
 
     require_usable_gpu(environ)
@@ -132,6 +133,15 @@ def run_job(
             _check_parent_base(bm.parent_base_model_id(parent_dir), source.id)
 
         tokenizer = bm.load_tokenizer(source, trust_remote_code=hp.trust_remote_code)
+        if bm.ensure_chat_template(tokenizer):
+            reporter.event(
+                "warning",
+                message=(
+                    "the base model's tokenizer has no chat template: rows are rendered as ChatML, each "
+                    f"turn ending with its eos token {tokenizer.eos_token}; the model keeps this template, "
+                    "so serving renders the same"
+                ),
+            )
         encoder = data.ChatEncoder(tokenizer)
         pad_id = bm.choose_pad_id(tokenizer)
         config = bm.load_config(source, trust_remote_code=hp.trust_remote_code)
@@ -144,6 +154,9 @@ def run_job(
         hp = train.settle_packing(hp, config, reporter)
 
         precision = train.pick_precision(hp.precision)
+        kernels = architecture.linear_attention_warning(config, precision.device)
+        if kernels is not None:
+            reporter.event("warning", message=kernels)
         train.seed_everything(hp.seed)
         model = bm.load_model(
             source,
@@ -152,6 +165,7 @@ def run_job(
             trust_remote_code=hp.trust_remote_code,
         )
         stop_ids = bm.stop_token_ids(tokenizer, model)
+        attention = architecture.attention_of(model)
 
         gradient_checkpointing = (
             hp.gradient_checkpointing
@@ -170,6 +184,8 @@ def run_job(
             parent_model=parent_dir is not None,
             device=precision.device.type,
             precision=precision.name,
+            processes=train.distributed()[1],
+            attn_implementation=attention,
             trainable_parameters=trainable,
             total_parameters=total,
             total_steps=total_steps,
@@ -185,7 +201,6 @@ def run_job(
         fingerprint = train.training_fingerprint(
             hp, source.id, tokenized, parent=bm.adapter_digest(parent_dir) if parent_dir else None
         )
-        store = CheckpointStore(_writable(paths.checkpoint_dir, reporter), fingerprint)
         result = train.train(
             peft_model,
             tokenized,
@@ -193,9 +208,12 @@ def run_job(
             precision=precision,
             pad_id=pad_id,
             reporter=reporter,
-            checkpoints=store,
+            checkpoint_dir=_writable(paths.checkpoint_dir, reporter),
+            fingerprint=fingerprint,
             should_stop=stop,
         )
+        if train.distributed()[0] != 0:
+            return  # the first process saves the model and answers the eval rows
         metrics = training_metrics(
             hp,
             report.kept,
@@ -285,9 +303,38 @@ def training_metrics(
     }
 
 
+def processes_wanted(environ: Mapping[str, str]) -> int:
+    """Training processes: one per GPU the job has (TT_TRAINER_PROCESSES sets a count, e.g. 2 on CPU)."""
+    from tt_trainer.device import expected_gpus
+
+    forced = (environ.get("TT_TRAINER_PROCESSES") or "").strip()
+    return max(1, int(forced) if forced.isdigit() else expected_gpus(environ))
+
+
+def launch_processes(argv: Sequence[str], processes: int, environ: Mapping[str, str]) -> int:
+    """Run this entry point in `processes` processes under torchrun (DDP); SIGTERM is passed on to them."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "tt_trainer",
+        *argv,
+    ]
+    child = subprocess.Popen(command, env=dict(environ))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     env = os.environ if environ is None else environ
+    rank = int(env.get("RANK", "0"))
     # Never download: base weights come from the base_model channel, the local cache or the tiny builder.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -303,8 +350,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         },
         channel_overrides=_channel_overrides(args.channel),
     )
+    if "LOCAL_RANK" not in env and (processes := processes_wanted(env)) > 1:
+        code = launch_processes(sys.argv[1:] if argv is None else argv, processes, env)
+        if code != 0 and not paths.failure_file.exists():
+            write_failure(
+                paths.failure_file, f"A training process failed (exit code {code}); see the job's log."
+            )
+        return code
     # The mirror in the checkpoint dir is what SageMaker syncs to S3 during the job: live progress on AWS.
-    reporter = ProgressReporter(paths.output_data_dir, mirror_dir=paths.checkpoint_dir / PROGRESS_MIRROR_DIR)
+    # Only the first process reports and writes; the others train beside it.
+    reporter = (
+        ProgressReporter(paths.output_data_dir, mirror_dir=paths.checkpoint_dir / PROGRESS_MIRROR_DIR)
+        if rank == 0
+        else ProgressReporter(None, io.StringIO())
+    )
     try:
         with StopRequest() as stop:
             watch_parent(env, stop.request)  # the local stack died: stop as if SageMaker had stopped the job
@@ -325,6 +384,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         else:
             reason = f"The training job failed unexpectedly: {type(exc).__name__}: {exc}"
         code, status = 1, "failed"
+    if rank != 0:
+        print(reason, file=sys.stderr)
+        return code
     write_failure(paths.failure_file, reason)
     reporter.event(status, reason=reason)
     with contextlib.suppress(OSError):

@@ -143,6 +143,31 @@ def load_tokenizer(source: BaseModelSource, *, trust_remote_code: bool) -> Any:
     return tokenizer
 
 
+# ChatML for tokenizers that ship no chat template (base models such as StarCoder2-3B). Each turn ends with
+# the tokenizer's own eos, not with <|im_end|>: a base tokenizer has no <|im_end|> token, and adding one would
+# resize the embeddings, whose new rows would then have to be trained and shipped beside the adapter (the
+# artifact holds LoRA weights only). The eos is one token the base model already emits and every stop list
+# holds (stop_token_ids), so the tuned model learns to end its turn with it and generation stops there. The
+# <|im_start|>role headers are plain text: a few ordinary tokens the model learns like any other. With a
+# ChatML tokenizer (eos <|im_end|>) this is ChatML exactly.
+CHATML_FALLBACK_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give a tokenizer without a chat template the ChatML fallback; True when it was given (the trainer
+    warns, and saves the template with the artifact's tokenizer, so serving renders the same one)."""
+    if getattr(tokenizer, "chat_template", None) or not getattr(tokenizer, "eos_token", None):
+        # Without an eos nothing could end a turn: ChatEncoder then says the template is missing.
+        return False
+    tokenizer.chat_template = CHATML_FALLBACK_TEMPLATE
+    return True
+
+
 def choose_pad_id(tokenizer: Any) -> int:
     """A pad id distinct from every stop token; padding positions never carry labels whatever the id."""
     eos = tokenizer.eos_token_id
@@ -180,18 +205,38 @@ def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
 def load_model(
     source: BaseModelSource, *, dtype: torch.dtype, device: torch.device, trust_remote_code: bool
 ) -> Any:
+    """The base weights in `dtype` on `device`, with the attention kernel chosen for both and the family
+    (architecture.attn_implementation; the loaded model's choice is architecture.attention_of(model))."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
+    from tt_trainer.architecture import attn_implementation, attn_implementation_argument
+
     # A progress bar per load is noise in the job's log.
     transformers_logging.disable_progress_bar()
+    config = load_config(source, trust_remote_code=trust_remote_code)
+    choice = attn_implementation(config, device=device, dtype=dtype)
+    options: dict[str, Any] = {}
+    if choice is not None:
+        options["attn_implementation"] = attn_implementation_argument(config, choice)
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(
-            source.path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
+            source.path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code, **options
         )
     except (OSError, ValueError, KeyError) as exc:
         raise BaseModelError(f"The weights of base model {source.id} cannot be loaded ({exc}).") from None
     return model.to(device)
+
+
+def config_dtype(config: Any) -> torch.dtype | None:
+    """The dtype the base weights are published in (config.json's dtype, or torch_dtype in older files)."""
+    for part in (config, config.get_text_config() if hasattr(config, "get_text_config") else config):
+        value = getattr(part, "dtype", None) or getattr(part, "torch_dtype", None)
+        if isinstance(value, str):
+            value = getattr(torch, value.removeprefix("torch."), None)
+        if isinstance(value, torch.dtype) and value.is_floating_point:
+            return value
+    return None
 
 
 def load_config(source: BaseModelSource, *, trust_remote_code: bool) -> Any:

@@ -44,6 +44,9 @@ class Hyperparameters(BaseModel):
     seed: int = 42
     packing: bool = True
     micro_batch_size: int | None = Field(None, ge=1, le=4096)
+    # At most this many positions per forward pass (data.micro_batches' max_tokens): the memory plan's cap,
+    # which the workflow passes with the plan's gradient_checkpointing (tt_core.runs.memory_plan).
+    micro_batch_tokens: int | None = Field(None, ge=1)
     max_steps: int | None = Field(None, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -21,6 +21,7 @@ _GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
 _THINKING_SWITCH = "enable_thinking"
 
 Message = dict[str, str]
+T = TypeVar("T")
 # What each channel holds and what one of its rows is, in the words of the product (PRODUCT.md §9): the run's
 # error shows these messages, and the user never sees the training machine's files.
 _KINDS = {"train": ("training data", "training example"), "eval": ("evaluation data", "evaluation row")}
@@ -559,20 +560,43 @@ def micro_batches(
     micro_batch_size: int,
     pack_capacity: int,
     pad_id: int,
+    max_tokens: int | None = None,
 ) -> list[MicroBatch]:
-    """Split one optimizer step's rows into forward passes of at most micro_batch_size sequences.
+    """Split one optimizer step's rows into forward passes of at most micro_batch_size sequences and, with
+    max_tokens, at most that many positions (sequences × their padded width): the memory plan's cap.
 
-    Padded: rows in order, micro_batch_size rows per pass, each padded to the longest. Packed: rows packed
-    into sequences of at most pack_capacity tokens, micro_batch_size sequences per pass."""
+    Padded: rows in order, each pass padded to its longest row. Packed: rows packed into sequences of at most
+    pack_capacity tokens (and at most max_tokens), passes of those sequences in packing order. A single row
+    longer than max_tokens gets a pass of its own."""
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
     if not packing:
-        return [
-            padded_batch(rows[i : i + micro_batch_size], pad_id)
-            for i in range(0, len(rows), micro_batch_size)
-        ]
-    bins = [[rows[i] for i in b] for b in pack_bins([len(r) for r in rows], pack_capacity)]
-    return [
-        packed_batch(bins[i : i + micro_batch_size], pad_id) for i in range(0, len(bins), micro_batch_size)
-    ]
+        groups = _grouped(list(rows), [len(r) for r in rows], micro_batch_size, max_tokens)
+        return [padded_batch(group, pad_id) for group in groups]
+    capacity = pack_capacity if max_tokens is None else min(pack_capacity, max_tokens)
+    bins = [[rows[i] for i in b] for b in pack_bins([len(r) for r in rows], capacity)]
+    widths = [sum(len(r) for r in b) for b in bins]
+    return [packed_batch(group, pad_id) for group in _grouped(bins, widths, micro_batch_size, max_tokens)]
+
+
+def _grouped(items: list[T], widths: Sequence[int], size: int, max_tokens: int | None) -> list[list[T]]:
+    """Consecutive items, at most `size` per group and, with max_tokens, at most that many positions: a group
+    is as wide as its widest item times its length (what padding makes of it)."""
+    groups: list[list[T]] = []
+    group: list[T] = []
+    widest = 0
+    for item, width in zip(items, widths, strict=True):
+        wider = max(widest, width)
+        too_many = len(group) >= size
+        too_wide = max_tokens is not None and (len(group) + 1) * wider > max_tokens
+        if group and (too_many or too_wide):
+            groups.append(group)
+            group, wider = [], width
+        group.append(item)
+        widest = wider
+    if group:
+        groups.append(group)
+    return groups
 
 
 def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:

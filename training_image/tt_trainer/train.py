@@ -1,27 +1,37 @@
-"""LoRA fine-tuning: peft adapter, plain PyTorch loop, accumulation, schedule, checkpoints, SIGTERM stop."""
+"""LoRA fine-tuning on transformers' Trainer: the project's own step composition, progress and resume rule.
+
+Trainer (with accelerate) runs the loop, the schedule, mixed precision, clipping, the optimizer, checkpoint
+save/resume/rotation and distributed data parallel. Kept here is what is ours: an optimizer step is a batch of
+rows packed into as many micro-batches as packing makes (a number Trainer's fixed gradient accumulation cannot
+express), its loss normalised by the step's label tokens across all processes; progress as a callback; and a
+checkpoint is resumed only by a job with the same data and settings (its fingerprint).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import math
+import os
 import random
 import resource
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from tt_trainer.checkpoints import CheckpointStore
+from tt_trainer import checkpoints
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import IGNORE_INDEX, MicroBatch, TokenizedRow, epoch_order, micro_batches
 from tt_trainer.errors import ParentModelError, TrainingDivergedError, TrainingStoppedError
+from tt_trainer.loss import head_options, linear_cross_entropy_sum
 from tt_trainer.progress import ProgressReporter
 
 
@@ -38,7 +48,9 @@ class Precision:
 
 def pick_precision(setting: str, device: torch.device | None = None) -> Precision:
     """bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU (or what the setting forces)."""
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:  # under torchrun, each process has its own GPU
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
         return Precision(device, torch.float32, None)
     # Emulated bf16 (T4, V100) runs far slower than fp16: only native support counts.
@@ -58,7 +70,8 @@ def seed_everything(seed: int) -> None:
 def attach_lora(
     model: Any, hp: Hyperparameters, *, parent_dir: Path | None, gradient_checkpointing: bool
 ) -> Any:
-    """Wrap the base model with a trainable LoRA adapter on all linear layers, or continue the parent's."""
+    """Wrap the base model with a trainable LoRA adapter on its language model's linear layers, or continue
+    the parent's."""
     with warnings.catch_warnings():
         # peft 0.21 still calls transformers' renamed is_gradient_checkpointing; nothing for us to act on.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -70,6 +83,8 @@ def _attach_lora(
 ) -> Any:
     from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
 
+    from tt_trainer.architecture import lora_target_modules
+
     if gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen inputs: no enable_input_require_grads needed.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -79,7 +94,7 @@ def _attach_lora(
             r=hp.lora_rank,
             lora_alpha=hp.lora_alpha,
             lora_dropout=hp.lora_dropout,
-            target_modules="all-linear",
+            target_modules=lora_target_modules(model),  # the language model's layers, never its towers
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, config)
@@ -105,22 +120,6 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
-
-
-def lr_factor(step: int, *, total: int, warmup: int, kind: str) -> float:
-    """Multiplier of the peak learning rate at a 0-based optimizer step: linear warmup, then decay."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    if kind == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return max(0.0, 1.0 - progress)
-
-
-def warmup_steps(hp: Hyperparameters, total_steps: int) -> int:
-    return round(hp.warmup_ratio * total_steps)
 
 
 def accepts_argument(model: Any, argument: str) -> bool:
@@ -193,13 +192,41 @@ def model_inputs(batch: MicroBatch, *, boundaries: bool = False) -> dict[str, An
     return kwargs
 
 
+class _HeadInput(torch.nn.Module):
+    """Stands in for the vocabulary head during one forward pass: keeps the hidden states the head would have
+    turned into logits and computes nothing (an empty tensor goes on through scaling and capping)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: torch.Tensor | None = None
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        self.hidden = hidden
+        return hidden[..., :0]
+
+
+@contextlib.contextmanager
+def _head_inputs(model: Any) -> Iterator[tuple[_HeadInput, torch.nn.Module]]:
+    causal_lm = getattr(model, "module", model)  # under DDP
+    if hasattr(causal_lm, "get_base_model"):
+        causal_lm = causal_lm.get_base_model()
+    head = causal_lm.get_output_embeddings()
+    stand_in = _HeadInput()
+    causal_lm.set_output_embeddings(stand_in)
+    try:
+        yield stand_in, head
+    finally:
+        causal_lm.set_output_embeddings(head)
+
+
 def loss_sum(
     model: Any, batch: MicroBatch, *, keep_logits: bool | None = None, boundaries: bool | None = None
 ) -> torch.Tensor:
     """Summed cross-entropy over the label tokens of one micro-batch.
 
-    Logits are computed only where a label follows (logits_to_keep as a boolean mask): with vocabularies of
-    100k+ tokens, the full logits of a batch would dwarf every other activation."""
+    The forward pass stops before the vocabulary head, at the label positions only (logits_to_keep as a
+    boolean mask); the head and the loss then run a few positions at a time (tt_trainer.loss): with
+    vocabularies of 100k+ tokens, the fp32 logits of every label position would dwarf every activation."""
     labels = batch.labels
     targets = labels[:, 1:]
     keep = torch.zeros_like(labels, dtype=torch.bool)
@@ -207,10 +234,18 @@ def loss_sum(
     kwargs = model_inputs(batch, boundaries=uses_flash_attention(model) if boundaries is None else boundaries)
     if keep_logits if keep_logits is not None else accepts_argument(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = keep
-    logits = model(**kwargs).logits
-    if logits.dim() == 3:  # the model ignored logits_to_keep
-        logits = logits[keep]
-    return F.cross_entropy(logits.float(), targets[targets != IGNORE_INDEX], reduction="sum")
+    with _head_inputs(model) as (stand_in, head):
+        model(**kwargs)
+    hidden, weight = stand_in.hidden, head.weight
+    assert hidden is not None and isinstance(weight, torch.Tensor)
+    if hidden.dim() == 3:  # the model ignored logits_to_keep
+        hidden = hidden[keep]
+    return linear_cross_entropy_sum(
+        hidden,
+        weight,
+        targets[targets != IGNORE_INDEX],
+        **head_options(getattr(model, "module", model).config),
+    )
 
 
 def training_fingerprint(
@@ -281,6 +316,220 @@ def check_finite(loss: float, *, step: int, total_steps: int, epoch: float, hp: 
     )
 
 
+def distributed() -> tuple[int, int]:
+    """(this process's rank, number of processes): torchrun's variables, (0, 1) for a single process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _label_count(row: TokenizedRow) -> int:
+    return sum(label != IGNORE_INDEX for label in row.labels)
+
+
+class StepBatches(torch.utils.data.Dataset[dict[str, Any]]):
+    """Item k: this process's micro-batches of optimizer step k of the current epoch.
+
+    Every process reads the same items (the loader is not sharded): each takes every world-th row of the
+    step, and the loss is divided by the whole step's label tokens, so N processes add up to one."""
+
+    def __init__(self, rows: Sequence[TokenizedRow], hp: Hyperparameters, *, pad_id: int) -> None:
+        self.rows, self.hp, self.pad_id = rows, hp, pad_id
+        self.rank, self.world = distributed()
+        # Packed sequences hold at most the longest row: attention work per sequence stays bounded by what
+        # padding would have cost, while the short rows fill the gaps.
+        self.capacity = max(len(r) for r in rows)
+        self.epoch, self._order = -1, list[int]()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self._order = epoch, epoch_order(len(self.rows), self.hp.seed, epoch)
+
+    def __len__(self) -> int:
+        return plan_steps(self.hp, len(self.rows))[0]
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        size = self.hp.batch_size
+        step = [self.rows[i] for i in self._order[k * size : (k + 1) * size]]
+        mine = step[self.rank :: self.world]
+        batches = micro_batches(
+            mine or step[:1],  # a process left without rows still joins the gradient exchange, weighted 0
+            packing=self.hp.packing,
+            micro_batch_size=self.hp.effective_micro_batch_size,
+            pack_capacity=self.capacity,
+            pad_id=self.pad_id,
+            max_tokens=self.hp.micro_batch_tokens,
+        )
+        return {
+            "micro_batches": batches,
+            "step_label_tokens": sum(_label_count(r) for r in step),
+            "weight": float(self.world) if mine else 0.0,
+        }
+
+
+def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return items[0]
+
+
+def _trainer_class() -> type:
+    from transformers import Trainer
+
+    class StepTrainer(Trainer):
+        """Trainer whose dataloader yields whole optimizer steps, each run as its micro-batches."""
+
+        def __init__(self, *args: Any, steps: StepBatches, hp: Hyperparameters, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.steps, self.hp = steps, hp
+            self.boundaries = hp.packing and uses_flash_attention(self.model)
+            self.keep_logits = accepts_argument(self.model, "logits_to_keep")
+            self.step_losses: list[float] = []
+            self.tokens = self.positions = 0
+            self.step_learning_rate = 0.0
+
+        def get_train_dataloader(self) -> torch.utils.data.DataLoader[Any]:
+            # Not sharded by accelerate: each process picks its share of a step's rows (StepBatches).
+            return torch.utils.data.DataLoader(self.steps, batch_size=1, shuffle=False, collate_fn=_only)
+
+        def training_step(
+            self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
+        ) -> torch.Tensor:
+            model.train()
+            batches, weight, total = inputs["micro_batches"], inputs["weight"], inputs["step_label_tokens"]
+            step_loss = torch.zeros((), device=self.args.device)
+            for i, batch in enumerate(batches):
+                batch = batch.to(self.args.device)
+                # Gradients are exchanged between processes once per step, after its last micro-batch.
+                last = i == len(batches) - 1
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    with self.compute_loss_context_manager():
+                        summed = loss_sum(
+                            model, batch, keep_logits=self.keep_logits, boundaries=self.boundaries
+                        )
+                    # Divided by the whole step's label tokens: the same loss as one big batch, however split.
+                    # DDP averages the processes' gradients; `weight` (the world size) turns that into a sum.
+                    self.accelerator.backward(summed * (weight / total))
+                step_loss += summed.detach() * (weight > 0)
+                self.tokens += batch.tokens
+                self.positions += batch.positions
+            loss = step_loss / total
+            if self.args.world_size > 1:
+                loss = self.accelerator.reduce(loss, reduction="sum")
+            value, done = float(loss), self.state.global_step + 1
+            check_finite(
+                value, step=done, total_steps=self.state.max_steps, epoch=done / len(self.steps), hp=self.hp
+            )
+            self.step_losses.append(value)
+            assert self.optimizer is not None
+            self.step_learning_rate = float(self.optimizer.param_groups[0]["lr"])
+            return loss.detach()
+
+    return StepTrainer
+
+
+# Product schedule names → transformers' (whose "constant" would skip the warmup).
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+def _progress_callback(
+    trainer: Any,
+    hp: Hyperparameters,
+    *,
+    reporter: ProgressReporter,
+    fingerprint: str,
+    resumed: checkpoints.Checkpoint | None,
+    should_stop: Callable[[], bool],
+) -> Any:
+    from transformers import TrainerCallback
+
+    earlier = resumed.state if resumed is not None else {}
+
+    class Progress(TrainerCallback):
+        """The epoch's row order; progress lines and the loss history every logging_steps; a stop request
+        ends training after the step, with a checkpoint; each checkpoint is marked as this job's. Only the
+        first process writes."""
+
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = list(earlier.get("loss_history", []))
+            self.step_losses: list[float] = list(earlier.get("step_losses", []))
+            self.elapsed_before = float(earlier.get("elapsed_seconds", 0.0))
+            self.tokens_before = int(earlier.get("tokens", 0))
+            self.stopped = False
+            self.started = self.window_started = time.perf_counter()
+            self.window: list[float] = []
+            self.window_tokens = 0
+
+        @property
+        def elapsed(self) -> float:
+            return self.elapsed_before + time.perf_counter() - self.started
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = self.window_started = time.perf_counter()
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            # Also where a resumed job starts: state.epoch is then the checkpoint's (e.g. 2.5 → epoch 2).
+            trainer.steps.set_epoch(int(state.epoch or 0))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            done, total = state.global_step, state.max_steps
+            loss = trainer.step_losses[-1]
+            self.step_losses.append(loss)
+            self.window.append(loss)
+            if done % hp.logging_steps == 0 or done == total:
+                now = time.perf_counter()
+                mean = sum(self.window) / len(self.window)
+                epoch = done / len(trainer.steps)
+                self.history.append(
+                    {
+                        "step": done,
+                        "epoch": round(epoch, 4),
+                        "loss": round(mean, 6),
+                        "learning_rate": trainer.step_learning_rate,
+                    }
+                )
+                if state.is_world_process_zero:
+                    reporter.train_step(
+                        step=done,
+                        total_steps=total,
+                        epoch=epoch,
+                        loss=mean,
+                        learning_rate=trainer.step_learning_rate,
+                        tokens_per_second=(trainer.tokens - self.window_tokens)
+                        / max(now - self.window_started, 1e-9),
+                    )
+                self.window, self.window_tokens, self.window_started = [], trainer.tokens, now
+            if done >= total:
+                control.should_save = False  # the model itself is saved next: no checkpoint of the last step
+            elif self._stop_everywhere(args):
+                self.stopped = control.should_training_stop = True
+                control.should_save = args.save_strategy != "no"
+
+        @staticmethod
+        def _stop_everywhere(args: Any) -> bool:
+            """Every process stops after the same step (one stopping alone would leave the others waiting)."""
+            asked = should_stop()
+            if args.world_size == 1:
+                return asked
+            flag = torch.tensor(float(asked), device=args.device)
+            return bool(trainer.accelerator.reduce(flag, reduction="sum") > 0)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            checkpoints.mark(
+                folder,
+                fingerprint,
+                {
+                    "loss_history": self.history,
+                    "step_losses": self.step_losses,
+                    "elapsed_seconds": self.elapsed,
+                    "tokens": self.tokens_before + trainer.tokens,
+                },
+            )
+            reporter.event("checkpoint", step=state.global_step, checkpoint=folder.name)
+
+    return Progress()
+
+
 def train(
     model: Any,
     rows: Sequence[TokenizedRow],
@@ -289,169 +538,81 @@ def train(
     precision: Precision,
     pad_id: int,
     reporter: ProgressReporter,
-    checkpoints: CheckpointStore | None = None,
+    checkpoint_dir: Path | None = None,
+    fingerprint: str = "",
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
-    """Run the optimizer steps; resume from a matching checkpoint; on a stop request, checkpoint and raise."""
-    device = precision.device
+    """Run the optimizer steps; resume from this job's checkpoint; on a stop request, checkpoint and raise."""
+    from transformers import PrinterCallback, TrainingArguments
+
     hp = settle_packing(hp, model.config, reporter)
-    boundaries = hp.packing and uses_flash_attention(model)
+    steps = StepBatches(rows, hp, pad_id=pad_id)
     per_epoch, total_steps = plan_steps(hp, len(rows))
-    warmup = warmup_steps(hp, total_steps)
-    micro = hp.effective_micro_batch_size
-    # Packed sequences hold at most the longest row: attention work per sequence stays bounded by what
-    # padding would have cost, while the short rows fill the gaps.
-    capacity = max(len(r) for r in rows)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, weight_decay=hp.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total=total_steps, warmup=warmup, kind=hp.lr_scheduler)
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.amp_dtype == torch.float16)
-    keep_logits = accepts_argument(model, "logits_to_keep")
-
-    start, history, step_losses, elapsed_before, tokens_before = 0, [], [], 0.0, 0
-    latest = checkpoints.latest() if checkpoints is not None else None
-    if latest is not None and latest.step < total_steps:
-        training = CheckpointStore.restore(latest, model)
-        optimizer.load_state_dict(training["optimizer"])
-        scheduler.load_state_dict(training["scheduler"])
-        scaler.load_state_dict(training["scaler"])
-        torch.set_rng_state(training["rng_cpu"])
-        if device.type == "cuda" and training.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(training["rng_cuda"], device)
-        start = latest.step
-        history = list(latest.state["loss_history"])
-        step_losses = list(latest.state["step_losses"])
-        elapsed_before = float(latest.state["elapsed_seconds"])
-        tokens_before = int(latest.state["tokens"])
-        reporter.event("resumed", step=start, total_steps=total_steps, checkpoint=latest.path.name)
-
-    checkpoint_every = hp.checkpoint_steps or per_epoch
-
-    def rng_state() -> tuple[torch.Tensor, torch.Tensor | None]:
-        return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-    def save_checkpoint(
-        step: int, rng: tuple[torch.Tensor, torch.Tensor | None], trained_tokens: int
-    ) -> None:
-        """rng and trained_tokens as they were when step `step` (0-based: the next one to train) began."""
-        if checkpoints is None or not checkpoints.enabled:
-            return
-        path = checkpoints.save(
-            step=step,
-            model=model,
-            training={
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng_cpu": rng[0],
-                "rng_cuda": rng[1],
-            },
-            state={
-                "total_steps": total_steps,
-                "loss_history": history,
-                "step_losses": step_losses,
-                "elapsed_seconds": elapsed_before + (time.perf_counter() - started),
-                "tokens": tokens_before + trained_tokens,
-            },
+    resumed = checkpoints.resumable(checkpoint_dir, fingerprint, total_steps)
+    if distributed()[0] == 0:
+        checkpoints.discard_others(checkpoint_dir, resumed)
+    if resumed is not None:
+        reporter.event("resumed", step=resumed.step, total_steps=total_steps, checkpoint=resumed.path.name)
+    cpu = precision.device.type != "cuda"
+    with tempfile.TemporaryDirectory(prefix="tt-trainer-out-") as scratch:
+        args = TrainingArguments(
+            output_dir=str(checkpoint_dir or scratch),
+            per_device_train_batch_size=1,  # one item = one optimizer step's micro-batches (StepBatches)
+            gradient_accumulation_steps=1,
+            max_steps=total_steps,
+            learning_rate=hp.learning_rate,
+            lr_scheduler_type=SCHEDULES[hp.lr_scheduler],
+            warmup_steps=round(hp.warmup_ratio * total_steps),
+            weight_decay=hp.weight_decay,
+            max_grad_norm=hp.max_grad_norm,
+            optim="adamw_torch",
+            seed=hp.seed,
+            bf16=precision.amp_dtype == torch.bfloat16,
+            fp16=precision.amp_dtype == torch.float16,
+            use_cpu=cpu,
+            ddp_backend="gloo" if cpu and distributed()[1] > 1 else None,
+            ddp_find_unused_parameters=False,
+            logging_strategy="no",  # the progress callback logs: Trainer's log rounds the loss
+            logging_nan_inf_filter=False,
+            save_strategy="steps" if checkpoint_dir is not None else "no",
+            save_steps=hp.checkpoint_steps or per_epoch,
+            save_total_limit=1,
+            report_to=[],
+            disable_tqdm=True,
+            dataloader_pin_memory=False,
+            remove_unused_columns=False,
         )
-        reporter.event("checkpoint", step=step, checkpoint=path.name)
-
-    model.train()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
-    tokens = positions = 0
-    window_tokens, window_started, window_losses = 0, started, []
-    order_epoch, order = -1, []
-    for step in range(start, total_steps):
-        epoch, offset = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order_epoch, order = epoch, epoch_order(len(rows), hp.seed, epoch)
-        batch_rows = [rows[i] for i in order[offset * hp.batch_size : (offset + 1) * hp.batch_size]]
-        batches = micro_batches(
-            batch_rows, packing=hp.packing, micro_batch_size=micro, pack_capacity=capacity, pad_id=pad_id
+        trainer = _trainer_class()(model=model, args=args, steps=steps, hp=hp)
+        trainer.remove_callback(PrinterCallback)
+        progress = _progress_callback(
+            trainer, hp, reporter=reporter, fingerprint=fingerprint, resumed=resumed, should_stop=should_stop
         )
-        label_tokens = sum(b.label_tokens for b in batches)
-        step_loss = torch.zeros((), device=device)
-        # A stop between micro-batches discards the step: its checkpoint must not include the dropout draws
-        # of the micro-batches already run, or the resumed run would differ from an uninterrupted one.
-        step_rng, step_tokens = rng_state(), tokens
-        for batch in batches:
-            if should_stop():
-                optimizer.zero_grad(set_to_none=True)
-                saved = checkpoints is not None and checkpoints.enabled and step > 0
-                if saved:
-                    save_checkpoint(step, step_rng, step_tokens)
-                raise TrainingStoppedError(
-                    f"Training was stopped (SIGTERM) after step {step} of {total_steps}. "
-                    + (
-                        "A checkpoint was saved; a job with the same inputs resumes from it."
-                        if saved
-                        else "No checkpoint could be saved."
-                    )
-                )
-            batch = batch.to(device)
-            with torch.autocast(
-                device.type,
-                dtype=precision.amp_dtype or torch.float32,
-                enabled=precision.amp_dtype is not None,
-            ):
-                summed = loss_sum(model, batch, keep_logits=keep_logits, boundaries=boundaries)
-            # Normalised by the label tokens of the whole step: the same loss as one big batch, however split.
-            scaler.scale(summed / label_tokens).backward()
-            step_loss += summed.detach()
-            tokens += batch.tokens
-            positions += batch.positions
-            window_tokens += batch.tokens
-        loss = float(step_loss) / label_tokens
-        check_finite(loss, step=step + 1, total_steps=total_steps, epoch=(step + 1) / per_epoch, hp=hp)
-        if hp.max_grad_norm > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, hp.max_grad_norm)
-        learning_rate = optimizer.param_groups[0]["lr"]
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step_losses.append(loss)
-        window_losses.append(loss)
-        done = step + 1
-        if done % hp.logging_steps == 0 or done == total_steps:
-            now = time.perf_counter()
-            epoch_float = done / per_epoch
-            mean_loss = sum(window_losses) / len(window_losses)
-            history.append(
-                {
-                    "step": done,
-                    "epoch": round(epoch_float, 4),
-                    "loss": round(mean_loss, 6),
-                    "learning_rate": learning_rate,
-                }
+        trainer.add_callback(progress)
+        if precision.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(precision.device)
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(resumed.path) if resumed is not None else None)
+        runtime = time.perf_counter() - started
+    if progress.stopped:
+        saved = checkpoint_dir is not None
+        raise TrainingStoppedError(
+            f"Training was stopped (SIGTERM) after step {trainer.state.global_step} of {total_steps}. "
+            + (
+                "A checkpoint was saved; a job with the same inputs resumes from it."
+                if saved
+                else "No checkpoint could be saved."
             )
-            reporter.train_step(
-                step=done,
-                total_steps=total_steps,
-                epoch=epoch_float,
-                loss=mean_loss,
-                learning_rate=learning_rate,
-                tokens_per_second=window_tokens / max(now - window_started, 1e-9),
-            )
-            window_tokens, window_started, window_losses = 0, now, []
-        if done % checkpoint_every == 0 and done < total_steps:
-            save_checkpoint(done, rng_state(), tokens)
-    runtime = time.perf_counter() - started
+        )
     return TrainResult(
         steps=total_steps,
         total_steps=total_steps,
-        resumed_from=start,
-        train_runtime_seconds=round(elapsed_before + runtime, 3),
-        train_loss=round(sum(step_losses) / max(1, len(step_losses)), 6),
-        loss_history=history,
-        tokens=tokens_before + tokens,
-        positions=positions,
-        tokens_per_second=tokens / runtime if runtime > 0 else 0.0,
-        peak_memory_bytes=peak_memory_bytes(device),
-        step_losses=step_losses,
+        resumed_from=resumed.step if resumed is not None else 0,
+        train_runtime_seconds=round(progress.elapsed_before + runtime, 3),
+        train_loss=round(sum(progress.step_losses) / max(1, len(progress.step_losses)), 6),
+        loss_history=progress.history,
+        tokens=progress.tokens_before + trainer.tokens,
+        positions=trainer.positions,
+        tokens_per_second=trainer.tokens / runtime if runtime > 0 else 0.0,
+        peak_memory_bytes=peak_memory_bytes(precision.device),
+        step_losses=progress.step_losses,
     )

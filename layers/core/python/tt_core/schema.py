@@ -107,27 +107,46 @@ class TrainingProfile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instance_type: str = Field(min_length=1)
+    # The whole instance, all its GPUs.
     hourly_usd: float = Field(ge=0)
-    # Training tokens per second (one pass) on that instance: the fallback throughput table.
+    # Training tokens per second (one pass) on one GPU of that instance (a CPU instance: the instance): the
+    # fallback throughput table.
     tokens_per_second: float = Field(gt=0)
     # Fixed start-up overhead of a job (instance, image pull, model load, eval generation set-up).
     startup_minutes: float = Field(default=6, ge=0)
+    # GPUs of the instance (0: a CPU instance) and the memory of each in GB (10^9 bytes): the job trains on
+    # all of them, and the memory plan (tt_core.runs.memory_plan) budgets one.
+    gpus: int = Field(default=1, ge=0)
+    gpu_memory_gb: float | None = Field(default=None, gt=0)
+
+    @property
+    def instance_tokens_per_second(self) -> float:
+        """What the instance trains per second: every GPU it is paid for works (data parallel)."""
+        return self.tokens_per_second * max(1, self.gpus)
 
 
-# On-demand us-east-1 prices. "default" covers any catalogue model without its own row.
+# On-demand us-east-1 SageMaker training prices. "default" covers any catalogue model without its own row.
+# Every GPU row fits with at least 10 % of its GPU to spare at max_seq_length 2,048 and 4 sequences per
+# micro-batch (bench/memory_plan.py). ml.g5.2xlarge has the same single A10G (24 GB) as ml.g5.xlarge — only
+# more CPUs and host memory — so no row pays for it. Gemma 4 E4B's 8 B weights (16 GB in bf16, per-layer
+# embeddings and towers included) would leave an A10G room for one checkpointed sequence per pass: it trains
+# on an L40S (48 GB), with about 2.9× an A10's dense bf16 throughput on the data sheets (362 vs 125 TFLOPS;
+# the tokens_per_second below assume a conservative 2× the A10G row of the 4 B models).
 DEFAULT_TRAINING_PROFILES: dict[str, TrainingProfile] = {
-    "default": TrainingProfile(instance_type="ml.g5.xlarge", hourly_usd=1.408, tokens_per_second=2500),
+    "default": TrainingProfile(
+        instance_type="ml.g5.xlarge", hourly_usd=1.408, tokens_per_second=2500, gpus=1, gpu_memory_gb=24
+    ),
     "google/gemma-4-E4B-it": TrainingProfile(
-        instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
+        instance_type="ml.g6e.xlarge", hourly_usd=2.61, tokens_per_second=3000, gpus=1, gpu_memory_gb=48
     ),
     "Qwen/Qwen3.5-4B": TrainingProfile(
-        instance_type="ml.g5.2xlarge", hourly_usd=1.515, tokens_per_second=1500
+        instance_type="ml.g5.xlarge", hourly_usd=1.408, tokens_per_second=1500, gpus=1, gpu_memory_gb=24
     ),
     "tunedtensor/tiny-chat": TrainingProfile(
-        instance_type="ml.m5.large", hourly_usd=0.115, tokens_per_second=15000, startup_minutes=3
+        instance_type="ml.m5.large", hourly_usd=0.115, tokens_per_second=15000, startup_minutes=3, gpus=0
     ),
 }
 # The local stack trains on this machine: no instance, no price (PRODUCT.md §9.8).
 LOCAL_TRAINING_PROFILE = TrainingProfile(
-    instance_type="local", hourly_usd=0, tokens_per_second=10000, startup_minutes=0.2
+    instance_type="local", hourly_usd=0, tokens_per_second=10000, startup_minutes=0.2, gpus=0
 )

@@ -58,7 +58,7 @@ def _duration(
                 confidence="high" if len(rates) >= HIGH_CONFIDENCE_SAMPLES else "medium",
                 sample_count=len(rates),
             )
-    minutes = profile.startup_minutes + token_epochs / profile.tokens_per_second / 60
+    minutes = profile.startup_minutes + token_epochs / profile.instance_tokens_per_second / 60
     low_factor, high_factor = FALLBACK_RANGE
     return DurationEstimate(
         estimated_minutes=round(minutes, 1),

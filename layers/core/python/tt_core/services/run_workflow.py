@@ -41,6 +41,7 @@ from tt_core.runs.artifacts import (
 )
 from tt_core.runs.diagnostics import training_view
 from tt_core.runs.lineage import TRAIN_FILE, ancestors_training_inputs
+from tt_core.runs.memory_plan import plan_for_job
 from tt_core.schema import BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
 from tt_core.services.run_evaluation import evaluate_predictions
 from tt_core.services.run_state import RunUpdater, stage_label
@@ -281,6 +282,18 @@ class RunWorkflowService:
         hp = run.hyperparameters
         hyperparameters = {name: str(getattr(hp, name)) for name in TRAINER_HYPERPARAMETERS}
         hyperparameters["base_model"] = run.base_model
+        profile = self._settings.training_profile(run.base_model)
+        plan = plan_for_job(
+            run.base_model,
+            profile,
+            max_seq_length=hp.max_seq_length,
+            batch_size=hp.batch_size,
+            lora_rank=hp.lora_rank,
+            lora_dropout=hp.lora_dropout,
+        )
+        if plan is not None and self._settings.mode == "aws":
+            # The profile's GPU decides the micro-batch and checkpointing; a local machine is not that GPU.
+            hyperparameters.update(plan.trainer_hyperparameters())
         channels = {name: input_prefix(run.account_id, run.id, name) for name in ("train", "eval", "spec")}
         if self._settings.mode == "aws" and run.base_model != LOCAL_DEFAULT_BASE_MODEL:
             # The operator's staged weights; tiny-chat is built by the trainer itself, and the local
@@ -301,7 +314,7 @@ class RunWorkflowService:
             channels=channels,
             output_prefix=training_prefix(run.account_id, run.id),
             checkpoint_prefix=checkpoint_prefix(run.account_id, run.id),
-            instance_type=self._settings.training_profile(run.base_model).instance_type,
+            instance_type=profile.instance_type,
             max_runtime_seconds=int(self._settings.run_timeout_hours * 3600),
             use_spot=self._settings.training_use_spot,
         )
