@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "demo_time.json"
 PACKAGE_ROOTS = (".", "local", "layers/core/python", "cli", "serving", "training_image")
 # Progress bars, ids, numbers and durations differ between runs; what is printed does not.
-_VOLATILE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d[\d.,:]*|/tmp/\S+")
+_VOLATILE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\b[0-9a-f]{8}\b|\d[\d.,:]*|/tmp/\S+")
 
 
-def _shape(output: str) -> list[str]:
-    lines = [line.strip() for line in output.splitlines()]
+def _shape(output: str, checkout: Path) -> list[str]:
+    lines = [line.strip().replace(str(checkout), "<checkout>") for line in output.splitlines()]
     kept = [line for line in lines if line and not re.match(r"^\d+%", line)]
     return [_VOLATILE.sub("#", line.split(":")[0]) for line in kept]
 
@@ -66,7 +66,7 @@ def main() -> int:
                 print(f"{name}: the demo failed (exit {code})")
                 return 1
             seconds[name].append(round(wall, 2))
-            shapes[name] = _shape(output)
+            shapes[name] = _shape(output, checkout)
             print(f"repeat {repeat}  {name:8} {wall:6.1f} s", flush=True)
     print(f"\n{'checkout':8}  {'median s':>8}  {'min':>6}  {'max':>6}")
     summary = {}
