@@ -31,7 +31,7 @@ _VOLATILE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\b[0-9a-f]{8}\b|\d[\d.,:]*|/t
 def _shape(output: str, checkout: Path) -> list[str]:
     lines = [line.strip().replace(str(checkout), "<checkout>") for line in output.splitlines()]
     kept = [line for line in lines if line and not re.match(r"^\d+%", line)]
-    return [_VOLATILE.sub("#", line.split(":")[0]) for line in kept]
+    return [" ".join(_VOLATILE.sub("#", line.split(":")[0]).split()) for line in kept]
 
 
 def _run(checkout: Path) -> tuple[float, str, int]:

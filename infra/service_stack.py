@@ -15,12 +15,14 @@ from infra.constructs.public_api import PublicApi
 from infra.constructs.run_workflow import RunWorkflow
 from infra.constructs.shared_layers import SharedLayers
 from infra.trainer_image import training_image_asset
-from tt_core.schema import ACCOUNTS_PREFIX, ENV_STATE_MACHINE_ARN
+from tt_core.schema import ACCOUNTS_PREFIX, BASE_MODEL_MANIFEST, BASE_MODELS_PREFIX, ENV_STATE_MACHINE_ARN
 
 STACK_ID = "TunedTensor"
 # The id CDK gives its singleton custom-resource function for bucket notifications.
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
+# The manifest of each staged base model (PRODUCT.md §14.6): what the run-start preflight reads (§9.1).
+BASE_MODEL_MANIFESTS = f"{BASE_MODELS_PREFIX}*/{BASE_MODEL_MANIFEST}"
 
 
 class ServiceStack(Stack):
@@ -100,6 +102,10 @@ class ServiceStack(Stack):
         # Objects live only under accounts/<account_id>/: the API (and its presigned URLs, signed
         # with its role) can reach nothing else in the bucket.
         bucket.grant_read_write(api_function, ACCOUNT_OBJECTS)
+        # Start and estimate refuse a base model without staged weights (409 base_model_unavailable): the
+        # API may read the manifests of staged copies, nothing else under base-models/. (With the List
+        # grant above, a missing manifest answers 404, not 403.)
+        bucket.grant_read(api_function, BASE_MODEL_MANIFESTS)
         # The authorizer looks keys up through GSI1 and records last_used_at: the table only.
         table.grant_read_write_data(authorizer_function)
 
@@ -117,6 +123,12 @@ class ServiceStack(Stack):
         )
         nag.acknowledge(
             api_role, f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]", objects_reason
+        )
+        nag.acknowledge(
+            api_role,
+            f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + BASE_MODEL_MANIFESTS)}]",
+            "Read-only, and only the manifest file of each staged base model (base-models/<model id>/"
+            "base_model.json): the wildcard is the model id, which the run-start preflight checks.",
         )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
             nag.acknowledge(

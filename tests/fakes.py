@@ -27,3 +27,18 @@ class SequentialIds:
     def new_id(self) -> str:
         self.count += 1
         return f"00000000-0000-4000-8000-{self.count:012d}"
+
+
+class StagedWeights:
+    """BaseModelWeights: the base models a test has staged (tiny-chat always is available)."""
+
+    def __init__(self, *staged: str) -> None:
+        self.staged = set(staged)
+        self.asked: list[str] = []
+
+    def available(self, base_model: str) -> bool:
+        self.asked.append(base_model)
+        return base_model == "tunedtensor/tiny-chat" or base_model in self.staged
+
+    def stage_command(self, base_model: str) -> str:
+        return f"tt admin stage-base-model {base_model}"

@@ -74,6 +74,8 @@ class DatasetIngest(Construct):
             resource_arns=[bucket.arn_for_objects(DATASET_OBJECTS)],
         )
         self._acknowledge_grants(table, bucket)
+        # Uploads only (…/data.jsonl): a run's train.jsonl, eval.jsonl and the trainer's training_log.jsonl,
+        # synced at every step, are .jsonl too and would each invoke the validator for nothing.
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(self.validator),

@@ -53,7 +53,8 @@ TASK_HANDLERS: Mapping[str, str] = {
     FINISH: "functions.run_workflow.finish.lambda_handler",
     RECORD_FAILURE: "functions.run_workflow.fail.lambda_handler",
 }
-# Where PollTraining leaves the job's state for the Choice, and how long Prepare asks to wait.
+# Where PollTraining leaves the job's state for the Choice, and how long Prepare and then PollTraining
+# ask to wait: longer as the run ages (tt_core.runs.polling), so the execution's history stays bounded.
 TRAINING_STATE_PATH = "$.training_state"
 POLL_SECONDS_PATH = "$.poll_seconds"
 ERROR_PATH = "$.error"

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
+from tt_local.base_models import staged_dir
 from tt_trainer.errors import MEMORY_REMEDY
 from tt_trainer.parent_watch import STACK_PID_VARIABLE
 
@@ -46,10 +47,19 @@ _lock = threading.Lock()
 
 
 class LocalProcessLauncher:
-    def __init__(self, objects: ObjectStore, jobs_dir: Path, *, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        jobs_dir: Path,
+        *,
+        python: str = sys.executable,
+        base_models_dir: Path | None = None,
+    ) -> None:
         self._objects = objects
         self._jobs_dir = Path(jobs_dir).resolve()
         self._python = python
+        # Base weights staged for the local stack (`tt admin stage-base-model --local`), read in place.
+        self._base_models_dir = Path(base_models_dir).resolve() if base_models_dir is not None else None
 
     def start(self, job: TrainingJobSpec) -> None:
         job_dir = self._job_dir(job.job_name)
@@ -142,6 +152,9 @@ class LocalProcessLauncher:
             shutil.rmtree(input_dir)
         # The trainer reads its base model from the hyperparameters; the job's base_model is the default.
         hyperparameters = {"base_model": job.base_model, **job.hyperparameters}
+        staged = self._staged_base_model(job)
+        if staged is not None:
+            hyperparameters.setdefault("base_model_dir", str(staged))
         _write_atomic(input_dir / "config" / "hyperparameters.json", json.dumps(hyperparameters, indent=2))
         for channel, prefix in job.channels.items():
             if not _NAME.fullmatch(channel):
@@ -154,6 +167,12 @@ class LocalProcessLauncher:
                 target = channel_dir.joinpath(*relative.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(self._objects.get_bytes(key))
+
+    def _staged_base_model(self, job: TrainingJobSpec) -> Path | None:
+        """The local stack's complete staged copy of the job's base model, unless a channel brings one."""
+        if self._base_models_dir is None or "base_model" in job.channels:
+            return None
+        return staged_dir(self._base_models_dir, job.hyperparameters.get("base_model", job.base_model))
 
     def _package(self, job: TrainingJobSpec, job_dir: Path) -> None:
         """Upload the artifacts once, where SageMaker puts them: <output_prefix>/<job_name>/output/."""

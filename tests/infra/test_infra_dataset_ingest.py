@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from infra.config import StageConfig
+from tt_core.adapters.sagemaker import TRAINING_LOG_OBJECT
+from tt_core.runs.artifacts import PREDICTIONS_FILE, checkpoint_prefix, input_prefix, run_prefix
 from tt_core.schema import ENV_STATE_MACHINE_ARN
 from tt_core.services.datasets import VALIDATION_LEASE
 
@@ -62,7 +64,13 @@ def _statements_with(statements: list[dict[str, Any]], action: str) -> list[dict
 # --- the notification ---------------------------------------------------------------------------
 
 
-def test_uploaded_jsonl_files_under_accounts_trigger_the_validator(dev) -> None:
+def _filter_rules(synth) -> dict[str, str]:
+    _, notification = synth.only("Custom::S3BucketNotifications")
+    (target,) = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    return {rule["Name"]: rule["Value"] for rule in target["Filter"]["Key"]["FilterRules"]}
+
+
+def test_uploaded_datasets_under_accounts_trigger_the_validator(dev) -> None:
     validator_id, _ = _validator(dev)
     (cdk_handler_id,) = dev.cdk_functions()
     _, notification = dev.only("Custom::S3BucketNotifications")
@@ -77,8 +85,34 @@ def test_uploaded_jsonl_files_under_accounts_trigger_the_validator(dev) -> None:
     rules = target["Filter"]["Key"]["FilterRules"]
     assert sorted((rule["Name"], rule["Value"]) for rule in rules) == [
         ("prefix", "accounts/"),
-        ("suffix", ".jsonl"),
+        ("suffix", "/data.jsonl"),
     ]
+
+
+ACCOUNT, RUN = "0b5c1c52-6f3e-4d7a-9a43-1d2f0c8e9a10", "7d1e9c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"
+# Every other .jsonl the service or the trainer writes: none may invoke the validator.
+RUN_JSONL_KEYS = [
+    input_prefix(ACCOUNT, RUN, "train") + "train.jsonl",
+    input_prefix(ACCOUNT, RUN, "eval") + "eval.jsonl",
+    f"{checkpoint_prefix(ACCOUNT, RUN)}/{TRAINING_LOG_OBJECT}",  # synced at every training step
+    f"{run_prefix(ACCOUNT, RUN)}{PREDICTIONS_FILE}",
+    f"accounts/{ACCOUNT}/datasets/{RUN}/notes.jsonl",
+]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_filter_matches_upload_keys_and_no_run_file(request: pytest.FixtureRequest, stage: str) -> None:
+    """S3 matches a key when it starts with the prefix and ends with the suffix (no wildcards)."""
+    from tt_core.services.datasets import object_key
+
+    rules = _filter_rules(request.getfixturevalue(stage))
+
+    def fires(key: str) -> bool:
+        return key.startswith(rules["prefix"]) and key.endswith(rules["suffix"])
+
+    assert fires(object_key(ACCOUNT, RUN))
+    assert fires(f"accounts/{ACCOUNT}/datasets/{RUN}/data.jsonl")  # keys stored before the filter changed
+    assert not [key for key in RUN_JSONL_KEYS if fires(key)]
 
 
 def test_only_s3_of_this_account_and_bucket_may_invoke_the_validator(dev) -> None:

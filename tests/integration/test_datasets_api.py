@@ -259,3 +259,33 @@ def test_finalize_body_rules(client: Any, body: dict[str, Any], field: str) -> N
     assert response.status == 400
     assert response.json()["error"]["code"] == "validation_error"
     assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_only_uploads_invoke_the_validator(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local stack installs the template's notification in moto, which applies its filter as S3 does:
+    a run's .jsonl files (the training log is synced at every step) never reach the validator."""
+    from urllib.parse import unquote_plus
+
+    import boto3
+
+    from tt_core.adapters.sagemaker import TRAINING_LOG_OBJECT
+    from tt_core.runs.artifacts import checkpoint_prefix, input_prefix
+    from tt_core.services.datasets import object_key
+
+    account, run = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    invoked: list[str] = []
+    monkeypatch.setattr(
+        aws["lambdas"],
+        "invoke_async",
+        lambda name, event: invoked.extend(unquote_plus(r["s3"]["object"]["key"]) for r in event["Records"]),
+    )
+    s3 = boto3.client("s3", region_name="us-east-1")
+    upload_key = object_key(account, run)
+    for key in (
+        input_prefix(account, run, "train") + "train.jsonl",
+        input_prefix(account, run, "eval") + "eval.jsonl",
+        f"{checkpoint_prefix(account, run)}/{TRAINING_LOG_OBJECT}",
+        upload_key,
+    ):
+        s3.put_object(Bucket=aws["bucket"], Key=key, Body=GOOD)
+    assert invoked == [upload_key]

@@ -194,10 +194,15 @@ def test_idempotent_start_creates_one_run_and_the_limit_is_enforced(
 
 
 def test_unknown_base_model_in_the_trainer_fails_the_run_with_its_reason(
-    client: Any, aws: dict[str, Any]
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tt_core import wiring
     from tt_core.models.behavior_specs import BehaviorSpecRecord
+    from tt_local.base_models import LocalBaseModelWeights
+
+    # Past the start's preflight (it refuses a model without weights: test_base_model_preflight.py),
+    # the trainer's own reason must still reach the run.
+    monkeypatch.setattr(LocalBaseModelWeights, "available", lambda self, base_model: True)
 
     spec_id = create_spec(client)
     # A stored spec whose base model the trainer cannot load (as if its weights were missing).

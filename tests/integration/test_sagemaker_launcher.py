@@ -1,4 +1,5 @@
-"""SageMakerLauncher against botocore's SageMaker model (Stubber checks every request and response)."""
+"""SageMakerLauncher against botocore's SageMaker model (Stubber checks every request and response; errors are
+stubbed with the codes and messages SageMaker really answers)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from tt_core.adapters.s3 import S3ObjectStore
-from tt_core.adapters.sagemaker import METRIC_DEFINITIONS, SageMakerLauncher
+from tt_core.adapters.sagemaker import (
+    CLIENT_CONFIG,
+    METRIC_DEFINITIONS,
+    SageMakerLauncher,
+    quota_exceeded_message,
+)
+from tt_core.errors import RunStepError
 from tt_core.ports import TrainingJobSpec
 from tt_trainer import progress as trainer_progress
 
@@ -153,10 +161,191 @@ def test_starting_a_job_that_exists_is_not_an_error(launcher: SageMakerLauncher,
 
 def test_other_start_errors_propagate(launcher: SageMakerLauncher, stubber: Stubber) -> None:
     stubber.add_client_error(
-        "create_training_job", service_error_code="ResourceLimitExceeded", http_status_code=400
+        "create_training_job",
+        service_error_code="ValidationException",
+        service_message="1 validation error detected: Value 'ml.x.large' at 'resourceConfig.instanceType' "
+        "failed to satisfy constraint",
+        http_status_code=400,
     )
-    with pytest.raises(ClientError, match="ResourceLimitExceeded"):
+    with pytest.raises(ClientError, match="ValidationException"):
         launcher.start(_job())
+
+
+# What CreateTrainingJob answers when the account's quota for the instance type is too low (a new account's
+# ml.g5.xlarge quota is often 0). ResourceLimitExceeded is the error shape the service model declares.
+def _limit_message(quota: str) -> str:
+    return (
+        f"The account-level service limit '{quota}' is 0 Instances, with current utilization of 0 Instances "
+        "and a request delta of 1 Instances. Please use AWS Service Quotas to request an increase for this "
+        "quota. If AWS Service Quotas is not available, contact AWS support to request an increase for this "
+        "quota."
+    )
+
+
+PROVIDER_WORDS = re.compile(r"sagemaker|s3://|\baws\b|\bec2\b|amazon|service quotas", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("spot", "quota"),
+    [(False, "ml.g5.xlarge for training job usage"), (True, "ml.g5.xlarge for spot training job usage")],
+)
+def test_a_quota_too_low_fails_the_run_with_the_products_sentence(
+    launcher: SageMakerLauncher, stubber: Stubber, spot: bool, quota: str
+) -> None:
+    stubber.add_client_error(
+        "create_training_job",
+        service_error_code="ResourceLimitExceeded",
+        service_message=_limit_message(quota),
+        http_status_code=400,
+        expected_params=_expected_request(spot=spot),
+    )
+    with pytest.raises(RunStepError) as raised:
+        launcher.start(_job(use_spot=spot))
+    # Exactly RunStepError: RecordFailure shows its message as the run's error (not "unexpected error").
+    assert type(raised.value) is RunStepError
+    assert raised.value.message == (
+        f"Training capacity for ml.g5.xlarge is not available in this account: the training instance quota "
+        f"'{quota}' is too low. Ask your operator to request a quota increase or to choose another instance "
+        "type, then start the run again."
+    )
+    assert not PROVIDER_WORDS.search(raised.value.message)
+
+
+def test_a_quota_without_a_name_still_names_the_instance_types_quota(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    stubber.add_client_error(
+        "create_training_job",
+        service_error_code="ResourceLimitExceeded",
+        service_message="You have exceeded a SageMaker resource limit.",
+        http_status_code=400,
+    )
+    with pytest.raises(RunStepError, match=r"'ml\.g5\.xlarge for training job usage' is too low") as raised:
+        launcher.start(_job())
+    assert not PROVIDER_WORDS.search(raised.value.message)
+
+
+def test_an_account_wide_training_limit_is_named(launcher: SageMakerLauncher, stubber: Stubber) -> None:
+    stubber.add_client_error(
+        "create_training_job",
+        service_error_code="ResourceLimitExceeded",
+        service_message=_limit_message("Number of instances across all training jobs"),
+        http_status_code=400,
+    )
+    with pytest.raises(RunStepError) as raised:
+        launcher.start(_job())
+    assert raised.value.message == (
+        "Training could not start: the account's training quota 'Number of instances across all training "
+        "jobs' is used up. Wait for other training to finish or ask your operator to request a quota "
+        "increase, then start the run again."
+    )
+
+
+def test_the_capacity_sentence_becomes_the_runs_error() -> None:
+    """As Lambda reports the raised error to the Catch, and RecordFailure reads it back (§9.2)."""
+    from tests.unit.test_run_job_spec import _run
+    from tt_core.models.workflow import RunTaskState, WorkflowError
+    from tt_core.services.run_workflow import RunWorkflowService
+
+    error = ClientError(
+        {
+            "Error": {
+                "Code": "ResourceLimitExceeded",
+                "Message": _limit_message("ml.g5.xlarge for training job usage"),
+            }
+        },
+        "CreateTrainingJob",
+    )
+    sentence = quota_exceeded_message(error, "ml.g5.xlarge", spot=False)
+    cause = json.dumps({"errorType": RunStepError.__name__, "errorMessage": sentence})
+    state = RunTaskState(account_id="a1", run_id="r1", error=WorkflowError(Error="RunStepError", Cause=cause))
+    assert RunWorkflowService._error_message(_run("meta-llama/Llama-3.2-3B-Instruct"), state) == sentence
+
+
+def test_throttling_left_after_the_retries_is_a_readable_failure(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    """The Stubber answers once, past the retry handler: this is what the client raises when its retries
+    are used up."""
+    stubber.add_client_error(
+        "create_training_job", service_error_code="ThrottlingException", service_message="Rate exceeded",
+        http_status_code=400,
+    )  # fmt: skip
+    with pytest.raises(RunStepError, match=r"^Training could not start: the training service is busy"):
+        launcher.start(_job())
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def _http(status: int, body: dict[str, Any]) -> AWSResponse:
+    headers = HeadersDict({"x-amzn-RequestId": "r-1", "Content-Type": "application/x-amz-json-1.1"})
+    return AWSResponse(
+        "https://api.sagemaker.us-east-1.amazonaws.com/", status, headers, _Body(json.dumps(body).encode())
+    )
+
+
+@pytest.fixture
+def wired_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The SageMaker client the composition root builds on AWS, its retry sleeps skipped."""
+    import time
+
+    from tt_core import wiring
+
+    for name in ("TT_MODE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    wiring.reset()
+    launcher = wiring._launcher()
+    assert isinstance(launcher, SageMakerLauncher)
+    yield launcher._client
+    wiring.reset()
+
+
+@pytest.mark.parametrize("throttled", [1, 4])
+def test_throttling_is_retried_by_the_wired_client(wired_client: Any, throttled: int) -> None:
+    """Over HTTP as SageMaker's JSON protocol answers (400, __type ThrottlingException): botocore's standard
+    retries parse and retry it; the job is created on the attempt after the last throttle."""
+    answers = [_http(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})] * throttled
+    answers.append(
+        _http(200, {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB_NAME}"})
+    )
+    sent: list[Any] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request)
+        return answers[len(sent) - 1]
+
+    wired_client.meta.events.register("before-send.sagemaker.CreateTrainingJob", answer)
+    launcher = SageMakerLauncher(wired_client, _NoObjects(), bucket=BUCKET, image_uri=IMAGE, role_arn=ROLE)
+    launcher.start(_job())
+    assert len(sent) == throttled + 1
+
+
+def test_throttling_past_the_wired_clients_attempts_fails_readably(wired_client: Any) -> None:
+    sent: list[Any] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request)
+        return _http(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+
+    wired_client.meta.events.register("before-send.sagemaker.CreateTrainingJob", answer)
+    launcher = SageMakerLauncher(wired_client, _NoObjects(), bucket=BUCKET, image_uri=IMAGE, role_arn=ROLE)
+    with pytest.raises(RunStepError, match="the training service is busy"):
+        launcher.start(_job())
+    assert len(sent) == CLIENT_CONFIG.retries["total_max_attempts"] == 5
+
+
+class _NoObjects:
+    """start() and stop() never read objects."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected object store call {name}")
 
 
 def _described(status: str, secondary: str, **extra: Any) -> dict[str, Any]:
@@ -214,6 +403,51 @@ def test_a_failed_job_carries_the_trainers_failure_reason(
     assert (described.state, described.failure_reason) == ("failed", reason)
 
 
+def test_describing_a_job_that_is_gone_is_a_failed_job(launcher: SageMakerLauncher, stubber: Stubber) -> None:
+    # What SageMaker really answers for a job name it does not know (not the declared ResourceNotFound).
+    stubber.add_client_error(
+        "describe_training_job",
+        service_error_code="ValidationException",
+        service_message="Requested resource not found.",
+        http_status_code=400,
+        expected_params={"TrainingJobName": JOB_NAME},
+    )
+    described = launcher.describe(_job())
+    assert (described.state, described.failure_reason) == (
+        "failed",
+        "the training job no longer exists. Start the run again.",
+    )
+
+
+def test_a_job_that_got_no_machine_fails_in_the_products_words(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    reason = (
+        "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML "
+        "instance type."
+    )
+    stubber.add_response("describe_training_job", _described("Failed", "Failed", FailureReason=reason))
+    described = launcher.describe(_job())
+    assert (described.state, described.failure_reason) == (
+        "failed",
+        "no ml.g5.xlarge training machine was available. Start the run again later, or ask your operator to "
+        "choose another instance type.",
+    )
+
+
+def test_describe_still_throttled_after_the_retries_is_a_readable_failure(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    stubber.add_client_error(
+        "describe_training_job", service_error_code="ThrottlingException", service_message="Rate exceeded",
+        http_status_code=400,
+    )  # fmt: skip
+    with pytest.raises(
+        RunStepError, match=r"^Training progress could not be read: the training service is busy"
+    ):
+        launcher.describe(_job())
+
+
 def test_describe_reads_live_progress_from_the_checkpoint_sync(
     launcher: SageMakerLauncher, stubber: Stubber, objects: S3ObjectStore
 ) -> None:
@@ -262,8 +496,42 @@ def test_stopping_an_ended_job_is_not_an_error(
 
 
 def test_stopping_a_job_never_created_is_not_an_error(launcher: SageMakerLauncher, stubber: Stubber) -> None:
-    stubber.add_client_error("stop_training_job", service_error_code="ResourceNotFound", http_status_code=400)
+    """RecordFailure after a failed create, or a cancel before the job was submitted: SageMaker answers
+    ValidationException "Requested resource not found." (not the ResourceNotFound its model declares)."""
+    stubber.add_client_error(
+        "stop_training_job",
+        service_error_code="ValidationException",
+        service_message="Requested resource not found.",
+        http_status_code=400,
+        expected_params={"TrainingJobName": JOB_NAME},
+    )
+    launcher.stop(JOB_NAME)  # and no describe: the stubber refuses calls it was not given
+
+
+def test_stopping_a_job_the_describe_cannot_find_is_not_an_error(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    stubber.add_client_error(
+        "stop_training_job", service_error_code="ValidationException",
+        service_message="Job cannot be stopped.", http_status_code=400,
+    )  # fmt: skip
+    stubber.add_client_error(
+        "describe_training_job", service_error_code="ValidationException",
+        service_message="Requested resource not found.", http_status_code=400,
+    )  # fmt: skip
     launcher.stop(JOB_NAME)
+
+
+def test_a_stop_still_throttled_after_the_retries_propagates(
+    launcher: SageMakerLauncher, stubber: Stubber
+) -> None:
+    # A job that may be running is never taken for stopped.
+    stubber.add_client_error(
+        "stop_training_job", service_error_code="ThrottlingException", service_message="Rate exceeded",
+        http_status_code=400,
+    )  # fmt: skip
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        launcher.stop(JOB_NAME)
 
 
 def test_a_refused_stop_of_a_running_job_propagates(launcher: SageMakerLauncher, stubber: Stubber) -> None:

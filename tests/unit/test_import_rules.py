@@ -59,6 +59,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # `tt admin create-account` is the operator's one path straight to AWS: it creates the first account
     # with the service the API uses (and needs the `aws` extra).
     "tt_cli.commands.admin": ("tt_cli", *LEAVES, "tt_core.wiring"),
+    # `tt admin stage-base-model`: copies weights to the stack's bucket with boto3's managed transfer.
+    "tt_cli.commands.stage_base_model": ("tt_cli", *LEAVES),
     "tt_local": ("tt_local", "functions", "infra", "tt_core", "tt_serve", "tt_trainer"),
     "tt_local.command": ("tt_local", "tt_cli", *LEAVES),  # `tt local up|status`: a command of the CLI
     "tt_serve": ("tt_serve", "tt_trainer", *LEAVES, *DOMAIN),
@@ -77,6 +79,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "infra": ("torch", "transformers", "peft", "moto", "anthropic"),
     "tt_cli": (*SDKS, *HEAVY),
     "tt_cli.commands.admin": ("anthropic", *HEAVY),
+    "tt_cli.commands.stage_base_model": ("anthropic", *HEAVY),
     "tt_serve": ("moto", "aws_cdk", "boto3", "botocore", "anthropic"),
 }
 FIRST_PARTY = tuple(SOURCES)

@@ -33,9 +33,12 @@ def test_the_installed_adapters_are_built_with_the_object_store_and_settings(loc
         return lambda objects, settings: built.append((kind, objects, settings)) or kind
 
     wiring.install_local_adapters(
-        wiring.LocalAdapters(launcher=factory("launcher"), playground=factory("pg"))
+        wiring.LocalAdapters(
+            launcher=factory("launcher"), playground=factory("pg"), base_model_weights=factory("weights")
+        )
     )
     assert wiring._launcher() == "launcher"
     assert wiring.playground_service()._generator == "pg"
-    assert [kind for kind, _, _ in built] == ["launcher", "pg"]
+    assert wiring._base_model_weights() == "weights"
+    assert [kind for kind, _, _ in built] == ["launcher", "pg", "weights"]
     assert all(objects is wiring._objects() and settings.mode == "local" for _, objects, settings in built)

@@ -1,10 +1,12 @@
-"""`tt admin create-account`: the operator's path to a first account and key, straight to AWS (§14.6)."""
+"""`tt admin create-account` and `tt admin stage-base-model`: operator commands straight to AWS (§14.6)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from tt_cli.context import Context
@@ -25,6 +27,30 @@ def register(subparsers: Any) -> None:
     create.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack (default: %(default)s)")
     create.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     create.set_defaults(func=create_account_command)
+    stage = commands.add_parser(
+        "stage-base-model",
+        help="copy a base model's weights to where the deployment's training jobs read them",
+        description="Copy a catalogue model's weights, tokenizer and config to base-models/<id>/ of the "
+        "stack's bucket (or, with --local, to the local stack's data dir), verify the copy and write "
+        "base_model.json. Runs on the model start only once it is staged. Idempotent.",
+    )
+    stage.add_argument("model", metavar="MODEL", help="catalogue model id or alias (tt models base)")
+    stage.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR",
+        help="a local copy of the model (config.json, *.safetensors, tokenizer files); "
+        "default: download it from the Hugging Face Hub with this machine's token",
+    )
+    stage.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack (default: %(default)s)")
+    stage.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    stage.add_argument(
+        "--local",
+        dest="local_data_dir",
+        metavar="DATA_DIR",
+        help="stage for the local stack with this data dir (tt local up --data-dir) instead of AWS",
+    )
+    stage.set_defaults(func=stage_base_model_command)
 
 
 def _pick(resources: list[dict[str, Any]], kind: str, preferred: Any) -> list[dict[str, Any]]:
@@ -125,4 +151,103 @@ def create_account_command(ctx: Context) -> int:
         ctx.out.success(f"Created account {account.id} ({account.name}) in stack {ctx.args.stack}")
         ctx.out.line(f"API key: {key.key}")
         ctx.out.line("Store this key now: it is shown only once.")
+    return 0
+
+
+def _catalogue_model(value: str) -> str:
+    from tt_core.models.base_models import UnknownBaseModelError, canonical_base_model
+    from tt_core.schema import LOCAL_DEFAULT_BASE_MODEL
+
+    try:
+        model_id = canonical_base_model(value)
+    except UnknownBaseModelError as error:
+        raise CliError.local(f"MODEL: {error}") from None
+    if model_id == LOCAL_DEFAULT_BASE_MODEL:
+        raise CliError.local(
+            f"{model_id} needs no staging: the trainer builds it itself, so it is always available."
+        )
+    return model_id
+
+
+def _s3_destination(ctx: Context, model_id: str) -> Any:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from tt_cli.commands.stage_base_model import S3Destination
+
+    try:
+        session = boto3.session.Session(region_name=ctx.args.region)
+    except BotoCoreError as error:
+        raise CliError.local(f"AWS configuration error: {error}") from None
+    bucket = find_storage(session, ctx.args.stack)["bucket"]
+    return S3Destination(session.client("s3"), bucket, model_id)
+
+
+def stage_base_model_command(ctx: Context) -> int:
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from tt_cli.commands import stage_base_model as staging
+    from tt_cli.commands.datasets import human_bytes
+
+    model_id = _catalogue_model(ctx.args.model)
+    local = ctx.args.local_data_dir is not None
+    # The destination first: a wrong stack or data dir is reported before any download or hashing.
+    destination = (
+        staging.DirectoryDestination(staging.require_data_dir(Path(ctx.args.local_data_dir)), model_id)
+        if local
+        else _s3_destination(ctx, model_id)
+    )
+    revision: str | None = None
+    if ctx.args.source is None:
+        source, revision = staging.download_from_hub(model_id)
+    else:
+        source = Path(ctx.args.source).expanduser()
+    print(f"Checking the files in {source}…", file=sys.stderr, flush=True)
+    files = staging.scan_source(source)
+    try:
+        result = staging.stage(model_id, staging.source_revision(source, revision), files, destination)
+    except (ClientError, BotoCoreError, Boto3Error, OSError) as error:  # Boto3Error: S3UploadFailedError
+        raise CliError.local(f"Cannot stage {model_id} at {destination.describe()}: {error}") from None
+    total = int(result.manifest["total_bytes"])
+    minutes = None if local else round(staging.startup_minutes(model_id, total))
+    if ctx.json_mode:
+        ctx.out.json(
+            {
+                "model": model_id,
+                "revision": result.manifest["revision"],
+                "destination": result.destination,
+                "files": [
+                    {"name": file.name, "size": file.size, "copied": file.name in result.copied}
+                    for file in files
+                ],
+                "copied_bytes": result.copied_bytes,
+                "removed": result.removed,
+                "verified_safetensors_headers": result.verified_headers,
+                "startup_minutes": minutes,
+            }
+        )
+        return 0
+    revision = result.manifest["revision"]
+    revision_text = f"revision {revision}" if revision else "revision not recorded"
+    ctx.out.success(f"Staged {model_id} ({revision_text}) at {result.destination}")
+    kept = len(files) - len(result.copied)
+    copied = f"Copied {len(result.copied)} of {len(files)} files ({human_bytes(result.copied_bytes)})"
+    ctx.out.line(
+        f"{copied}; {kept} already there"
+        + (f"; removed {len(result.removed)} stale" if result.removed else "")
+    )
+    ctx.out.line(
+        f"Verified: {len(files)} file sizes ({human_bytes(total)}) and "
+        f"{result.verified_headers} safetensors headers; base_model.json records the copy."
+    )
+    if local:
+        ctx.out.line(
+            f"Runs on {model_id} can start now on the local stack: its trainer reads these files in place."
+        )
+    else:
+        ctx.out.line(
+            f"Runs on {model_id} can start now: each training job starts about {minutes} minutes after its "
+            f"run (instance start-up, then copying {human_bytes(total)} of weights onto it)."
+        )
     return 0

@@ -31,8 +31,11 @@ def documented(
     *,
     paged: bool = False,
     public: bool = False,
+    conflicts: str | None = None,
 ) -> dict[str, Any]:
-    """Route decorator arguments: summary plus the success and error responses."""
+    """Route decorator arguments: summary plus the success and error responses.
+
+    `conflicts`: what the route's 409 means, naming its codes (else the generic description)."""
     responses: dict[int, Any] = {}
     if model is None:
         responses[status] = {"description": "No content."}
@@ -42,4 +45,6 @@ def documented(
     # Public routes need no key and read no parameters: only the body cap, rate limits and failures apply.
     for code in (413, 429, 500) if public else _ERRORS:
         responses[code] = _error(_ERRORS[code])
+    if conflicts is not None and not public:
+        responses[409] = _error(conflicts)
     return {"summary": summary, "responses": responses}

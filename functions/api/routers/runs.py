@@ -22,9 +22,20 @@ router = APIGatewayRouter()
 View = Annotated[Literal["full", "summary"], Query(description="`full` rows (default) or `summary` rows.")]
 # A list row: a run without spec_snapshot and _evals (`view=full`), or a summary row (`view=summary`).
 RunRow = RunListItem | RunSummary
+# §9.1, §2.4: both refuse a base model whose weights the deployment has not staged, before creating anything.
+_NO_WEIGHTS = (
+    "`base_model_unavailable`: the deployment has no weights for the spec's base model; the message names "
+    "the command that stages them (`tt admin stage-base-model`)."
+)
+_START_CONFLICTS = (
+    f"{_NO_WEIGHTS} `run_limit_reached`: the account already has `max_active_runs` active runs. "
+    "`idempotency_key_reused` / `idempotency_key_in_progress`: see `Idempotency-Key`."
+)
 
 
-@router.post("/behavior-specs/<spec_id>/runs", **documented(201, RunDetail, "Start a run"))
+@router.post(
+    "/behavior-specs/<spec_id>/runs", **documented(201, RunDetail, "Start a run", conflicts=_START_CONFLICTS)
+)
 def start_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     account_id = principal(router).account_id
 
@@ -44,7 +55,8 @@ def start_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
 
 
 @router.post(
-    "/behavior-specs/<spec_id>/runs/estimate", **documented(200, RunEstimateResponse, "Estimate a run")
+    "/behavior-specs/<spec_id>/runs/estimate",
+    **documented(200, RunEstimateResponse, "Estimate a run", conflicts=_NO_WEIGHTS),
 )
 def estimate_run(spec_id: str, body: StartRunRequest) -> Response[Any]:
     return ok(dump(wiring.run_service().estimate(principal(router).account_id, spec_id, body)))

@@ -168,6 +168,13 @@ class ModelInUseError(TtError):
     code = "model_in_use"
 
 
+class BaseModelUnavailableError(TtError):
+    """The deployment has no weights for the base model: the message names the command that stages them."""
+
+    http_status = 409
+    code = "base_model_unavailable"
+
+
 class PlaygroundUnavailableError(TtError):
     http_status = 501
     code = "playground_unavailable"

@@ -359,5 +359,18 @@ class PlaygroundGenerator(Protocol):
         ...
 
 
+class BaseModelWeights(Protocol):
+    """Whether this deployment's training jobs will find a base model's weights (PRODUCT.md §9.1, §14.6)."""
+
+    def available(self, base_model: str) -> bool:
+        """A complete staged copy (or, on the local stack, the machine's Hugging Face cache) has them;
+        tunedtensor/tiny-chat always is (the trainer builds it)."""
+        ...
+
+    def stage_command(self, base_model: str) -> str:
+        """The operator command that stages the weights where these training jobs read them."""
+        ...
+
+
 class ModelInventory(Protocol):
     def list_all(self, account_id: str) -> list[TunedModelRecord]: ...

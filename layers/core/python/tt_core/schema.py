@@ -20,8 +20,16 @@ ACCOUNTS_PREFIX = "accounts/"
 # Base-model weights the operator stages for training jobs on AWS (the trainer never downloads):
 # base-models/<canonical id>/ holds a Hugging Face model directory (config.json, weights, tokenizer).
 BASE_MODELS_PREFIX = "base-models/"
-# Uploaded dataset files end in this suffix: the validator's S3 notification filters on it.
-DATASET_OBJECT_SUFFIX = ".jsonl"
+# Written last by `tt admin stage-base-model` (id, revision, files): a staged copy without it is partial
+# and no run uses it (PRODUCT.md §14.6). The trainer reads the revision from it (tt_trainer.base_model).
+BASE_MODEL_MANIFEST = "base_model.json"
+# The local stack's staged copies: <data-dir>/base-models/<canonical id>/, read in place by its trainer.
+LOCAL_BASE_MODELS_DIR = "base-models"
+# An uploaded dataset's object: accounts/<account_id>/datasets/<dataset_id>/data.jsonl. The validator's S3
+# notification filters on the whole suffix, so a run's train.jsonl, eval.jsonl and the trainer's
+# training_log.jsonl (synced at every step) never invoke it.
+DATASET_OBJECT_NAME = "data.jsonl"
+DATASET_OBJECT_SUFFIX = f"/{DATASET_OBJECT_NAME}"
 # Uploads carry this tag until validation starts; a lifecycle rule expires those never validated.
 PENDING_UPLOAD_TAG = ("tt-upload", "pending")
 

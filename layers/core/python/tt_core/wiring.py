@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tt_core.adapters.dynamodb import DocumentPacker, DynamoTable
     from tt_core.ports import (
         Augmenter,
+        BaseModelWeights,
         Judge,
         LanguageModel,
         ObjectStore,
@@ -49,6 +50,7 @@ class LocalAdapters:
 
     launcher: Callable[[ObjectStore, Settings], TrainingLauncher]
     playground: Callable[[ObjectStore, Settings], PlaygroundGenerator]
+    base_model_weights: Callable[[ObjectStore, Settings], BaseModelWeights]
 
 
 _local_adapters: LocalAdapters | None = None
@@ -137,16 +139,31 @@ def _launcher() -> TrainingLauncher:
     config = settings()
     if config.mode == "local":
         return _local().launcher(_objects(), config)
-    from tt_core.adapters.sagemaker import SageMakerLauncher
+    import boto3
+
+    from tt_core.adapters.sagemaker import CLIENT_CONFIG, SageMakerLauncher
 
     return SageMakerLauncher(
-        _client("sagemaker"),
+        # Its own client: the retry policy (throttling) belongs to the launcher.
+        boto3.session.Session().client("sagemaker", config=CLIENT_CONFIG),
         _objects(),
         bucket=config.bucket_name,
         image_uri=config.training_image_uri,
         role_arn=config.training_role_arn,
         volume_gb=config.training_volume_gb,
     )
+
+
+@cache
+def _base_model_weights() -> BaseModelWeights:
+    """Where training jobs find base weights: the bucket's staged copies on AWS; the local stack's own
+    answer (its staged copies and this machine's Hugging Face cache) locally."""
+    config = settings()
+    if config.mode == "local":
+        return _local().base_model_weights(_objects(), config)
+    from tt_core.adapters.staged_base_models import StagedBaseModelWeights
+
+    return StagedBaseModelWeights(_objects(), stage=config.stage)
 
 
 @cache
@@ -173,6 +190,7 @@ def run_service() -> RunService:
         SystemClock(),
         UuidGenerator(),
         config,
+        _base_model_weights,
     )
 
 
@@ -299,7 +317,7 @@ def reset() -> None:
     global _llm_transport
     _llm_transport = None
     language_model.cache_clear()
-    factories = (settings, _client, _presigning_s3, _table, _packer, _objects, _launcher)
+    factories = (settings, _client, _presigning_s3, _table, _packer, _objects, _launcher, _base_model_weights)
     services = (
         api_key_service,
         spec_service,

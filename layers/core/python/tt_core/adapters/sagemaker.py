@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tt_core.errors import RunStepError
 from tt_core.models.workflow import TrainingState
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
 
@@ -35,9 +38,73 @@ QUEUED_SECONDARY_STATUSES = frozenset(
 )
 _ENDED_STATUSES = frozenset({"Completed", "Failed", "Stopping", "Stopped"})
 
+# The client's retries: standard mode retries throttling (ThrottlingException) and transient errors with
+# exponential backoff and jitter. Five attempts in all wait at most 1 + 2 + 4 + 8 s: they fit in the API's
+# 29 s (a cancel stops the job); what is still throttled after that is reported in the product's words.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5})
+# SageMaker's JSON protocol reports throttling as ThrottlingException; botocore's other throttling codes
+# count too.
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+# A job that does not exist: SageMaker answers DescribeTrainingJob and StopTrainingJob with
+# ValidationException "Requested resource not found." (the service model declares ResourceNotFound).
+_MISSING_JOB = re.compile(r"not (?:be )?found|does not exist|could not find", re.IGNORECASE)
+# ResourceLimitExceeded names the quota: "The account-level service limit 'ml.g5.xlarge for training job
+# usage' is 0 Instances, with current utilization of 0 Instances and a request delta of 1 Instances. …"
+_QUOTA_NAME = re.compile(r"limit '([A-Za-z0-9 ._()-]{1,100})'")
+# Words a run's error may not contain (PRODUCT.md §9.8): a quota name with one of them is not quoted.
+_PROVIDER_WORDS = re.compile(r"sagemaker|\baws\b|\bec2\b|s3://|amazon", re.IGNORECASE)
+# FailureReason of a job that got no instance: "CapacityError: Unable to provision requested ML compute
+# capacity. …" (InsufficientCapacityError / InsufficientInstanceCapacity in some of its wordings).
+_CAPACITY_FAILURE = re.compile(r"CapacityError|InsufficientInstanceCapacity|Insufficient capacity", re.I)
+_BUSY = "the training service is busy (too many requests)"
+
 
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
+
+
+def _is_throttled(error: ClientError) -> bool:
+    return _error_code(error) in _THROTTLING_CODES
+
+
+def _is_missing_job(error: ClientError) -> bool:
+    code = _error_code(error)
+    return code == "ResourceNotFound" or (
+        code == "ValidationException" and bool(_MISSING_JOB.search(_error_message(error)))
+    )
+
+
+def quota_exceeded_message(error: ClientError, instance_type: str, *, spot: bool) -> str:
+    """ResourceLimitExceeded at CreateTrainingJob → the run's error (PRODUCT.md §9.2: a remedy, no
+    provider names). The README's deploy section says where the operator raises the quota."""
+    match = _QUOTA_NAME.search(_error_message(error))
+    quota = match.group(1) if match and not _PROVIDER_WORDS.search(match.group(1)) else None
+    if quota is None or instance_type in quota:
+        usage = "spot training job usage" if spot else "training job usage"
+        quota = quota or f"{instance_type} for {usage}"
+        return (
+            f"Training capacity for {instance_type} is not available in this account: the training instance "
+            f"quota '{quota}' is too low. Ask your operator to request a quota increase or to choose another "
+            "instance type, then start the run again."
+        )
+    return (
+        f"Training could not start: the account's training quota '{quota}' is used up. Wait for other "
+        "training to finish or ask your operator to request a quota increase, then start the run again."
+    )
+
+
+def capacity_failure_reason(instance_type: str) -> str:
+    """A job that ended without getting an instance (CapacityError) → the rest of "Training failed: …"."""
+    return (
+        f"no {instance_type} training machine was available. Start the run again later, or ask your "
+        "operator to choose another instance type."
+    )
 
 
 def _join(prefix: str, name: str) -> str:
@@ -113,15 +180,40 @@ class SageMakerLauncher:
         try:
             self._client.create_training_job(**self.create_request(job))
         except ClientError as error:
+            code = _error_code(error)
             # The job exists already: StartTraining was retried after its first call got through.
-            if _error_code(error) != "ResourceInUse":
-                raise
+            if code == "ResourceInUse":
+                return
+            if code == "ResourceLimitExceeded":
+                raise RunStepError(
+                    quota_exceeded_message(error, job.instance_type, spot=job.use_spot)
+                ) from error
+            if _is_throttled(error):  # still throttled after the client's retries
+                raise RunStepError(
+                    f"Training could not start: {_BUSY}. Start the run again in a few minutes."
+                ) from error
+            raise
 
     def describe(self, job: TrainingJobSpec) -> TrainingJobStatus:
-        response = self._client.describe_training_job(TrainingJobName=job.job_name)
+        try:
+            response = self._client.describe_training_job(TrainingJobName=job.job_name)
+        except ClientError as error:
+            if _is_missing_job(error):
+                # Created once (StartTraining succeeded) and gone now: nothing will ever train it.
+                return TrainingJobStatus(
+                    state="failed", failure_reason="the training job no longer exists. Start the run again."
+                )
+            if _is_throttled(error):
+                raise RunStepError(
+                    f"Training progress could not be read: {_BUSY}. Start the run again in a few minutes."
+                ) from error
+            raise
+        reason = response.get("FailureReason")
+        if reason and _CAPACITY_FAILURE.search(reason):
+            reason = capacity_failure_reason(job.instance_type)
         return TrainingJobStatus(
             state=training_state(response["TrainingJobStatus"], response.get("SecondaryStatus")),
-            failure_reason=response.get("FailureReason"),
+            failure_reason=reason,
             progress=self._progress(job),
             log=self._log(job),
         )
@@ -130,12 +222,12 @@ class SageMakerLauncher:
         try:
             self._client.stop_training_job(TrainingJobName=job_name)
         except ClientError as error:
-            code = _error_code(error)
-            # Never created (cancelled before it was submitted): there is nothing to stop.
-            if code == "ResourceNotFound":
+            # Never created (its create failed, or the run was cancelled before it was submitted): there is
+            # nothing to stop, so RecordFailure and a cancel in that window succeed.
+            if _is_missing_job(error):
                 return
             # SageMaker refuses to stop a job that has ended; any other refusal is a real error.
-            if code != "ValidationException" or not self._has_ended(job_name):
+            if _error_code(error) != "ValidationException" or not self._has_ended(job_name):
                 raise
 
     def discard(self, job_name: str) -> None:
@@ -145,10 +237,11 @@ class SageMakerLauncher:
         return None
 
     def _has_ended(self, job_name: str) -> bool:
+        """Whether there is nothing left to stop: the job ended, or does not exist."""
         try:
             response = self._client.describe_training_job(TrainingJobName=job_name)
-        except ClientError:
-            return False
+        except ClientError as error:
+            return _is_missing_job(error)
         return response["TrainingJobStatus"] in _ENDED_STATUSES
 
     def _progress(self, job: TrainingJobSpec) -> dict[str, Any] | None:

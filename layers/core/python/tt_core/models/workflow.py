@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from tt_core.models.common import Model
 
@@ -24,14 +24,17 @@ class RunTaskState(Model):
     """The execution's JSON document. Every task takes it whole and returns it whole (updated).
 
     - Prepare sets `poll_seconds`; StartTraining sets `job_name`; PollTraining sets `training_state`
-      (the Choice after it reads it); a Catch sets `error` (ResultPath `$.error`) before RecordFailure.
+      (the Choice after it reads it), counts its `polls` and sets the next `poll_seconds` (the waits
+      grow as the run ages: `tt_core.runs.polling`); a Catch sets `error` (ResultPath `$.error`)
+      before RecordFailure.
     """
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
     account_id: str
     run_id: str
-    poll_seconds: int = 60
+    poll_seconds: int = Field(default=60, ge=1)
+    polls: int = Field(default=0, ge=0)
     job_name: str | None = None
     training_state: TrainingState | None = None
     error: WorkflowError | None = None

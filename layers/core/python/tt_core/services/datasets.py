@@ -20,7 +20,7 @@ from tt_core.models.datasets import (
 )
 from tt_core.observability import count, tracer
 from tt_core.ports import Clock, DatasetRepository, DatasetUsage, IdGenerator, ObjectStore, UploadSigner
-from tt_core.schema import ACCOUNTS_PREFIX
+from tt_core.schema import ACCOUNTS_PREFIX, DATASET_OBJECT_SUFFIX
 
 _NOT_FOUND = "Dataset not found"
 UPLOAD_URL_TTL = timedelta(minutes=15)
@@ -36,8 +36,9 @@ _OBJECT_KEY = re.compile(
 
 
 def object_key(account_id: str, dataset_id: str) -> str:
-    """The server chooses the key: under the account's prefix, named by the dataset id."""
-    return f"{ACCOUNTS_PREFIX}{account_id}/datasets/{dataset_id}/data.jsonl"
+    """The server chooses the key: under the account's prefix, named by the dataset id, ending in the
+    suffix the validator's notification filters on."""
+    return f"{ACCOUNTS_PREFIX}{account_id}/datasets/{dataset_id}{DATASET_OBJECT_SUFFIX}"
 
 
 class DatasetService:

@@ -42,6 +42,7 @@ from tt_core.runs.artifacts import (
 from tt_core.runs.diagnostics import training_view
 from tt_core.runs.lineage import TRAIN_FILE, ancestors_training_inputs
 from tt_core.runs.memory_plan import plan_for_job
+from tt_core.runs.polling import next_poll_seconds
 from tt_core.schema import BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
 from tt_core.services.run_evaluation import evaluate_predictions
 from tt_core.services.run_state import RunUpdater, stage_label
@@ -346,7 +347,8 @@ class RunWorkflowService:
             return state.model_copy(update={"training_state": "stopped"})
         now = self._clock.now()
         hours = self._settings.run_timeout_hours
-        if (now - run.started_at).total_seconds() > hours * 3600:
+        elapsed = (now - run.started_at).total_seconds()
+        if elapsed > hours * 3600:
             if run.job_name:
                 self._launcher.stop(run.job_name)
             raise RunStepError(f"Run timed out after {hours:g} hours.")
@@ -366,7 +368,15 @@ class RunWorkflowService:
         if _STAGE_ORDER.index(stage) < _STAGE_ORDER.index(run.current_stage):
             stage = run.current_stage  # what the trainer says can lag behind: a run never goes back a stage
         self._stage(run, stage, message, training=training, progress=pct)
-        return state.model_copy(update={"training_state": status.state})
+        # Longer waits as the run ages: the execution's history stays bounded however long it runs.
+        polls = state.polls + 1
+        wait = next_poll_seconds(
+            polls,
+            interval_seconds=self._settings.poll_seconds,
+            run_timeout_seconds=hours * 3600,
+            elapsed_seconds=elapsed,
+        )
+        return state.model_copy(update={"training_state": status.state, "polls": polls, "poll_seconds": wait})
 
     def _note_skipped(self, run: RunRecord, skipped: int) -> None:
         if not skipped or any(e.status == "info" and "max_seq_length" in e.message for e in run.events):

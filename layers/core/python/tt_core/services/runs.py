@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tt_core.errors import (
+    BaseModelUnavailableError,
     InvalidRequestError,
     NotFoundError,
     RunLimitReachedError,
@@ -32,6 +33,7 @@ from tt_core.models.runs import (
 from tt_core.models.tuned_models import TunedModelRecord
 from tt_core.observability import count, tracer
 from tt_core.ports import (
+    BaseModelWeights,
     Clock,
     DatasetRepository,
     IdGenerator,
@@ -126,6 +128,7 @@ class RunService:
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
+        base_models: Callable[[], BaseModelWeights],
     ) -> None:
         self._runs = runs
         self._specs = specs
@@ -138,6 +141,8 @@ class RunService:
         self._clock = clock
         self._ids = ids
         self._settings = settings
+        # A factory too: only a start or an estimate asks where the weights are.
+        self._base_models = base_models
         self._updater = RunUpdater(runs, clock, ids)
 
     # --- validation of a start/estimate body ----------------------------------------------------
@@ -187,7 +192,24 @@ class RunService:
         dataset = self._dataset(account_id, request)
         parent = self._parent(account_id, request, spec.base_model)
         ceiling = self._settings.max_eval_examples_ceiling
-        return spec, dataset, parent, effective_hyperparameters(request, spec.base_model, parent, ceiling)
+        hyperparameters = effective_hyperparameters(request, spec.base_model, parent, ceiling)
+        # Last of the checks and before anything is created (§9.1): without weights the job would only
+        # fail minutes later, inside the training service, in its words.
+        if not self._base_models().available(spec.base_model):
+            raise self._base_model_unavailable(spec.base_model)
+        return spec, dataset, parent, hyperparameters
+
+    def _base_model_unavailable(self, base_model: str) -> BaseModelUnavailableError:
+        command = self._base_models().stage_command(base_model)
+        if self._settings.mode == "local":
+            return BaseModelUnavailableError(
+                f"Base model {base_model} is not available on this machine: its weights are neither staged "
+                f"for the local stack nor in the local Hugging Face cache. Stage them with: {command}"
+            )
+        return BaseModelUnavailableError(
+            f"Base model {base_model} is not available in this deployment: its weights have not been "
+            f"staged. An operator stages them with: {command}"
+        )
 
     # --- start and estimate ---------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
