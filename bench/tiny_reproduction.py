@@ -105,12 +105,9 @@ def lay_out_job(
 
 
 def trainer_environment(threads: int | None) -> dict[str, str]:
-    try:  # the very environment the local stack starts the trainer with
-        from tt_local.process_launcher import _trainer_environment
+    from tt_local.process_launcher import _trainer_environment
 
-        env = _trainer_environment()
-    except ImportError:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = _trainer_environment()  # the very environment the local stack starts the trainer with
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.fakes import FixedClock, SequentialIds
-from tt_core.models.runs import Hyperparameters, RunRecord
+from tests.unit.test_run_job_spec import NOW, _run
+from tt_core.models.runs import RunRecord
 from tt_core.models.workflow import RunTaskState
 from tt_core.ports import TrainingJobSpec, TrainingJobStatus
 from tt_core.runs.polling import (
@@ -23,7 +23,7 @@ from tt_core.runs.polling import (
 from tt_core.services.run_workflow import RunWorkflowService
 from tt_core.settings import Settings
 
-START = datetime(2026, 11, 29, tzinfo=UTC)
+START = NOW
 DAY, FOUR_WEEKS = 24 * 3600, 672 * 3600
 
 
@@ -109,26 +109,21 @@ class _RunningJob:
         return TrainingJobStatus(state="running", progress={"status": "training", "epoch": 0.5})
 
 
-def _run() -> RunRecord:
-    hp = Hyperparameters(
-        n_epochs=3, learning_rate=2e-4, batch_size=8, lora_rank=16, lora_alpha=32, lora_dropout=0.05,
-        max_seq_length=2048, long_examples="truncate", max_eval_examples=50, max_test_eval_examples=50,
-        max_output_tokens=256, eval_reserved_output_tokens=64, augment=True, use_llm_judge=True,
-    )  # fmt: skip
-    return RunRecord(
-        id="r1", account_id="a1", behavior_spec_id="s1", run_number=1, status="training",
-        current_stage="training_queued", stage_label="Waiting for training capacity", progress_pct=20,
-        status_message="", spec_snapshot={}, base_model="tunedtensor/tiny-chat", hyperparameters=hp,
-        fine_tune_job_id="job", started_at=START, created_at=START, updated_at=START,
-    )  # fmt: skip
-
-
 def test_poll_training_returns_the_growing_waits() -> None:
     clock = FixedClock(START)
     none: Any = None
     settings = Settings(training_poll_seconds=5, run_timeout_hours=672)
     service = RunWorkflowService(
-        _Runs(_run()), none, none, none, _RunningJob(), none, clock, SequentialIds(), settings, bucket="b"
+        _Runs(_run("tunedtensor/tiny-chat")),
+        none,
+        none,
+        none,
+        _RunningJob(),
+        none,
+        clock,
+        SequentialIds(),
+        settings,
+        bucket="b",
     )
     state = RunTaskState(account_id="a1", run_id="r1", poll_seconds=settings.poll_seconds)
     returned = []
