@@ -133,22 +133,40 @@ def test_paths_from_sm_variables_root_and_overrides(tmp_path: Path) -> None:
     assert paths.channel("eval") is None  # given but absent on disk
 
 
-def test_metric_regexes_match_train_step_lines_only(tmp_path: Path) -> None:
+def test_metric_regexes_match_their_own_lines_only(tmp_path: Path) -> None:
     stream = io.StringIO()
     reporter = ProgressReporter(tmp_path, stream)
     reporter.event("data", rows=3, tokens=100)
     reporter.train_step(
-        step=12, total_steps=60, epoch=0.6, loss=1.2345, learning_rate=2e-05, tokens_per_second=5312.44
+        step=12,
+        total_steps=60,
+        epoch=0.6,
+        loss=1.2345,
+        learning_rate=2e-05,
+        tokens_per_second=5312.44,
+        token_accuracy=0.61,
     )
-    data_line, step_line = stream.getvalue().splitlines()
-    expected = {"loss": 1.2345, "learning_rate": 2e-05, "epoch": 0.6, "step": 12, "tokens_per_second": 5312.4}
+    reporter.validation(step=20, epoch=1, loss=1.4, token_accuracy=0.55)
+    data_line, step_line, valid_line = stream.getvalue().splitlines()
+    expected = {
+        "train:loss": 1.2345,
+        "train:learning_rate": 2e-05,
+        "train:epoch": 0.6,
+        "train:step": 12,
+        "train:tokens_per_second": 5312.4,
+        "train:token_accuracy": 0.61,
+        "validation:loss": 1.4,
+        "validation:token_accuracy": 0.55,
+    }
+    assert sorted(d["Name"] for d in METRIC_DEFINITIONS) == sorted(expected)
     for definition in METRIC_DEFINITIONS:
-        key = definition["Name"].removeprefix("train:")
+        name = definition["Name"]
         pattern = re.compile(definition["Regex"])
         assert pattern.groups == 1
-        match = pattern.search(step_line)
-        assert match is not None and float(match.group(1)) == expected[key], definition
-        assert pattern.search(data_line) is None
+        own, other = (step_line, valid_line) if name.startswith("train:") else (valid_line, step_line)
+        match = pattern.search(own)
+        assert match is not None and float(match.group(1)) == expected[name], definition
+        assert pattern.search(data_line) is None and pattern.search(other) is None
     assert list(json.loads(step_line)) == [
         "event",
         "step",
@@ -157,6 +175,7 @@ def test_metric_regexes_match_train_step_lines_only(tmp_path: Path) -> None:
         "loss",
         "learning_rate",
         "tokens_per_second",
+        "token_accuracy",
     ]
     progress = json.loads((tmp_path / PROGRESS_FILE).read_text())
     assert progress["status"] == "training" and progress["step"] == 12 and progress["total_steps"] == 60

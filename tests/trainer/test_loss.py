@@ -13,6 +13,7 @@ from tt_trainer.loss import (
     IGNORE_INDEX,
     default_chunk_tokens,
     head_options,
+    linear_cross_entropy,
     linear_cross_entropy_sum,
 )
 
@@ -200,3 +201,23 @@ def test_the_tiny_families_heads_give_their_own_loss(family: str) -> None:
         assert options == {"granite-3.3": {"logit_scale": 0.125, "softcap": None}}.get(family, options)
         loss = linear_cross_entropy_sum(hidden, model.get_output_embeddings().weight, targets, **options)
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 8, None])
+@pytest.mark.parametrize(("logit_scale", "softcap"), [(1.0, None), (0.5, 2.0)], ids=str)
+def test_hits_count_the_targets_that_are_the_argmax(
+    chunk_tokens: int | None, logit_scale: float, softcap: float | None
+) -> None:
+    hidden, weight, targets = _inputs(3)
+    logits = (hidden @ weight.t()) * logit_scale
+    predicted = logits.argmax(dim=1)
+    # Make a third of the targets right and ignore a few, so every kind of position is there.
+    targets = torch.where(torch.arange(N) % 3 == 0, predicted, targets)
+    targets[::7] = IGNORE_INDEX
+    expected = int(((predicted == targets) & (targets != IGNORE_INDEX)).sum())
+    assert 0 < expected < N
+    loss, hits = linear_cross_entropy(
+        hidden, weight, targets, chunk_tokens=chunk_tokens, logit_scale=logit_scale, softcap=softcap
+    )
+    assert int(hits) == expected and not hits.requires_grad
+    _assert_close(loss, _reference(hidden, weight, targets, logit_scale=logit_scale, softcap=softcap))

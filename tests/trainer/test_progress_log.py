@@ -90,8 +90,12 @@ def test_a_tiny_job_writes_the_training_log_and_its_mirror(tmp_path: Path) -> No
     assert result.code == 0, result.stderr
     mirror = job.checkpoint_dir / PROGRESS_MIRROR_DIR
     unstamped = [{k: v for k, v in e.items() if k != "timestamp"} for e in _log(job.output_dir)]
-    assert unstamped == result.of("train_step") and _log(job.output_dir) == _log(mirror)
-    assert [e["step"] for e in _log(mirror)] == [1, 2, 3]
+    logged = [e for e in result.events if e["event"] in ("train_step", "validation")]
+    assert unstamped == logged and _log(job.output_dir) == _log(mirror)
+    assert [(e["event"], e["step"]) for e in _log(mirror)] == [
+        *(("train_step", step) for step in (1, 2, 3)),
+        ("validation", 3),  # 3 steps make an epoch of 6 rows, 2 a step
+    ]
     progress = json.loads((mirror / PROGRESS_FILE).read_text())
     assert progress == json.loads((job.output_dir / PROGRESS_FILE).read_text())
     assert progress["status"] == "completed"

@@ -48,7 +48,8 @@ def test_job_succeeds_and_loss_falls(overfit: tuple[Job, Any]) -> None:
     job, result = overfit
     assert result.code == 0, result.stderr
     steps = result.of("train_step")
-    assert [s["step"] for s in steps] == list(range(10, 201, 10))
+    # Every logging_steps and at each epoch's end (4 steps an epoch).
+    assert [s["step"] for s in steps] == sorted({*range(10, 201, 10), *range(4, 201, 4)})
     assert all(s["total_steps"] == 200 for s in steps)
     assert steps[0]["loss"] > 1.0 and steps[-1]["loss"] < 0.2
     assert steps[-1]["loss"] < steps[0]["loss"] / 10
@@ -120,8 +121,10 @@ def test_artifact_files_and_shapes(overfit: tuple[Job, Any]) -> None:
     } <= set(metrics)
     assert (metrics["training_rows"], metrics["steps"]) == (30, 200)
     assert metrics["hyperparameters"]["learning_rate"] == 5e-3
-    assert set(metrics["loss_history"][0]) == {"step", "epoch", "loss", "learning_rate"}
-    assert len(metrics["loss_history"]) == 20
+    assert set(metrics["loss_history"][0]) == {"step", "epoch", "loss", "learning_rate", "token_accuracy"}
+    assert len(metrics["loss_history"]) == 60  # every 10 steps and every epoch's end (4 steps)
+    assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 51))
+    assert metrics["selected_epoch"] is None
     assert "{% generation %}" in (job.model_dir / "chat_template.jinja").read_text()
     progress = json.loads((job.output_dir / "progress.json").read_text())
     assert progress["status"] == "completed" and progress["step"] == 200

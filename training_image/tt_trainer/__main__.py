@@ -150,7 +150,14 @@ def run_job(
         tokenized, report = data.tokenize_rows(
             rows, encoder, max_seq_length=max_seq_length, long_examples=hp.long_examples
         )
-        reporter.event("data", max_seq_length=max_seq_length, eval_rows=len(eval_rows), **report.as_dict())
+        validation = data.validation_rows(eval_rows, encoder, max_seq_length=max_seq_length)
+        reporter.event(
+            "data",
+            max_seq_length=max_seq_length,
+            eval_rows=len(eval_rows),
+            validation_rows=len(validation),
+            **report.as_dict(),
+        )
         hp = train.settle_packing(hp, config, reporter)
 
         precision = train.pick_precision(hp.precision)
@@ -199,8 +206,29 @@ def run_job(
             data=report.as_dict(),
         )
         fingerprint = train.training_fingerprint(
-            hp, source.id, tokenized, parent=bm.adapter_digest(parent_dir) if parent_dir else None
+            hp,
+            source.id,
+            tokenized,
+            parent=bm.adapter_digest(parent_dir) if parent_dir else None,
+            validation=validation,
         )
+        spec_file = package.find_spec_file(paths.channel("spec"))
+
+        def save(folder: Path, metrics: dict[str, Any]) -> None:
+            package.save_artifact(
+                peft_model,
+                tokenizer,
+                folder,
+                base=source,
+                hub_revision=source.revision if source.from_hub_cache else None,
+                metrics=metrics,
+                spec_file=spec_file,
+            )
+
+        def save_epoch(folder: Path, entry: dict[str, Any]) -> None:
+            rank_alpha = train.adapter_shape(peft_model)
+            save(folder, epoch_metrics(hp, report.kept, entry, adapter=rank_alpha))
+
         result = train.train(
             peft_model,
             tokenized,
@@ -211,6 +239,8 @@ def run_job(
             checkpoint_dir=_writable(paths.checkpoint_dir, reporter),
             fingerprint=fingerprint,
             should_stop=stop,
+            validation_rows=validation,
+            package_epoch=save_epoch,
         )
         if train.distributed()[0] != 0:
             return  # the first process saves the model and answers the eval rows
@@ -218,19 +248,14 @@ def run_job(
             hp,
             report.kept,
             result,
-            epochs=train.epochs_run(hp, report.kept, result.steps),
+            epochs=len(result.epochs)
+            if result.stopped_early
+            else train.epochs_run(hp, report.kept, result.steps),
             adapter=train.adapter_shape(peft_model),
         )
         metrics["data"] = report.as_dict()
-        package.save_artifact(
-            peft_model,
-            tokenizer,
-            paths.model_dir,
-            base=source,
-            hub_revision=source.revision if source.from_hub_cache else None,
-            metrics=metrics,
-            spec_file=package.find_spec_file(paths.channel("spec")),
-        )
+        save(paths.model_dir, metrics)
+        reporter.update(selected_epoch=result.selected_epoch, epochs=result.epochs)
         reporter.event(
             "saved",
             steps=result.steps,
@@ -299,6 +324,22 @@ def training_metrics(
         "train_runtime_seconds": result.train_runtime_seconds,
         "train_loss": result.train_loss,
         "loss_history": result.loss_history,
+        "epochs": result.epochs,
+        "selected_epoch": result.selected_epoch,
+        "hyperparameters": {**hp.model_dump(), "lora_rank": rank, "lora_alpha": alpha},
+    }
+
+
+def epoch_metrics(
+    hp: Hyperparameters, training_rows: int, entry: dict[str, Any], *, adapter: tuple[int, int]
+) -> dict[str, Any]:
+    """training-metrics.json of an epoch's checkpoint: that epoch's numbers."""
+    rank, alpha = adapter
+    return {
+        "training_rows": training_rows,
+        "n_epochs": entry["epoch"],
+        "steps": entry["step"],
+        **entry["metrics"],
         "hyperparameters": {**hp.model_dump(), "lora_rank": rank, "lora_alpha": alpha},
     }
 

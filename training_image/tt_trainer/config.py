@@ -40,6 +40,8 @@ class Hyperparameters(BaseModel):
     long_examples: Literal["error", "truncate", "skip"] = "truncate"
     max_output_tokens: int = Field(256, ge=1, le=1_000_000)
     eval_reserved_output_tokens: int = Field(64, ge=0, le=1_000_000)
+    # Stop when the validation loss has not improved for this many epochs; the best epoch is the model.
+    early_stopping_patience: int | None = Field(None, ge=1, le=20)
     # Trainer-only knobs.
     seed: int = 42
     packing: bool = True

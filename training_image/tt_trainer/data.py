@@ -414,6 +414,27 @@ def tokenize_rows(
     return kept, report
 
 
+def validation_rows(
+    rows: Sequence[EvalRow], encoder: ChatEncoder, *, max_seq_length: int
+) -> list[TokenizedRow]:
+    """The primary eval rows with their expected answers as assistant turns, tokenized like training rows
+    (truncated to fit): their loss is the validation loss. The test block is never looked at."""
+    conversations = [
+        ChatRow(messages=[*row.messages, {"role": "assistant", "content": row.expected}], where=row.where)
+        for row in rows
+        if row.split != "test"
+    ]
+    if not conversations:
+        return []
+    try:
+        tokenized, _ = tokenize_rows(
+            conversations, encoder, max_seq_length=max_seq_length, long_examples="truncate"
+        )
+    except DataError:  # not one of them fits: the run has no validation loss
+        return []
+    return tokenized
+
+
 def _nothing_fits(rows: int, max_seq_length: int, long_examples: str) -> DataError:
     """Every row was dropped: with skip as too long, with truncate because not even a cut of it fits."""
     if long_examples == "skip":

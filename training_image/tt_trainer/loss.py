@@ -41,6 +41,13 @@ def head_options(config: Any) -> dict[str, Any]:
 
 
 def linear_cross_entropy_sum(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, **options: Any
+) -> torch.Tensor:
+    """Summed cross-entropy only: `linear_cross_entropy`'s loss (same arguments)."""
+    return linear_cross_entropy(hidden, weight, targets, **options)[0]
+
+
+def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     targets: torch.Tensor,
@@ -49,13 +56,14 @@ def linear_cross_entropy_sum(
     logit_scale: float = 1.0,
     softcap: float | None = None,
     ignore_index: int = IGNORE_INDEX,
-) -> torch.Tensor:
-    """Summed cross-entropy of `targets` [N] under the logits softcap(hidden [N, H] @ weight [V, H]ᵀ × scale).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of `targets` [N] under the logits softcap(hidden [N, H] @ weight [V, H]ᵀ × scale),
+    and how many targets are the logits' argmax (token accuracy's numerator, no gradient).
 
     The matmul runs in the autocast dtype when autocast is on (else the weight's dtype), the softmax maths
     in fp32, chunk_tokens positions at a time (None: `default_chunk_tokens(V)`). Gradients flow to `hidden`
     and to `weight` when they require them (a frozen head gets none; a tied one gets its share). Positions
-    whose target is ignore_index count for nothing. Returns an fp32 scalar.
+    whose target is ignore_index count for nothing. Returns an fp32 scalar and an int64 scalar.
     """
     if hidden.dim() != 2 or weight.dim() != 2 or targets.dim() != 1:
         raise ValueError("hidden must be [N, H], weight [V, H] and targets [N]")
@@ -70,7 +78,7 @@ def linear_cross_entropy_sum(
     if softcap is not None and softcap <= 0:
         raise ValueError(f"softcap must be positive, not {softcap}")
     grad_on = torch.is_grad_enabled()
-    loss: torch.Tensor = _LinearCrossEntropySum.apply(
+    loss, hits = _LinearCrossEntropySum.apply(
         hidden,
         weight,
         targets,
@@ -81,7 +89,7 @@ def linear_cross_entropy_sum(
         grad_on and hidden.requires_grad,
         grad_on and weight.requires_grad,
     )
-    return loss
+    return loss, hits
 
 
 def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
@@ -105,12 +113,13 @@ class _LinearCrossEntropySum(torch.autograd.Function):
         ignore_index: int,
         need_hidden: bool,
         need_weight: bool,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = _compute_dtype(weight)
         with torch.autocast(weight.device.type, enabled=False):
             # One cast of the head for the whole call (a no-op when it already has that dtype).
             head = weight.to(dtype)
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            hits = torch.zeros((), dtype=torch.int64, device=hidden.device)
             grad_hidden = torch.empty_like(hidden) if need_hidden else None
             # fp32 accumulation over chunks: summing thousands of bf16 partial products would lose bits.
             grad_weight = (
@@ -121,7 +130,7 @@ class _LinearCrossEntropySum(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk_tokens):
                 stop = start + chunk_tokens
                 h = hidden[start:stop].to(dtype)
-                loss, grad_logits = _chunk(
+                loss, chunk_hits, grad_logits = _chunk(
                     h,
                     head,
                     targets[start:stop],
@@ -132,6 +141,7 @@ class _LinearCrossEntropySum(torch.autograd.Function):
                     need_grad=need_hidden or need_weight,
                 )
                 total += loss
+                hits += chunk_hits
                 if grad_logits is None:
                     continue
                 if grad_hidden is not None:
@@ -141,11 +151,12 @@ class _LinearCrossEntropySum(torch.autograd.Function):
                 del grad_logits
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = weight.dtype
-        return total
+        ctx.mark_non_differentiable(hits)
+        return total, hits
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad_output: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
         grad_hidden, grad_weight = ctx.saved_tensors
         # The loss is a scalar: its gradients are the ones computed in forward, scaled by the incoming one.
         d_hidden = None if grad_hidden is None else grad_hidden * grad_output.to(grad_hidden.dtype)
@@ -163,17 +174,19 @@ def _chunk(
     ignore_index: int,
     masked: bool,
     need_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Summed loss of one chunk and, when asked, d loss / d (h @ headᵀ) in fp32. In-place maths throughout:
-    one [chunk, V] fp32 buffer (two with a softcap) is all the chunk allocates."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Summed loss of one chunk, its argmax hits and, when asked, d loss / d (h @ headᵀ) in fp32. In-place
+    maths throughout: one [chunk, V] fp32 buffer (two with a softcap) is all the chunk allocates."""
     logits = (h @ head.t()).float()
+    valid = targets != ignore_index
+    # Scaling by a positive factor and capping with tanh keep the order: the raw logits' argmax is the one.
+    hits = ((logits.argmax(dim=1) == targets) & valid).sum()
     if logit_scale != 1.0:
         logits.mul_(logit_scale)
     tanh = None
     if softcap is not None:
         tanh = logits.div_(softcap).tanh_()
         logits = tanh * softcap
-    valid = targets != ignore_index
     safe = torch.where(valid, targets, torch.zeros_like(targets))
     target_logits = logits.gather(1, safe.unsqueeze(1)).squeeze(1)
     peak = logits.amax(dim=1, keepdim=True)
@@ -182,7 +195,7 @@ def _chunk(
     lse = peak.squeeze(1) + sums.squeeze(1).log()
     loss = torch.where(valid, lse - target_logits, torch.zeros_like(lse)).sum()
     if not need_grad:
-        return loss, None
+        return loss, hits, None
     grad = probs.div_(sums)
     rows = torch.arange(grad.shape[0], device=grad.device)
     grad[rows, safe] -= valid.to(grad.dtype)
@@ -193,4 +206,4 @@ def _chunk(
         grad.mul_(tanh.mul_(tanh).neg_().add_(1))
     if logit_scale != 1.0:
         grad.mul_(logit_scale)
-    return loss, grad
+    return loss, hits, grad

@@ -19,13 +19,18 @@ PROGRESS_MIRROR_DIR = "progress"
 
 # The train_step line, keys always in this order (json.dumps keeps insertion order, ", " and ": " separators):
 # {"event": "train_step", "step": 12, "total_steps": 60, "epoch": 0.6, "loss": 1.2345,
-#  "learning_rate": 0.0002, "tokens_per_second": 5312.4}
+#  "learning_rate": 0.0002, "tokens_per_second": 5312.4, "token_accuracy": 0.61}
+# and at each epoch's end, after that epoch's last train_step line:
+# {"event": "validation", "step": 20, "epoch": 1, "valid_loss": 1.4, "valid_token_accuracy": 0.55}
 _NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 # SageMaker MetricDefinitions for CreateTrainingJob (AlgorithmSpecification.MetricDefinitions): each regex has
-# exactly one group and matches only train_step lines.
+# exactly one group and matches only its own event's lines.
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(
     {"Name": f"train:{key}", "Regex": rf'"event": "train_step".*"{key}": {_NUMBER}'}
-    for key in ("loss", "learning_rate", "epoch", "step", "tokens_per_second")
+    for key in ("loss", "learning_rate", "epoch", "step", "tokens_per_second", "token_accuracy")
+) + tuple(
+    {"Name": f"validation:{key}", "Regex": rf'"event": "validation".*"valid_{key}": {_NUMBER}'}
+    for key in ("loss", "token_accuracy")
 )
 
 
@@ -108,6 +113,7 @@ class ProgressReporter:
         loss: float,
         learning_rate: float,
         tokens_per_second: float,
+        token_accuracy: float | None = None,
     ) -> None:
         fields = {
             "step": step,
@@ -116,16 +122,30 @@ class ProgressReporter:
             "loss": _finite(loss, 6),
             "learning_rate": float(f"{learning_rate:.6g}"),
             "tokens_per_second": round(tokens_per_second, 1),
+            "token_accuracy": _finite(token_accuracy, 6),
         }
-        line = json.dumps({"event": "train_step", **fields}, default=str)
-        self._print(line)
+        self._log("train_step", step, fields)
+        self.update(status="training", **fields)
+
+    def validation(self, *, step: int, epoch: int, loss: float, token_accuracy: float) -> None:
+        """The epoch's validation line: the curve gives the sample of that step its valid_* values."""
+        fields = {
+            "step": step,
+            "epoch": epoch,
+            "valid_loss": _finite(loss, 6),
+            "valid_token_accuracy": _finite(token_accuracy, 6),
+        }
+        self._log("validation", step, fields)
+        self.update(**{k: v for k, v in fields.items() if k.startswith("valid_")})
+
+    def _log(self, event: str, step: int, fields: dict[str, Any]) -> None:
+        self._print(json.dumps({"event": event, **fields}, default=str))
         # training_log.jsonl holds the stdout line (the "event" key included) plus when it was logged: the
         # workflow's training curve is drawn from it.
-        stamped = json.dumps({"event": "train_step", **fields, "timestamp": _now()}, default=str)
+        stamped = json.dumps({"event": event, **fields, "timestamp": _now()}, default=str)
         if self.output_dir is not None:
             self._append_log(self.output_dir / TRAINING_LOG_FILE, stamped, step)
         self._to_mirror(lambda mirror: self._append_log(mirror / TRAINING_LOG_FILE, stamped, step))
-        self.update(status="training", **fields)
 
     def _append_log(self, path: Path, line: str, step: int) -> None:
         if path not in self._logs_opened:

@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from tt_trainer import checkpoints
+from tt_trainer import checkpoints, epochs
 from tt_trainer.config import Hyperparameters
 from tt_trainer.data import IGNORE_INDEX, MicroBatch, TokenizedRow, epoch_order, micro_batches
 from tt_trainer.errors import ParentModelError, TrainingDivergedError, TrainingStoppedError
-from tt_trainer.loss import head_options, linear_cross_entropy_sum
+from tt_trainer.loss import head_options, linear_cross_entropy
 from tt_trainer.progress import ProgressReporter
 
 
@@ -219,10 +219,11 @@ def _head_inputs(model: Any) -> Iterator[tuple[_HeadInput, torch.nn.Module]]:
         causal_lm.set_output_embeddings(head)
 
 
-def loss_sum(
+def loss_terms(
     model: Any, batch: MicroBatch, *, keep_logits: bool | None = None, boundaries: bool | None = None
-) -> torch.Tensor:
-    """Summed cross-entropy over the label tokens of one micro-batch.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy over the label tokens of one micro-batch, and how many of them the model predicts
+    (argmax).
 
     The forward pass stops before the vocabulary head, at the label positions only (logits_to_keep as a
     boolean mask); the head and the loss then run a few positions at a time (tt_trainer.loss): with
@@ -240,7 +241,7 @@ def loss_sum(
     assert hidden is not None and isinstance(weight, torch.Tensor)
     if hidden.dim() == 3:  # the model ignored logits_to_keep
         hidden = hidden[keep]
-    return linear_cross_entropy_sum(
+    return linear_cross_entropy(
         hidden,
         weight,
         targets[targets != IGNORE_INDEX],
@@ -248,17 +249,31 @@ def loss_sum(
     )
 
 
+def loss_sum(model: Any, batch: MicroBatch, **options: Any) -> torch.Tensor:
+    """Summed cross-entropy over the label tokens of one micro-batch (`loss_terms`' first)."""
+    return loss_terms(model, batch, **options)[0]
+
+
 def training_fingerprint(
-    hp: Hyperparameters, base_id: str, rows: Sequence[TokenizedRow], parent: str | None
+    hp: Hyperparameters,
+    base_id: str,
+    rows: Sequence[TokenizedRow],
+    parent: str | None,
+    validation: Sequence[TokenizedRow] = (),
 ) -> str:
     """Identifies a training run: a checkpoint is resumed only by a job with the same data and settings.
 
-    parent: the parent adapter's content digest (base_model.adapter_digest), None without one."""
+    parent: the parent adapter's content digest (base_model.adapter_digest), None without one; validation:
+    the rows whose loss decides early stopping."""
     digest = hashlib.sha256()
     settings = hp.model_dump(exclude={"logging_steps", "checkpoint_steps", "max_output_tokens"})
     digest.update(json.dumps({"base": base_id, "parent": parent, "hp": settings}, sort_keys=True).encode())
     for row in rows:
         digest.update(json.dumps([row.input_ids, row.labels]).encode())
+    if validation:
+        digest.update(b"validation")
+        for row in validation:
+            digest.update(json.dumps([row.input_ids, row.labels]).encode())
     return digest.hexdigest()
 
 
@@ -282,6 +297,10 @@ class TrainResult:
     tokens_per_second: float
     peak_memory_bytes: int
     step_losses: list[float] = field(default_factory=list)
+    # Per epoch: {epoch, step, train_loss, valid_loss, valid_token_accuracy} (PRODUCT.md §9.10).
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    selected_epoch: int | None = None  # early stopping's choice, whose weights the model now holds
+    stopped_early: bool = False
 
 
 def plan_steps(hp: Hyperparameters, n_rows: int) -> tuple[int, int]:
@@ -370,6 +389,52 @@ def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
     return items[0]
 
 
+@dataclass(frozen=True)
+class Validation:
+    loss: float  # mean cross-entropy per label token
+    token_accuracy: float
+
+
+def validate(trainer: Any, rows: Sequence[TokenizedRow], *, pad_id: int) -> Validation | None:
+    """The loss and token accuracy of the expected answers, teacher-forced (assistant tokens only), without
+    dropout or gradients. Each process takes every world-th row; the sums are added up across processes."""
+    if not rows:
+        return None
+    rank, world = distributed()
+    model, hp, device = trainer.model, trainer.hp, trainer.args.device
+    sums = [0.0, 0.0, 0.0]  # loss, hits, label tokens
+    mine = list(rows[rank::world])
+    batches = (
+        micro_batches(
+            mine,
+            packing=hp.packing,
+            micro_batch_size=hp.effective_micro_batch_size,
+            pack_capacity=max(len(r) for r in rows),
+            pad_id=pad_id,
+            max_tokens=hp.micro_batch_tokens,
+        )
+        if mine
+        else []
+    )
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                batch = batch.to(device)
+                with trainer.compute_loss_context_manager():
+                    loss, hits = loss_terms(
+                        model, batch, keep_logits=trainer.keep_logits, boundaries=trainer.boundaries
+                    )
+                sums = [sums[0] + float(loss), sums[1] + int(hits), sums[2] + batch.label_tokens]
+    finally:
+        model.train()
+    if world > 1:
+        total = torch.tensor(sums, dtype=torch.float64, device=device)
+        sums = trainer.accelerator.reduce(total, reduction="sum").tolist()
+    loss_total, hits_total, tokens = sums
+    return Validation(loss_total / tokens, hits_total / tokens) if tokens else None
+
+
 def _trainer_class() -> type:
     from transformers import Trainer
 
@@ -382,6 +447,7 @@ def _trainer_class() -> type:
             self.boundaries = hp.packing and uses_flash_attention(self.model)
             self.keep_logits = accepts_argument(self.model, "logits_to_keep")
             self.step_losses: list[float] = []
+            self.step_hits = self.step_labels = 0  # the last step's, across processes: its token accuracy
             self.tokens = self.positions = 0
             self.step_learning_rate = 0.0
 
@@ -395,24 +461,28 @@ def _trainer_class() -> type:
             model.train()
             batches, weight, total = inputs["micro_batches"], inputs["weight"], inputs["step_label_tokens"]
             step_loss = torch.zeros((), device=self.args.device)
+            hits = torch.zeros((), dtype=torch.int64, device=self.args.device)
             for i, batch in enumerate(batches):
                 batch = batch.to(self.args.device)
                 # Gradients are exchanged between processes once per step, after its last micro-batch.
                 last = i == len(batches) - 1
                 with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
                     with self.compute_loss_context_manager():
-                        summed = loss_sum(
+                        summed, batch_hits = loss_terms(
                             model, batch, keep_logits=self.keep_logits, boundaries=self.boundaries
                         )
                     # Divided by the whole step's label tokens: the same loss as one big batch, however split.
                     # DDP averages the processes' gradients; `weight` (the world size) turns that into a sum.
                     self.accelerator.backward(summed * (weight / total))
                 step_loss += summed.detach() * (weight > 0)
+                hits += batch_hits * (weight > 0)
                 self.tokens += batch.tokens
                 self.positions += batch.positions
             loss = step_loss / total
             if self.args.world_size > 1:
                 loss = self.accelerator.reduce(loss, reduction="sum")
+                hits = self.accelerator.reduce(hits, reduction="sum")
+            self.step_hits, self.step_labels = int(hits), total
             value, done = float(loss), self.state.global_step + 1
             check_finite(
                 value, step=done, total_steps=self.state.max_steps, epoch=done / len(self.steps), hp=self.hp
@@ -423,6 +493,18 @@ def _trainer_class() -> type:
             return loss.detach()
 
     return StepTrainer
+
+
+@dataclass
+class EpochEnd:
+    """What the end of every epoch does (PRODUCT.md §9.10): validation on the eval rows' expected answers,
+    the epoch's package in `store` (the first process only), and early stopping after `patience` epochs
+    without a better validation loss (None: off)."""
+
+    validation_rows: Sequence[TokenizedRow] = ()
+    store: epochs.EpochCheckpoints | None = None
+    package: Callable[[Path, dict[str, Any]], None] | None = None
+    patience: int | None = None
 
 
 # Product schedule names → transformers' (whose "constant" would skip the warmup).
@@ -437,25 +519,28 @@ def _progress_callback(
     fingerprint: str,
     resumed: checkpoints.Checkpoint | None,
     should_stop: Callable[[], bool],
+    epoch_end: EpochEnd,
+    pad_id: int,
 ) -> Any:
     from transformers import TrainerCallback
 
     earlier = resumed.state if resumed is not None else {}
 
     class Progress(TrainerCallback):
-        """The epoch's row order; progress lines and the loss history every logging_steps; a stop request
-        ends training after the step, with a checkpoint; each checkpoint is marked as this job's. Only the
-        first process writes."""
+        """The epoch's row order; progress lines and the loss history every logging_steps and at each epoch's
+        end, with what the epoch's end does (EpochEnd); a stop request ends training after the step, with a
+        checkpoint; each checkpoint is marked as this job's. Only the first process writes."""
 
         def __init__(self) -> None:
             self.history: list[dict[str, float]] = list(earlier.get("loss_history", []))
             self.step_losses: list[float] = list(earlier.get("step_losses", []))
+            self.epochs: list[dict[str, Any]] = list(earlier.get("epochs", []))
             self.elapsed_before = float(earlier.get("elapsed_seconds", 0.0))
             self.tokens_before = int(earlier.get("tokens", 0))
-            self.stopped = False
+            self.stopped = self.stopped_early = False
             self.started = self.window_started = time.perf_counter()
             self.window: list[float] = []
-            self.window_tokens = 0
+            self.window_tokens = self.window_hits = self.window_labels = 0
 
         @property
         def elapsed(self) -> float:
@@ -469,38 +554,80 @@ def _progress_callback(
             trainer.steps.set_epoch(int(state.epoch or 0))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            done, total = state.global_step, state.max_steps
+            done, total, per_epoch = state.global_step, state.max_steps, len(trainer.steps)
             loss = trainer.step_losses[-1]
             self.step_losses.append(loss)
             self.window.append(loss)
-            if done % hp.logging_steps == 0 or done == total:
-                now = time.perf_counter()
-                mean = sum(self.window) / len(self.window)
-                epoch = done / len(trainer.steps)
-                self.history.append(
-                    {
-                        "step": done,
-                        "epoch": round(epoch, 4),
-                        "loss": round(mean, 6),
-                        "learning_rate": trainer.step_learning_rate,
-                    }
-                )
-                if state.is_world_process_zero:
-                    reporter.train_step(
-                        step=done,
-                        total_steps=total,
-                        epoch=epoch,
-                        loss=mean,
-                        learning_rate=trainer.step_learning_rate,
-                        tokens_per_second=(trainer.tokens - self.window_tokens)
-                        / max(now - self.window_started, 1e-9),
-                    )
-                self.window, self.window_tokens, self.window_started = [], trainer.tokens, now
-            if done >= total:
+            self.window_hits += trainer.step_hits
+            self.window_labels += trainer.step_labels
+            epoch_ended = done % per_epoch == 0
+            if done % hp.logging_steps == 0 or done == total or epoch_ended:
+                self._log(state, done, total)
+            if epoch_ended and self._end_epoch(state, done // per_epoch, done):
+                self.stopped_early = control.should_training_stop = True
+                control.should_save = False  # the selected epoch is the model: nothing left to resume
+            elif done >= total:
                 control.should_save = False  # the model itself is saved next: no checkpoint of the last step
             elif self._stop_everywhere(args):
                 self.stopped = control.should_training_stop = True
                 control.should_save = args.save_strategy != "no"
+
+        def _log(self, state: Any, done: int, total: int) -> None:
+            now = time.perf_counter()
+            mean = sum(self.window) / len(self.window)
+            accuracy = self.window_hits / self.window_labels if self.window_labels else None
+            epoch = done / len(trainer.steps)
+            self.history.append(
+                {
+                    "step": done,
+                    "epoch": round(epoch, 4),
+                    "loss": round(mean, 6),
+                    "learning_rate": trainer.step_learning_rate,
+                    "token_accuracy": None if accuracy is None else round(accuracy, 6),
+                }
+            )
+            if state.is_world_process_zero:
+                reporter.train_step(
+                    step=done,
+                    total_steps=total,
+                    epoch=epoch,
+                    loss=mean,
+                    learning_rate=trainer.step_learning_rate,
+                    tokens_per_second=(trainer.tokens - self.window_tokens)
+                    / max(now - self.window_started, 1e-9),
+                    token_accuracy=accuracy,
+                )
+            self.window, self.window_tokens, self.window_started = [], trainer.tokens, now
+            self.window_hits = self.window_labels = 0
+
+        def _end_epoch(self, state: Any, epoch: int, done: int) -> bool:
+            """Validate, package the epoch; whether early stopping ends training here."""
+            measured = validate(trainer, epoch_end.validation_rows, pad_id=pad_id)
+            losses = self.step_losses[-len(trainer.steps) :]
+            entry = {
+                "epoch": epoch,
+                "step": done,
+                "metrics": {
+                    "train_loss": round(sum(losses) / len(losses), 6),
+                    "valid_loss": None if measured is None else round(measured.loss, 6),
+                    "valid_token_accuracy": None if measured is None else round(measured.token_accuracy, 6),
+                },
+            }
+            self.epochs = [e for e in self.epochs if e["epoch"] != epoch] + [entry]
+            patience = epoch_end.patience
+            if state.is_world_process_zero:
+                if measured is not None:
+                    reporter.validation(
+                        step=done, epoch=epoch, loss=measured.loss, token_accuracy=measured.token_accuracy
+                    )
+                if epoch_end.store is not None and epoch_end.package is not None:
+                    package = epoch_end.package
+                    epoch_end.store.save(
+                        entry,
+                        lambda folder: package(folder, entry),
+                        protect=epochs.best_epoch(self.epochs) if patience else None,
+                    )
+            return patience is not None and epochs.patience_spent(self.epochs, patience)
 
         @staticmethod
         def _stop_everywhere(args: Any) -> bool:
@@ -521,6 +648,7 @@ def _progress_callback(
                 {
                     "loss_history": self.history,
                     "step_losses": self.step_losses,
+                    "epochs": self.epochs,
                     "elapsed_seconds": self.elapsed,
                     "tokens": self.tokens_before + trainer.tokens,
                 },
@@ -541,11 +669,18 @@ def train(
     checkpoint_dir: Path | None = None,
     fingerprint: str = "",
     should_stop: Callable[[], bool] = lambda: False,
+    validation_rows: Sequence[TokenizedRow] = (),
+    package_epoch: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Run the optimizer steps; resume from this job's checkpoint; on a stop request, checkpoint and raise."""
+    """Run the optimizer steps; resume from this job's checkpoint; on a stop request, checkpoint and raise.
+
+    At each epoch's end: the validation loss of `validation_rows` and, with a checkpoint dir, the epoch's
+    package written by `package_epoch` (folder, the epoch's entry); with early stopping, the model ends up
+    holding the best epoch's weights (TrainResult.selected_epoch)."""
     from transformers import PrinterCallback, TrainingArguments
 
     hp = settle_packing(hp, model.config, reporter)
+    epoch_end = _epoch_end(hp, checkpoint_dir, fingerprint, validation_rows, package_epoch, reporter)
     steps = StepBatches(rows, hp, pad_id=pad_id)
     per_epoch, total_steps = plan_steps(hp, len(rows))
     resumed = checkpoints.resumable(checkpoint_dir, fingerprint, total_steps)
@@ -585,7 +720,14 @@ def train(
         trainer = _trainer_class()(model=model, args=args, steps=steps, hp=hp)
         trainer.remove_callback(PrinterCallback)
         progress = _progress_callback(
-            trainer, hp, reporter=reporter, fingerprint=fingerprint, resumed=resumed, should_stop=should_stop
+            trainer,
+            hp,
+            reporter=reporter,
+            fingerprint=fingerprint,
+            resumed=resumed,
+            should_stop=should_stop,
+            epoch_end=epoch_end,
+            pad_id=pad_id,
         )
         trainer.add_callback(progress)
         if precision.device.type == "cuda":
@@ -603,8 +745,14 @@ def train(
                 else "No checkpoint could be saved."
             )
         )
+    selected = epochs.best_epoch(progress.epochs) if epoch_end.patience else None
+    if selected is not None and epoch_end.store is not None:
+        epoch_end.store.select(selected)
+        if selected != progress.epochs[-1]["epoch"]:
+            epoch_end.store.load_adapter(model, selected)
+        reporter.event("selected_epoch", epoch=selected, stopped_early=progress.stopped_early)
     return TrainResult(
-        steps=total_steps,
+        steps=trainer.state.global_step if progress.stopped_early else total_steps,
         total_steps=total_steps,
         resumed_from=resumed.step if resumed is not None else 0,
         train_runtime_seconds=round(progress.elapsed_before + runtime, 3),
@@ -615,4 +763,33 @@ def train(
         tokens_per_second=trainer.tokens / runtime if runtime > 0 else 0.0,
         peak_memory_bytes=peak_memory_bytes(precision.device),
         step_losses=progress.step_losses,
+        epochs=progress.epochs,
+        selected_epoch=selected,
+        stopped_early=progress.stopped_early,
     )
+
+
+def _epoch_end(
+    hp: Hyperparameters,
+    checkpoint_dir: Path | None,
+    fingerprint: str,
+    validation_rows: Sequence[TokenizedRow],
+    package_epoch: Callable[[Path, dict[str, Any]], None] | None,
+    reporter: ProgressReporter,
+) -> EpochEnd:
+    """The epoch-end work this job can do: packages need a checkpoint dir, early stopping needs validation
+    rows and the packages (the selected epoch's weights are read back from its package)."""
+    first = distributed()[0] == 0
+    store = (
+        epochs.EpochCheckpoints(checkpoint_dir, fingerprint)
+        if first and checkpoint_dir is not None and package_epoch is not None
+        else None
+    )
+    patience = hp.early_stopping_patience
+    if patience is not None and not validation_rows:
+        reporter.event("warning", message="early stopping is off: the run has no evaluation rows to measure")
+        patience = None
+    elif patience is not None and (checkpoint_dir is None or package_epoch is None):
+        reporter.event("warning", message="early stopping is off: epoch checkpoints cannot be kept")
+        patience = None
+    return EpochEnd(validation_rows=validation_rows, store=store, package=package_epoch, patience=patience)
