@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: setup run test lint format synth bench deploy clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed web/vendor/.installed
 
 # torch first and pinned: the CPU wheel; an unpinned torch pulls several GB of CUDA packages.
 $(VENV)/.installed: pyproject.toml
@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The dashboard's libraries (preact, htm, uPlot), copied from node_modules: the page needs no CDN.
+web/vendor/.installed: node_modules/.installed scripts/vendor_web.py
+	python3 scripts/vendor_web.py
 	touch $@
 
 run: setup
@@ -50,8 +55,14 @@ bench: setup
 	$(PY) bench/serve_throughput.py
 	$(PY) bench/judge_calibration.py
 
+# Deployment settings as CDK context, e.g. `make deploy CONTEXT="-c stage=prod -c trainer_base=dlc"`.
+# Synthesize once, log in to the registry of the trainer image's base if it needs one (the region's
+# SageMaker image with trainer_base=dlc; the default public base needs none), then deploy that assembly.
+CONTEXT ?=
 deploy: setup
-	npx cdk deploy --no-notices
+	npx cdk synth --no-notices -q $(CONTEXT)
+	$(PY) -m infra.registry_login cdk.out
+	npx cdk deploy --no-notices --app cdk.out
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules web/vendor cdk.out .pytest_cache .mypy_cache .ruff_cache

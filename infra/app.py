@@ -1,4 +1,4 @@
-"""The CDK app: `python -m infra.app [-c key=value ...]` (or `npx cdk synth`) synthesizes TunedTensor.
+"""The CDK app: `python -m infra.app [-c key=value ...]` (or `npx cdk synth`) synthesizes the stage's stack.
 
 No AWS calls, no lookups: the stack is environment-agnostic, so synth works offline. cdk-nag's
 AwsSolutions checks run on every synth and fail it on any finding that is not acknowledged.
@@ -19,7 +19,7 @@ from aws_cdk import App
 from infra import nag
 from infra.config import StageConfig
 from infra.paths import CDK_JSON, REPO_ROOT
-from infra.service_stack import STACK_ID, ServiceStack
+from infra.service_stack import ServiceStack
 
 # Context that makes synth skip asset bundling (no pip download): tests and the local stack.
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
@@ -45,7 +45,8 @@ def build_app(
     """The App with the ServiceStack; `config` defaults to StageConfig read from the context."""
     app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     stage_config = config or StageConfig.from_context(app.node.try_get_context)
-    stack = ServiceStack(app, STACK_ID, config=stage_config)
+    # One stack id per stage (PRODUCT.md §14.6): `-c stage=prod` never updates dev's stack.
+    stack = ServiceStack(app, stage_config.stack_id, config=stage_config)
     if checks:
         nag.add_checks(app)
     return app, stack
@@ -56,8 +57,10 @@ def synth_template(config: StageConfig | None = None) -> dict[str, Any]:
 
     cdk-nag is not run here: it is a deployment gate, checked by `synth` and the infra tests.
     """
+    # The local stack serves web/ itself: the S3 + CloudFront site is for AWS only.
+    local_config = (config or StageConfig()).model_copy(update={"dashboard_site": False})
     with tempfile.TemporaryDirectory(prefix="tt-synth-") as outdir:
-        app, stack = build_app(config or StageConfig(), context=SKIP_BUNDLING, checks=False, outdir=outdir)
+        app, stack = build_app(local_config, context=SKIP_BUNDLING, checks=False, outdir=outdir)
         template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
     return template
 
@@ -79,9 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = _parse_context(sys.argv[1:] if argv is None else argv)
     # Under the CDK CLI, CDK_OUTDIR names the assembly directory; run directly, write ./cdk.out too.
     outdir = None if os.environ.get("CDK_OUTDIR") else str(REPO_ROOT / "cdk.out")
-    app, _ = build_app(context=context, outdir=outdir)
+    app, stack = build_app(context=context, outdir=outdir)
     assembly = app.synth()
-    print(f"Synthesized {STACK_ID} into {assembly.directory}", file=sys.stderr)
+    print(f"Synthesized {stack.stack_name} into {assembly.directory}", file=sys.stderr)
     return 0
 
 

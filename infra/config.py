@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tt_core.schema import AWS_DEFAULT_BASE_MODEL, DEFAULT_TRAINING_PROFILES, TrainingProfile
+from tt_core.schema import (
+    AWS_DEFAULT_BASE_MODEL,
+    DEFAULT_STAGE,
+    DEFAULT_TRAINING_PROFILES,
+    TrainingProfile,
+    stack_name,
+)
 
-DEV_STAGE = "dev"
+DEV_STAGE = DEFAULT_STAGE
 DEFAULT_REGION = "us-east-1"
 
 # CloudWatch Logs accepts only these retention periods (days → the CDK enum member).
@@ -56,8 +62,18 @@ class StageConfig(BaseModel):
     # Only used to pick region-specific image URIs (the trainer image); the stack itself stays
     # environment-agnostic so that synth never needs an account.
     region: str = Field(default=DEFAULT_REGION, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    # What the trainer image builds FROM: `public` (Docker Hub's CUDA PyTorch image, no login) or `dlc`
+    # (the region's SageMaker PyTorch image; `make deploy` logs in to its registry). infra/trainer_image.py.
+    trainer_base: Literal["public", "dlc"] = "public"
     log_retention_days: int = 30
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # API Gateway writes access and execution logs to CloudWatch only through the account's (region-wide)
+    # API Gateway CloudWatch role. `off`: no API Gateway logs, so a fresh account deploys as it is;
+    # `account_role`: the account already has that role (`aws apigateway get-account`); `create_role`: this
+    # stack creates it and sets it for the whole account and region, replacing any role set before.
+    api_gateway_logging: Literal["off", "account_role", "create_role"] = "off"
+    # The dashboard (web/) as an S3 + CloudFront site; the local stack serves web/ itself.
+    dashboard_site: bool = True
 
     api_memory_mb: int = Field(default=1024, ge=128, le=10240)
     # API Gateway gives up on a REST integration after 29 s: a longer Lambda timeout buys nothing.
@@ -109,6 +125,11 @@ class StageConfig(BaseModel):
     # Bedrock when enabled, else the offline augmenter and similarity. Model ids: None = the current
     # default of the provider (tt_core.adapters.anthropic_llm.DEFAULT_MODELS).
     anthropic_api_key_secret: str | None = Field(default=None, pattern=_SECRET_NAME_OR_ARN, max_length=2048)
+    # The customer-managed KMS key that encrypts that secret, if not AWS's own: the tasks may decrypt with
+    # it, through Secrets Manager only.
+    anthropic_api_key_kms_key: str | None = Field(
+        default=None, pattern=r"^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", max_length=2048
+    )
     bedrock_enabled: bool = False
     augmentation_model: str | None = Field(default=None, pattern=_MODEL_ID, max_length=200)
     judge_model: str | None = Field(default=None, pattern=_MODEL_ID, max_length=200)
@@ -147,6 +168,15 @@ class StageConfig(BaseModel):
     def protect_data(self) -> bool:
         """Every stage but dev keeps its data: deletion protection on, RETAIN on delete."""
         return self.stage != DEV_STAGE
+
+    @property
+    def api_gateway_logs(self) -> bool:
+        return self.api_gateway_logging != "off"
+
+    @property
+    def stack_id(self) -> str:
+        """`TunedTensor` for dev, `TunedTensor-<stage>` for any other stage (PRODUCT.md §14.6)."""
+        return stack_name(self.stage)
 
     @property
     def removal_policy(self) -> RemovalPolicy:

@@ -11,3 +11,5 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 CORE_LAYER_DIR = REPO_ROOT / "layers" / "core"
 CORE_LAYER_PYTHON_DIR = CORE_LAYER_DIR / "python"
 DEPS_LAYER_DIR = REPO_ROOT / "layers" / "deps"
+# The dashboard's static files (and web/vendor/, filled by `make setup`).
+WEB_DIR = REPO_ROOT / "web"

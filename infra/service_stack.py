@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack, Tags
+from pathlib import Path
+
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra import nag
 from infra.config import StageConfig
+from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.data_store import DataStore
 from infra.constructs.dataset_ingest import DatasetIngest
 from infra.constructs.lambda_defaults import FunctionDefaults, functions_code, service_environment
@@ -14,10 +17,22 @@ from infra.constructs.observability import Observability
 from infra.constructs.public_api import PublicApi
 from infra.constructs.run_workflow import RunWorkflow
 from infra.constructs.shared_layers import SharedLayers
+from infra.paths import WEB_DIR
 from infra.trainer_image import training_image_asset
-from tt_core.schema import ACCOUNTS_PREFIX, BASE_MODEL_MANIFEST, BASE_MODELS_PREFIX, ENV_STATE_MACHINE_ARN
+from tt_core.schema import (
+    ACCOUNTS_PREFIX,
+    API_STAGE_NAME,
+    API_VERSION_PATH,
+    BASE_MODEL_MANIFEST,
+    BASE_MODELS_PREFIX,
+    ENV_STATE_MACHINE_ARN,
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_TABLE_NAME,
+    STACK_NAME,
+)
 
-STACK_ID = "TunedTensor"
+# The dev stage's stack id; every other stage's is TunedTensor-<stage> (StageConfig.stack_id).
+STACK_ID = STACK_NAME
 # The id CDK gives its singleton custom-resource function for bucket notifications.
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
@@ -47,9 +62,11 @@ class ServiceStack(Stack):
             environment=environment,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            log_level=config.log_level,
         )
         self.api = PublicApi(self, "PublicApi", config=config, defaults=defaults)
         self._grant_api_access()
+        self.site = self._dashboard_site(config)
         self.ingest = DatasetIngest(
             self,
             "DatasetIngest",
@@ -60,7 +77,9 @@ class ServiceStack(Stack):
         )
         self._acknowledge_notification_handler()
         # The SageMaker training container, built and pushed by `cdk deploy` (the run workflow uses it).
-        self.trainer_image = training_image_asset(self, "TrainerImage", region=config.region)
+        self.trainer_image = training_image_asset(
+            self, "TrainerImage", region=config.region, base=config.trainer_base
+        )
         self.workflow = RunWorkflow(
             self,
             "RunWorkflow",
@@ -82,18 +101,47 @@ class ServiceStack(Stack):
                 "Authorizer": self.api.authorizer_function,
                 "DatasetValidator": self.ingest.validator,
                 **{f"Run{state}": function for state, function in self.workflow.functions.items()},
+                "RunExecutionEnded": self.workflow.execution_ended,
             },
             dead_letter_queues={"DatasetValidator": self.ingest.dead_letter_queue},
             state_machines={"RunWorkflow": self.workflow.state_machine},
         )
 
-        # What `tt admin create-account --stack TunedTensor` and operators look up.
+        # What `tt admin` (DescribeStacks: TableName, BucketName) and operators look up.
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL; the API lives under /api/v1")
-        CfnOutput(self, "TableName", value=self.data.table.table_name)
-        CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name)
+        CfnOutput(self, OUTPUT_TABLE_NAME, value=self.data.table.table_name)
+        CfnOutput(self, OUTPUT_BUCKET_NAME, value=self.data.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
         CfnOutput(self, "TrainingImageUri", value=self.trainer_image.image_uri)
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        if self.site is not None:
+            CfnOutput(
+                self,
+                "DashboardUrl",
+                value=self.site.url,
+                description="The dashboard (sign in with an API key)",
+            )
+
+    def _dashboard_site(self, config: StageConfig, content_dir: Path = WEB_DIR) -> DashboardSite | None:
+        """The deployed dashboard, calling this stack's API, which answers its origin (CORS)."""
+        if not config.dashboard_site:
+            return None
+        if not (content_dir / "index.html").is_file():
+            Annotations.of(self).add_warning_v2(
+                "tt:dashboard-missing", f"{content_dir}/index.html is missing: the dashboard is not deployed."
+            )
+            return None
+        site = DashboardSite(
+            self,
+            "Dashboard",
+            content_dir=content_dir,
+            api_origin=self.api.url,
+            api_base=f"{self.api.url}/{API_STAGE_NAME}/{API_VERSION_PATH}",
+            access_logs_bucket=self.data.access_logs_bucket,
+            removal_policy=config.removal_policy,
+        )
+        self.api.allow_origin(site.origin)
+        return site
 
     def _grant_api_access(self) -> None:
         table, bucket = self.data.table, self.data.bucket

@@ -81,6 +81,8 @@ def _summary(api: Any, spec_id: str) -> None:
     print("\n▶ what this run shows", flush=True)
     for line in _timing_lines(run):
         print(f"  {line}")
+    curve = api.request("GET", f"/runs/{run_id}/diagnostics").data["training"]["curve"]
+    print(f"  {_loss_line(curve)}")
     if not summary:
         return
     print(f"  {_training_check(api, run)}")
@@ -109,6 +111,22 @@ def _timing_lines(run: Mapping[str, Any]) -> list[str]:
         f"answers {answering.total_seconds():.0f} s) on {run['row_counts']['training']} training rows; "
         f"n_epochs {hp['n_epochs']}, learning_rate {hp['learning_rate']}, batch_size {hp['batch_size']}."
     ]
+
+
+def _loss_line(curve: Mapping[str, Any]) -> str:
+    """The last epoch's training loss beside its validation loss (the held-out answers, teacher-forced)."""
+    train, valid = curve.get("latest_loss"), curve.get("latest_valid_loss")
+    if train is None:
+        return "No training loss was logged."
+    line = f"Final training loss {train:.3f}"
+    if valid is None:
+        return f"{line}; no validation loss (the run has no held-out rows)."
+    return (
+        f"{line}, validation loss {valid:.3f}: the held-out answers stay unlikely to a model that learnt its "
+        "training rows by heart."
+        if valid > 2 * train
+        else f"{line}, validation loss {valid:.3f}."
+    )
 
 
 def _training_check(api: Any, run: Mapping[str, Any]) -> str:

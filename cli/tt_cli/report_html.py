@@ -60,17 +60,23 @@ def _delta(new: Any, old: Any, *, rate: bool) -> str:
     return f'<span class="{kind}">{escape(text)}</span>'
 
 
-def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
-    """The training loss by epoch as an inline SVG (a note when there is no log yet)."""
-    points = [
-        (float(s["epoch"]), float(s["loss"]))
+def _points(samples: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float]]:
+    return [
+        (float(s["epoch"]), float(s[key]))
         for s in samples
-        if isinstance(s.get("epoch"), int | float) and isinstance(s.get("loss"), int | float)
+        if isinstance(s.get("epoch"), int | float) and isinstance(s.get(key), int | float)
     ]
+
+
+def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
+    """The training loss and, at each epoch's end, the validation loss by epoch as one inline SVG (a note
+    when there is no log yet)."""
+    points, checks = _points(samples, "loss"), _points(samples, "valid_loss")
     if not points:
         return '<p class="muted">No training loss was logged.</p>'
-    epochs, losses = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(epochs), max(epochs)
+    epochs = [p[0] for p in points + checks]
+    losses = [p[1] for p in points + checks]
+    x0, x1 = min(0.0, min(epochs)), max(epochs)
     y0, y1 = min(0.0, min(losses)), max(losses)
     span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
     width = CHART_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
@@ -82,7 +88,9 @@ def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
     def y(value: float) -> float:
         return MARGIN_TOP + (1 - (value - y0) / span_y) * height
 
-    path = " ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in points)
+    def line(series: list[tuple[float, float]]) -> str:
+        return " ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in series)
+
     bottom, right = MARGIN_TOP + height, MARGIN_LEFT + width
     ticks = []
     for fraction in (0.0, 0.5, 1.0):
@@ -91,10 +99,21 @@ def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
             f'<text x="{MARGIN_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11">'
             f"{value:.2f}</text>"
         )
+    title = f"Training loss by epoch: {points[0][1]:.4f} → {points[-1][1]:.4f}"
+    validation = ""
+    if checks:
+        title += f"; validation loss {checks[0][1]:.4f} → {checks[-1][1]:.4f}"
+        validation = (
+            f'<polyline class="valid-loss" fill="none" stroke="#d92d20" stroke-width="2" '
+            f'stroke-dasharray="5 3" points="{line(checks)}"/>'
+            + "".join(f'<circle cx="{x(e):.1f}" cy="{y(v):.1f}" r="3" fill="#d92d20"/>' for e, v in checks)
+            + f'<text x="{right}" y="{MARGIN_TOP - 4}" font-size="11" text-anchor="end" fill="#d92d20">'
+            "- - validation</text>"
+        )
     return (
-        f'<svg role="img" aria-label="Training loss by epoch" '
+        f'<svg role="img" aria-label="Training and validation loss by epoch" '
         f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}">'
-        f"<title>Training loss by epoch: {losses[0]:.4f} → {losses[-1]:.4f}</title>"
+        f"<title>{escape(title)}</title>"
         f'<line x1="{MARGIN_LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#98a2b3"/>'
         f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{bottom}" stroke="#98a2b3"/>'
         + "".join(ticks)
@@ -102,8 +121,10 @@ def loss_curve_svg(samples: Sequence[Mapping[str, Any]]) -> str:
         f'<text x="{right}" y="{bottom + 16}" font-size="11" text-anchor="end">epoch {x1:g}</text>'
         f'<text x="{MARGIN_LEFT + width / 2:.0f}" y="{bottom + 30}" font-size="11" text-anchor="middle">'
         f"loss by epoch</text>"
-        f'<polyline class="loss" fill="none" stroke="#1570ef" stroke-width="2" points="{path}"/>'
-        "</svg>"
+        f'<text x="{MARGIN_LEFT + 4}" y="{MARGIN_TOP - 4}" font-size="11" fill="#1570ef">— training</text>'
+        f'<polyline class="loss" fill="none" stroke="#1570ef" stroke-width="2" points="{line(points)}"/>'
+        + validation
+        + "</svg>"
     )
 
 
@@ -189,6 +210,11 @@ DIAGNOSTIC_ROWS = (
 )
 
 
+def _insights(insights: Sequence[Any]) -> str:
+    notes = "".join(f"<li>{escape(str(text))}</li>" for text in insights)
+    return f"<ul>{notes}</ul>" if notes else ""
+
+
 def _diagnostics_table(outputs: Mapping[str, Any], insights: Sequence[Any] = ()) -> str:
     """§10.4's blocks of one split, tuned beside base, and the insights under them."""
     base, tuned = outputs.get("baseline") or {}, outputs.get("candidate") or {}
@@ -204,10 +230,7 @@ def _diagnostics_table(outputs: Mapping[str, Any], insights: Sequence[Any] = ())
         f"<td>{escape(cell(base, key, kind))}</td></tr>"
         for label, key, kind in DIAGNOSTIC_ROWS
     )
-    notes = "".join(f"<li>{escape(str(text))}</li>" for text in insights)
-    return f"<table><tr><th>Outputs</th><th>Tuned</th><th>Base</th></tr>{rows}</table>" + (
-        f"<ul>{notes}</ul>" if notes else ""
-    )
+    return f"<table><tr><th>Outputs</th><th>Tuned</th><th>Base</th></tr>{rows}</table>" + _insights(insights)
 
 
 def row_status(base_score: float | None, tuned: Mapping[str, Any]) -> list[str]:
@@ -294,8 +317,12 @@ def render_report_html(
     else:
         parts += [
             _cards(report, diagnostics),
-            "<h2>Training loss</h2>",
+            "<h2>Training</h2>",
             loss_curve_svg(samples),
+            # The run's insights about training; the outputs' own come under their table.
+            _insights(
+                [i for i in (diagnostics or {}).get("insights") or [] if i not in outputs.get("insights", [])]
+            ),
             "<h2>Output diagnostics (primary split)</h2>",
             _diagnostics_table(outputs, outputs.get("insights") or []),
             "<h2>Rows (primary split)</h2>",

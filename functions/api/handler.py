@@ -12,9 +12,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import openapi
-from functions.api.http import JSON, MAX_BODY_NESTING, nesting_exceeds, parse_json, respond, with_action_id
+from functions.api.http import (
+    JSON,
+    MAX_BODY_NESTING,
+    cors_headers,
+    nesting_exceeds,
+    parse_json,
+    respond,
+    with_action_id,
+)
 from functions.api.routers import api_keys, behavior_specs, datasets, meta, playground, runs, tuned_models
-from tt_core.envelope import dumps, error_envelope
+from tt_core import wiring
+from tt_core.envelope import dumps, error_envelope, request_event_too_large
 from tt_core.errors import (
     InternalError,
     InvalidRequestError,
@@ -93,7 +102,9 @@ def _normalise(event: dict[str, Any]) -> dict[str, Any] | TtError:
     body = event.get("body")
     if body and event.get("isBase64Encoded"):
         body = base64.b64decode(body).decode("utf-8", errors="replace")
-    if body and len(body.encode()) > MAX_REQUEST_BYTES:
+    # The body itself, and the event it arrives in as Lambda counts it (the body JSON-escaped inside):
+    # an event over Lambda's limit never reaches a function on AWS, so the local stack refuses it too.
+    if body and (len(body.encode()) > MAX_REQUEST_BYTES or request_event_too_large(event)):
         return PayloadTooLargeError("Request body exceeds the 6 MB limit.")
     method = event.get("httpMethod", "GET")
     if method in ("POST", "PUT", "PATCH") and not (body or "").strip():
@@ -133,5 +144,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         with _resolving:
             result = app.resolve(normalised, context)
-    result.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id]
+    headers = result.setdefault("multiValueHeaders", {})
+    headers["X-Request-Id"] = [request_id]
+    # Every answer, errors included, so that the dashboard on its own origin can read it.
+    headers.update(cors_headers(event.get("headers"), wiring.settings().cors_allowed_origins))
     return result

@@ -29,6 +29,21 @@ _SPEC_WRITES = {
     "PUT": (re.compile(r"^/behavior-specs/[^/]+/?$"), "update_spec"),
 }
 _VERSION_PREFIX = re.compile(r"^(?:/api)?/v1(?=/)")
+# What a cross-origin page (the deployed dashboard) may read besides the body: request id, ETag for
+# If-Match, the idempotent replay flag and Retry-After.
+CORS_EXPOSED_HEADERS = "X-Request-Id, ETag, Idempotent-Replayed, Retry-After"
+
+
+def cors_headers(headers: Mapping[str, str] | None, allowed_origins: Sequence[str]) -> dict[str, list[str]]:
+    """CORS response headers for a request from an allowed origin (the dashboard's), else none."""
+    origin = next((v for k, v in (headers or {}).items() if k.lower() == "origin"), None)
+    if not origin or origin not in allowed_origins:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": [origin],
+        "Access-Control-Expose-Headers": [CORS_EXPOSED_HEADERS],
+        "Vary": ["Origin"],
+    }
 
 
 def principal(router: BaseRouter) -> Principal:

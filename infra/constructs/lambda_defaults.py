@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import nag
+from infra import bytecode, nag
 from infra.config import StageConfig
 from infra.paths import FUNCTIONS_DIR
 from tt_core.schema import (
@@ -39,10 +39,18 @@ from tt_core.schema import (
 
 # Python 3.13 everywhere: the dependency layer is built from cp313 wheels for this runtime.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+PYTHON_VERSION = bytecode.runtime_version(RUNTIME.name)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 SERVICE_NAME = "tuned-tensor"
 METRICS_NAMESPACE = "TunedTensor"
 _IGNORED = ("__pycache__", "*.pyc")
+# StageConfig.log_level (Python's names) → Lambda's application log level.
+APPLICATION_LOG_LEVELS = {
+    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
+    "INFO": lambda_.ApplicationLogLevel.INFO,
+    "WARNING": lambda_.ApplicationLogLevel.WARN,
+    "ERROR": lambda_.ApplicationLogLevel.ERROR,
+}
 
 
 @jsii.implements(ILocalBundling)
@@ -54,12 +62,13 @@ class CopyIntoSubdirectory:
         self._subdirectory = subdirectory
 
     def try_bundle(self, output_dir: str, *_args: Any, **_options: Any) -> bool:
-        shutil.copytree(
-            self._source,
-            Path(output_dir) / self._subdirectory,
-            ignore=shutil.ignore_patterns(*_IGNORED),
-            dirs_exist_ok=True,
-        )
+        # /var/task is read-only too: the handlers carry the runtime's bytecode (infra/bytecode.py).
+        python = bytecode.bundling_compiler(PYTHON_VERSION)
+        if python is False:
+            return False
+        target = Path(output_dir) / self._subdirectory
+        shutil.copytree(self._source, target, ignore=shutil.ignore_patterns(*_IGNORED), dirs_exist_ok=True)
+        bytecode.compile_tree(python, target, f"{bytecode.FUNCTION_CODE_PATH}/{self._subdirectory}")
         return True
 
 
@@ -78,7 +87,10 @@ def functions_code() -> lambda_.Code:
             command=[
                 "bash",
                 "-c",
-                "mkdir -p /asset-output/functions && cp -R /asset-input/. /asset-output/functions/",
+                "mkdir -p /asset-output/functions && cp -R /asset-input/. /asset-output/functions/ && "
+                + bytecode.shell_compile_command(
+                    "/asset-output/functions", f"{bytecode.FUNCTION_CODE_PATH}/functions"
+                ),
             ],
             local=CopyIntoSubdirectory(FUNCTIONS_DIR, "functions"),
         ),
@@ -127,6 +139,8 @@ class FunctionDefaults:
     environment: Mapping[str, str]
     log_retention: logs.RetentionDays
     removal_policy: RemovalPolicy
+    # StageConfig.log_level: Lambda's own filter (ApplicationLogLevel) lets these records through.
+    log_level: str = "INFO"
 
 
 def make_function(
@@ -165,6 +179,10 @@ def make_function(
         role=role,
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
+        # With JSON logs Lambda filters application records itself (INFO unless told): without this a
+        # log_level of DEBUG would be dropped after Powertools wrote it.
+        application_log_level_v2=APPLICATION_LOG_LEVELS[defaults.log_level],
+        system_log_level_v2=lambda_.SystemLogLevel.INFO,
         tracing=lambda_.Tracing.ACTIVE,
         description=description,
     )

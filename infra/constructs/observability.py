@@ -35,7 +35,7 @@ class Observability(Construct):
         *,
         config: StageConfig,
         rest_api: apigateway.RestApi,
-        access_log_group: logs.ILogGroup,
+        access_log_group: logs.ILogGroup | None,
         functions: Mapping[str, lambda_.IFunction],
         dead_letter_queues: Mapping[str, sqs.IQueue],
         state_machines: Mapping[str, sfn.IStateMachine],
@@ -68,31 +68,32 @@ class Observability(Construct):
         )
 
         # REST APIs publish no throttle-count metric: count the 429s (rate_limited) that the access
-        # log records, per API, with a metric filter.
-        logs.MetricFilter(
-            self,
-            "RateLimitedFilter",
-            log_group=access_log_group,
-            filter_pattern=logs.FilterPattern.string_value("$.status", "=", "429"),
-            metric_namespace=METRICS_NAMESPACE,
-            metric_name=RATE_LIMITED_METRIC,
-            metric_value="1",
-            dimensions={API_ID_DIMENSION: "$.apiId"},
-        )
-        rate_limited = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=RATE_LIMITED_METRIC,
-            dimensions_map={API_ID_DIMENSION: rest_api.rest_api_id},
-            period=period,
-            statistic="Sum",
-        )
-        self._alarm(
-            "RateLimitedAlarm",
-            rate_limited,
-            threshold=config.alarm_rate_limited_threshold,
-            description="Clients are being refused with 429 rate_limited (stage throttling).",
-            action=action,
-        )
+        # log records, per API, with a metric filter (only where API Gateway logs are on).
+        if access_log_group is not None:
+            logs.MetricFilter(
+                self,
+                "RateLimitedFilter",
+                log_group=access_log_group,
+                filter_pattern=logs.FilterPattern.string_value("$.status", "=", "429"),
+                metric_namespace=METRICS_NAMESPACE,
+                metric_name=RATE_LIMITED_METRIC,
+                metric_value="1",
+                dimensions={API_ID_DIMENSION: "$.apiId"},
+            )
+            rate_limited = cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=RATE_LIMITED_METRIC,
+                dimensions_map={API_ID_DIMENSION: rest_api.rest_api_id},
+                period=period,
+                statistic="Sum",
+            )
+            self._alarm(
+                "RateLimitedAlarm",
+                rate_limited,
+                threshold=config.alarm_rate_limited_threshold,
+                description="Clients are being refused with 429 rate_limited (stage throttling).",
+                action=action,
+            )
 
         for name, function in functions.items():
             self._alarm(

@@ -17,6 +17,7 @@ from infra.constructs.lambda_defaults import FunctionDefaults, make_function
 from tt_core.schema import (
     API_STAGE_NAME,
     API_VERSION_PATH,
+    ENV_CORS_ALLOWED_ORIGINS,
     GATEWAY_ERRORS,
     PUBLIC_PATHS,
     RETRY_AFTER_SECONDS,
@@ -25,6 +26,10 @@ from tt_core.schema import (
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
 AUTHORIZATION_HEADER = "Authorization"
+# What the dashboard sends cross-origin (web/app/api.js, pages): the preflight must allow each.
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-Match")
+CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
+CORS_MAX_AGE = Duration.minutes(10)
 
 # Access-log line per request, JSON so that metric filters and Logs Insights can read fields.
 # Every value is quoted: the line stays valid JSON whatever a variable holds ("-" when empty).
@@ -118,32 +123,39 @@ class PublicApi(Construct):
             description="Tuned Tensor API-key authorizer",
         )
 
-        self.access_log_group = logs.LogGroup(
-            self, "AccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
-        )
+        # API Gateway logs need the account's API Gateway CloudWatch role (StageConfig.api_gateway_logging).
+        self.access_log_group: logs.LogGroup | None = None
+        logging: dict[str, object] = {}
+        if config.api_gateway_logs:
+            self.access_log_group = logs.LogGroup(
+                self, "AccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
+            )
+            logging = {
+                "access_log_destination": apigateway.LogGroupLogDestination(self.access_log_group),
+                "access_log_format": apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                "logging_level": apigateway.MethodLoggingLevel.ERROR,
+            }
         self.rest_api = apigateway.RestApi(
             self,
             "RestApi",
             rest_api_name=f"{Stack.of(self).stack_name}-{config.stage}",
             description=f"Tuned Tensor public API ({config.stage})",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
-            # Execution logging (below) needs the account-wide API Gateway CloudWatch role; CDK keeps
-            # the role on stack deletion so other APIs in the account are not left without it.
-            cloud_watch_role=True,
+            # Only on request: the role is account-wide, and setting it replaces whatever role other APIs
+            # of the account use. CDK keeps it on stack deletion so they are not left without one.
+            cloud_watch_role=config.api_gateway_logging == "create_role",
             deploy_options=apigateway.StageOptions(
                 stage_name=API_STAGE_NAME,
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
-                access_log_destination=apigateway.LogGroupLogDestination(self.access_log_group),
-                access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
-                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                **logging,  # type: ignore[arg-type]
                 # Never log request/response bodies: they hold API keys and dataset contents.
                 data_trace_enabled=False,
                 metrics_enabled=True,
                 tracing_enabled=True,
             ),
         )
-        for response_type, response in GATEWAY_RESPONSES.items():
+        self.gateway_responses = [
             self.rest_api.add_gateway_response(
                 "".join(word.title() for word in response_type.split("_")) + "Response",
                 type=apigateway.ResponseType.of(response_type),
@@ -151,6 +163,8 @@ class PublicApi(Construct):
                 response_headers=response.headers(),
                 templates={"application/json": response.template()},
             )
+            for response_type, response in GATEWAY_RESPONSES.items()
+        ]
 
         # The API function validates bodies and parameters itself (pydantic), because only it can
         # produce the product's `details` field paths. This validator checks whatever a method
@@ -184,9 +198,33 @@ class PublicApi(Construct):
             authorization_type=apigateway.AuthorizationType.CUSTOM,
             request_validator=validator,
         )
-        self._acknowledge_findings()
+        self.resources = [method.resource for method in (*self.public_methods, self.proxy_method)]
+        self._acknowledge_findings(config)
 
-    def _acknowledge_findings(self) -> None:
+    def allow_origin(self, origin: str) -> None:
+        """Let a browser page on `origin` (the deployed dashboard) call the API: CORS on every answer.
+
+        Preflights are answered by API Gateway itself, without the authorizer (browsers send no credentials
+        with them); the function's answers and API Gateway's own errors (401, 403, 429, 5xx) carry the
+        header too, or the page could not read why a call failed.
+        """
+        self.api_function.add_environment(ENV_CORS_ALLOWED_ORIGINS, origin)
+        for resource in self.resources:
+            resource.add_cors_preflight(
+                allow_origins=[origin],
+                allow_methods=list(CORS_METHODS),
+                allow_headers=list(CORS_REQUEST_HEADERS),
+                max_age=CORS_MAX_AGE,
+            )
+        for gateway_response in self.gateway_responses:
+            cfn = gateway_response.node.default_child
+            assert isinstance(cfn, apigateway.CfnGatewayResponse)
+            # A literal dot in an override path is escaped: the key is `gatewayresponse.header.<name>`.
+            for name, value in (("Access-Control-Allow-Origin", f"'{origin}'"), ("Vary", "'Origin'")):
+                cfn.add_property_override(f"ResponseParameters.gatewayresponse\\.header\\.{name}", value)
+        # cdk-nag's APIG4/COG4 leave OPTIONS methods alone: preflights carry no credentials by design.
+
+    def _acknowledge_findings(self, config: StageConfig) -> None:
         for method in self.public_methods:
             nag.acknowledge(
                 method,
@@ -208,7 +246,18 @@ class PublicApi(Construct):
             "route but three public GETs needs an API key, and a web ACL's fixed monthly cost is an "
             "operator's per-stage choice (associate one with the `api` stage when wanted).",
         )
-        cloud_watch_role = self.rest_api.node.find_child("CloudWatchRole")
+        if not config.api_gateway_logs:
+            for rule in ("AwsSolutions-APIG1", "AwsSolutions-APIG6"):
+                nag.acknowledge(
+                    self.rest_api.deployment_stage,
+                    rule,
+                    "API Gateway access and execution logs are off by default (api_gateway_logging=off): "
+                    "they need the account-wide API Gateway CloudWatch role, which a fresh account lacks and "
+                    "this stack sets only when asked (-c api_gateway_logging=create_role). Functions log.",
+                )
+        cloud_watch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is None:
+            return
         nag.acknowledge(
             cloud_watch_role,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"

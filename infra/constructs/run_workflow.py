@@ -6,10 +6,13 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -53,6 +56,11 @@ TASK_HANDLERS: Mapping[str, str] = {
     FINISH: "functions.run_workflow.finish.lambda_handler",
     RECORD_FAILURE: "functions.run_workflow.fail.lambda_handler",
 }
+# Not a state: EventBridge invokes it when a run's execution ends without reaching RunCompleted or RunFailed
+# (its own timeout, a failure past the Catch, a stop by hand), so no run stays active with nothing behind it.
+EXECUTION_ENDED_HANDLER = "functions.run_workflow.execution_ended.lambda_handler"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+ENDED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 # Where PollTraining leaves the job's state for the Choice, and how long Prepare and then PollTraining
 # ask to wait: longer as the run ages (tt_core.runs.polling), so the execution's history stays bounded.
 TRAINING_STATE_PATH = "$.training_state"
@@ -81,11 +89,42 @@ BASE_MODEL_OBJECTS = f"{BASE_MODELS_PREFIX}*"
 ACCOUNT_OBJECTS = f"{ACCOUNTS_PREFIX}*"
 # StartTraining names every job `tt-<fine_tune_job_id>`: the only training jobs the service touches.
 TRAINING_JOB_NAME_PATTERN = "tt-*"
-TRAINING_JOB_ACTIONS = (
-    "sagemaker:CreateTrainingJob",
-    "sagemaker:DescribeTrainingJob",
-    "sagemaker:StopTrainingJob",
-)
+CREATE_TRAINING_JOB = "sagemaker:CreateTrainingJob"
+DESCRIBE_TRAINING_JOB = "sagemaker:DescribeTrainingJob"
+STOP_TRAINING_JOB = "sagemaker:StopTrainingJob"
+# Stopping asks DescribeTrainingJob whether a job that refuses to stop has already ended.
+STOP_ACTIONS = (STOP_TRAINING_JOB, DESCRIBE_TRAINING_JOB)
+
+
+@dataclass(frozen=True)
+class TaskAccess:
+    """What one task's function does beyond reading and updating its run's items in the table."""
+
+    objects: Literal["none", "read", "read_write"]
+    training_jobs: tuple[str, ...] = ()
+
+    @property
+    def passes_training_role(self) -> bool:
+        return CREATE_TRAINING_JOB in self.training_jobs
+
+
+# Least privilege per task (tt_core.services.run_workflow): only StartTraining creates a training job and
+# hands it the training role; PollTraining stops the job of a run past its time limit, RecordFailure the
+# job of a failed run; Prepare, Evaluate and Finish never touch a training job.
+TASK_ACCESS: Mapping[str, TaskAccess] = {
+    # Reads the spec's uploaded dataset, writes the run's inputs (and deletes them on a retry).
+    PREPARE: TaskAccess("read_write"),
+    # The job spec comes from the table; the job reads its inputs itself, with the training role.
+    START_TRAINING: TaskAccess("none", (CREATE_TRAINING_JOB,)),
+    # Describes the job and reads the progress the trainer syncs under the run's checkpoint prefix; stops
+    # the job of a run past its time limit.
+    POLL_TRAINING: TaskAccess("read", STOP_ACTIONS),
+    # Reads the generations, writes the eval results and report.
+    EVALUATE: TaskAccess("read_write"),
+    # Copies the adapter artifact to the model's key, reads the train file for the throughput sample.
+    FINISH: TaskAccess("read_write"),
+    RECORD_FAILURE: TaskAccess("none", STOP_ACTIONS),
+}
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 # Where SageMaker sends a training job's logs and metrics (MetricDefinitions included).
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -182,8 +221,8 @@ class RunWorkflow(Construct):
             )
             for state, task in settings.items()
         }
-        for function in self.functions.values():
-            self._grant_task_access(function, table, bucket)
+        for state, function in self.functions.items():
+            self._grant_task_access(function, TASK_ACCESS[state], table, bucket)
         for state in LANGUAGE_MODEL_TASKS:
             self._grant_language_model(self.functions[state], config)
 
@@ -205,6 +244,38 @@ class RunWorkflow(Construct):
             comment="Tuned Tensor run workflow (ARCHITECTURE.md §4)",
         )
         self._acknowledge_state_machine()
+        self.execution_ended = self._execution_ended(config, task_defaults, table, bucket)
+
+    def _execution_ended(
+        self, config: StageConfig, defaults: FunctionDefaults, table: dynamodb.ITable, bucket: s3.IBucket
+    ) -> lambda_.Function:
+        """The rule and function that fail a run whose execution ended outside its own states."""
+        function = make_function(
+            self,
+            "ExecutionEndedFunction",
+            defaults=defaults,
+            handler=EXECUTION_ENDED_HANDLER,
+            memory_mb=config.fail_memory_mb,
+            timeout=Duration.seconds(config.fail_timeout_seconds),
+            description="fail a run whose execution ended outside its states; stop its training job",
+        )
+        # Like RecordFailure: the run's items, and stopping its job (a cancel's stop may have been throttled).
+        self._grant_task_access(function, TaskAccess("none", STOP_ACTIONS), table, bucket)
+        rule = events.Rule(
+            self,
+            "ExecutionEndedRule",
+            description="A run's execution timed out, failed or was stopped: mark the run failed",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[EXECUTION_STATUS_CHANGE],
+                detail={
+                    "status": list(ENDED_STATUSES),
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=4, max_event_age=Duration.hours(6)))
+        return function
 
     def grant_run_control(self, function: lambda_.Function) -> None:
         """Start a run's execution; cancel it (stop the execution and its training job)."""
@@ -222,7 +293,7 @@ class RunWorkflow(Construct):
             actions=["states:StopExecution", "states:DescribeExecution"],
             resource_arns=[executions],
         )
-        grant_training_jobs(function, "sagemaker:StopTrainingJob")
+        grant_training_jobs(function, *STOP_ACTIONS)
         role = function.role
         assert role is not None
         cfn_machine = self.state_machine.node.default_child
@@ -352,26 +423,47 @@ class RunWorkflow(Construct):
         return role
 
     def _grant_task_access(
-        self, function: lambda_.Function, table: dynamodb.ITable, bucket: s3.IBucket
+        self, function: lambda_.Function, access: TaskAccess, table: dynamodb.ITable, bucket: s3.IBucket
     ) -> None:
         table.grant_read_write_data(function)
-        bucket.grant_read_write(function, ACCOUNT_OBJECTS)
-        grant_training_jobs(function, *TRAINING_JOB_ACTIONS)
-        # Not grant_pass_role: that names the role but not the service, and only SageMaker may get it.
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.training_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
+        if access.objects == "read_write":
+            bucket.grant_read_write(function, ACCOUNT_OBJECTS)
+        elif access.objects == "read":
+            bucket.grant_read(function, ACCOUNT_OBJECTS)
+        if access.training_jobs:
+            grant_training_jobs(function, *access.training_jobs)
+        if access.passes_training_role:
+            # Not grant_pass_role: that names the role but not the service, and only SageMaker may get it.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.training_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
+                )
             )
-        )
-        self._acknowledge_task_grants(function, table, bucket)
+        self._acknowledge_task_grants(function, access, table, bucket)
 
     def _grant_language_model(self, function: lambda_.Function, config: StageConfig) -> None:
         """Read the Anthropic API key's secret; invoke Claude on Bedrock only when Bedrock is enabled."""
         if config.anthropic_api_key_secret:
             secret = api_key_secret(self, f"{function.node.id}ApiKeySecret", config.anthropic_api_key_secret)
             secret.grant_read(function)
+            if config.anthropic_api_key_kms_key:
+                # A secret under a customer-managed key is unreadable without kms:Decrypt on that key;
+                # only through Secrets Manager of this region, as grant_read does for a secret it knows
+                # the key of.
+                stack = Stack.of(self)
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["kms:Decrypt"],
+                        resources=[config.anthropic_api_key_kms_key],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{stack.region}.{stack.url_suffix}"
+                            }
+                        },
+                    )
+                )
         if not config.bedrock_enabled:
             return
         stack = Stack.of(self)
@@ -437,7 +529,7 @@ class RunWorkflow(Construct):
         )
 
     def _acknowledge_task_grants(
-        self, function: lambda_.Function, table: dynamodb.ITable, bucket: s3.IBucket
+        self, function: lambda_.Function, access: TaskAccess, table: dynamodb.ITable, bucket: s3.IBucket
     ) -> None:
         role = function.role
         assert role is not None
@@ -447,21 +539,24 @@ class RunWorkflow(Construct):
             "DynamoDB grants cover the table's indexes (<table>/index/*); the tasks read and update "
             "run, spec, dataset and model items, each scoped by its ACCOUNT# key.",
         )
-        nag.acknowledge(
-            role,
-            f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]",
-            "The tasks read specs' datasets and parent models and write run inputs and reports, all "
-            "under accounts/<account_id>/; the wildcard is the server-chosen key under that prefix.",
-        )
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+        if access.objects != "none":
             nag.acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                "CDK's bucket read/write grant uses these action families (get/list to read run "
-                "inputs and training outputs, delete and abort to replace them), on the service's "
-                "bucket and its accounts/ prefix only.",
+                f"AwsSolutions-IAM5[{nag.arn_finding(bucket, '/' + ACCOUNT_OBJECTS)}]",
+                "The tasks read specs' datasets and parent models and write run inputs and reports, all "
+                "under accounts/<account_id>/; the wildcard is the server-chosen key under that prefix.",
             )
-        acknowledge_training_jobs(role)
+            writes = ("s3:DeleteObject*", "s3:Abort*") if access.objects == "read_write" else ()
+            for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", *writes):
+                nag.acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    "CDK's bucket read (and read/write) grant uses these action families (get/list to read "
+                    "run inputs and training outputs, delete and abort to replace them), on the service's "
+                    "bucket and its accounts/ prefix only.",
+                )
+        if access.training_jobs:
+            acknowledge_training_jobs(role)
 
     def _acknowledge_state_machine(self) -> None:
         role = self.state_machine.role

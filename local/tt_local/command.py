@@ -69,6 +69,9 @@ def up(args: argparse.Namespace) -> int:
 
         save_config(base_url=info.base_url, api_key=info.api_key)
     print(f"Tuned Tensor local stack ready at {info.base_url}", flush=True)
+    # The key rides in the fragment, which the browser never sends to a server; the page stores it in
+    # sessionStorage and removes it from the address bar.
+    print(f"Dashboard (signed in with this stack's key): {info.base_url}/#key={info.api_key}", flush=True)
     print(f"API key and URL written to {args.data_dir / 'local.json'}; press Ctrl-C to stop.", flush=True)
     try:
         wait_for(stopping)

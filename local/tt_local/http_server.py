@@ -7,11 +7,13 @@ framing (a bad Content-Length, a body over the cap), unknown methods, unparseabl
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tt_local.dashboard_files import is_dashboard_path
 from tt_local.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayResponse, error_response
 
 # The methods API Gateway's ANY method accepts; others are refused before the gateway.
@@ -53,8 +55,15 @@ class LocalHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(
-    gateway: Gateway, host: str = "127.0.0.1", port: int = 8787, *, read_timeout: float = READ_TIMEOUT_S
+    gateway: Gateway,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    *,
+    read_timeout: float = READ_TIMEOUT_S,
+    dashboard: Callable[[str], GatewayResponse] | None = None,
 ) -> LocalHTTPServer:
+    """`dashboard` answers GET/HEAD outside the API's paths (the static site); without it the gateway does."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Also for a request line too broken to name a version: the answer still has a status line.
@@ -74,6 +83,9 @@ def make_server(
                 self.close_connection = True
                 return
             url = urlsplit(self.path)
+            if dashboard is not None and is_dashboard_path(self.command, url.path):
+                self._send(dashboard(url.path))
+                return
             response = gateway.handle(self.command, url.path, url.query, dict(self.headers.items()), body)
             self._send(response)
 

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
+from tt_core.runs.artifacts import EPOCH_INDEX_FILE, EPOCHS_FOLDER, parse_epoch_index
 from tt_local.base_models import staged_dir
 from tt_trainer.errors import MEMORY_REMEDY
 from tt_trainer.parent_watch import STACK_PID_VARIABLE
@@ -37,6 +38,7 @@ RESTART_REASON = (
     "The local stack stopped while this training job was running, so the job was ended. Start a new run."
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_EPOCH_PACKAGE = re.compile(r"checkpoint-epoch-[0-9]{1,6}\.tar\.gz")
 # Inherited variables that would point the trainer's paths away from the job directory (README §1, §3).
 _PATH_VARIABLES = ("TT_SM_ROOT", "TT_HYPERPARAMETERS_FILE", "TT_CHECKPOINT_DIR", "TT_FAILURE_FILE")
 
@@ -92,19 +94,41 @@ class LocalProcessLauncher:
                 "or its data was removed. Start a new run.",
             )
         running, code = _process_state(job_dir)
-        progress, log = _read_progress(job_dir), _read_log(job_dir)
+        progress = _read_progress(job_dir)
+        seen = TrainingJobStatus(
+            state="running",
+            progress=progress,
+            log=_read_log(job_dir),
+            epoch_index=self._sync_epochs(job, job_dir),
+        )
         if running:
             starting = progress is None or progress.get("status") == "starting"
-            return TrainingJobStatus(state="queued" if starting else "running", progress=progress, log=log)
+            return seen.model_copy(update={"state": "queued" if starting else "running"})
         if code == 0:
             self._package(job, job_dir)
-            return TrainingJobStatus(state="completed", progress=progress, log=log)
-        if (job_dir / STOP_REQUESTED_FILE).exists():
-            return TrainingJobStatus(state="stopped", progress=progress, log=log)
-        reason = _failure_reason(job_dir, code)
+            return seen.model_copy(update={"state": "completed"})
+        reason = None if (job_dir / STOP_REQUESTED_FILE).exists() else _failure_reason(job_dir, code)
         if reason is None:
-            return TrainingJobStatus(state="stopped", progress=progress, log=log)
-        return TrainingJobStatus(state="failed", failure_reason=reason, progress=progress, log=log)
+            return seen.model_copy(update={"state": "stopped"})
+        return seen.model_copy(update={"state": "failed", "failure_reason": reason})
+
+    def _sync_epochs(self, job: TrainingJobSpec, job_dir: Path) -> dict[str, Any] | None:
+        """What SageMaker's checkpoint sync does for the epoch packages: each one the index lists (it is
+        written after them) is put in storage under the checkpoint prefix; returns the index."""
+        folder = job_dir / "checkpoints" / EPOCHS_FOLDER
+        try:
+            index = parse_epoch_index((folder / EPOCH_INDEX_FILE).read_bytes())
+        except OSError:
+            return None
+        for entry in (index or {}).get("checkpoints", []):
+            name = str(entry.get("file", "")) if isinstance(entry, dict) else ""
+            path = folder / name
+            if not _EPOCH_PACKAGE.fullmatch(name) or not path.is_file():
+                continue
+            key = f"{job.checkpoint_prefix}/{EPOCHS_FOLDER}/{name}"
+            if self._objects.size(key) != path.stat().st_size:
+                self._objects.put_bytes(key, path.read_bytes(), "application/gzip")
+        return index
 
     def stop(self, job_name: str) -> None:
         job_dir = self._job_dir(job_name)

@@ -6,7 +6,9 @@ middleware in front of it verifies AWS Signature Version 4 as AWS does, for both
 `Authorization` header (the stack's own SDK calls) and presigned query strings (upload and download
 URLs the API hands out): the signature over method, path, query and the signed headers, the key, the
 clock skew and the expiry. A signed payload hash must match the body. Nothing else gets through, and
-no response carries CORS headers, so a browser page cannot read an answer either.
+no response carries CORS headers, so a browser page cannot read an answer either — except the stack's own
+dashboard, which uploads datasets through presigned URLs: its origin alone gets CORS answers, and only
+for presigned PUT/GET requests.
 """
 
 from __future__ import annotations
@@ -238,15 +240,64 @@ def _refusal(
     return "403 Forbidden", [("Content-Type", "application/xml")], body
 
 
-class SignedRequestsOnly:
-    """WSGI middleware: verifies each request's signature, strips CORS headers from every answer."""
+# What a browser may send with a presigned URL: the headers the API tells it to send (datasets.py).
+PRESIGNED_CORS_METHODS = ("PUT", "GET")
+PRESIGNED_CORS_HEADERS = ("content-type", "if-none-match", "x-amz-tagging")
+PRESIGNED_CORS_MAX_AGE_S = 600
 
-    def __init__(self, app: Callable[..., Any], credentials: Credentials) -> None:
+
+def _is_presigned(raw_uri: str) -> bool:
+    return any(key == "X-Amz-Signature" for key, _ in _query_pairs(urlsplit(raw_uri).query))
+
+
+def _preflight(environ: Mapping[str, Any], origin: str) -> list[tuple[str, str]] | None:
+    """The CORS preflight answer for a presigned PUT/GET from `origin`, or None to refuse it as unsigned."""
+    method = str(environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD", ""))
+    requested = str(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", ""))
+    names = [name.strip().lower() for name in requested.split(",") if name.strip()]
+    if method not in PRESIGNED_CORS_METHODS or any(n not in PRESIGNED_CORS_HEADERS for n in names):
+        return None
+    return [
+        ("Access-Control-Allow-Origin", origin),
+        ("Access-Control-Allow-Methods", method),
+        *([("Access-Control-Allow-Headers", ", ".join(names))] if names else []),
+        ("Access-Control-Max-Age", str(PRESIGNED_CORS_MAX_AGE_S)),
+        ("Vary", "Origin"),
+        ("Content-Length", "0"),
+    ]
+
+
+class SignedRequestsOnly:
+    """WSGI middleware: verifies each request's signature, strips CORS headers from every answer but
+    those to presigned requests from `cors_origin()` (the dashboard's origin, once it is known)."""
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        credentials: Credentials,
+        cors_origin: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._app = app
         self.credentials = credentials
+        self._cors_origin = cors_origin
+
+    def _dashboard_origin(self, environ: Mapping[str, Any], raw_uri: str) -> str | None:
+        """The request's Origin when it is the dashboard's and the request is presigned."""
+        origin = environ.get("HTTP_ORIGIN")
+        allowed = self._cors_origin()
+        if origin and allowed and origin == allowed and _is_presigned(raw_uri):
+            return str(origin)
+        return None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+        origin = self._dashboard_origin(environ, raw_uri)
+        if origin and environ.get("REQUEST_METHOD") == "OPTIONS":
+            # A preflight carries no signature: it is answered here and reaches nothing behind.
+            headers = _preflight(environ, origin)
+            if headers is not None:
+                start_response("204 No Content", headers)
+                return [b""]
         try:
             verify(
                 self.credentials,
@@ -263,6 +314,12 @@ class SignedRequestsOnly:
 
         def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            if origin:
+                kept += [
+                    ("Access-Control-Allow-Origin", origin),
+                    ("Access-Control-Expose-Headers", "ETag"),
+                    ("Vary", "Origin"),
+                ]
             return start_response(status, kept, exc_info)
 
         result: Iterable[bytes] = self._app(environ, without_cors)

@@ -459,10 +459,13 @@ def buffered_body(environ: dict[str, Any]) -> bytes:
 
 
 def journaled_moto_server(
-    port: int = 0, credentials: Credentials | None = None
+    port: int = 0,
+    credentials: Credentials | None = None,
+    cors_origin: Callable[[], str | None] = lambda: None,
 ) -> tuple[Any, JournalMiddleware]:
     """moto's threaded server with the journal middleware in front of its application and, given the
-    stack's credentials, the signature check in front of both (signatures.py)."""
+    stack's credentials, the signature check in front of both (signatures.py); `cors_origin` names the
+    dashboard's origin, allowed to use presigned URLs from a browser."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -474,7 +477,7 @@ def journaled_moto_server(
     from tt_local.signatures import SignedRequestsOnly
 
     middleware = JournalMiddleware(DomainDispatcherApplication(create_backend_app))
-    app = middleware if credentials is None else SignedRequestsOnly(middleware, credentials)
+    app = middleware if credentials is None else SignedRequestsOnly(middleware, credentials, cors_origin)
 
     class RequestHandler(MotoRequestHandler):
         # Without it each answer's body waits for the client's delayed ACK of its headers (40 ms).

@@ -89,6 +89,7 @@ class LocalStack:
         self.port = port
         self.host = host
         self._moto: Any = None
+        self._storage_endpoint = ""
         self._journal_middleware: Any = None
         self._http: Any = None
         self._workers: Any = None
@@ -129,10 +130,13 @@ class LocalStack:
         credentials = Credentials.fresh()
         sign_state_machine_calls(credentials)
         # Every write the services apply is journaled before it is answered (snapshot.py).
-        self._moto, self._journal_middleware = journaled_moto_server(credentials=credentials)
+        # The dashboard (served by the HTTP server, once it runs) uploads datasets from the browser.
+        self._moto, self._journal_middleware = journaled_moto_server(
+            credentials=credentials, cors_origin=lambda: self.base_url if self._http else None
+        )
         self._moto.start()
         host, port = self._moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        endpoint = self._storage_endpoint = f"http://{host}:{port}"
         os.environ.update(
             AWS_ENDPOINT_URL=endpoint,
             AWS_ACCESS_KEY_ID=credentials.access_key,
@@ -218,12 +222,20 @@ class LocalStack:
 
     def _start_http(self) -> None:
         from tt_local.api_workers import WorkerGateway
+        from tt_local.dashboard_files import dashboard_response
         from tt_local.http_server import make_server, serve_in_thread
 
         # Spawned now: the workers inherit the environment provisioning set (endpoint, keys, names).
         self._workers = WorkerGateway(log_path=None if self.verbose else self.log_path)
         self._workers.warm()
-        self._http = make_server(self._workers, self.host, self.port)
+        # The dashboard's page may connect to the storage endpoint too: presigned uploads go there.
+        storage = (self._storage_endpoint,)
+        self._http = make_server(
+            self._workers,
+            self.host,
+            self.port,
+            dashboard=lambda path: dashboard_response(path, connect_sources=storage),
+        )
         self.port = self._http.server_address[1]
         serve_in_thread(self._http)
 

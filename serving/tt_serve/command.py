@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tt_cli.commands.tuned_models import MODELS_PATH, fetch_artifact, resolve
+from tt_cli.commands.tuned_models import (
+    MODELS_PATH,
+    checkpoint_download,
+    epoch_option,
+    fetch_artifact,
+    model_download,
+    resolve,
+)
 from tt_cli.context import Context
 from tt_cli.errors import CliError
 
@@ -62,7 +69,12 @@ def register(commands: Any) -> None:
 
 
 def _target_options(parser: Any) -> None:
-    parser.add_argument("target", metavar="TARGET", help="model id or prefix, a model directory or a .tar.gz")
+    parser.add_argument(
+        "target",
+        metavar="TARGET",
+        help="model id or prefix, a model directory or a .tar.gz (a run with --epoch)",
+    )
+    epoch_option(parser)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     parser.add_argument(
         "--python", help="interpreter to run the model (default: the managed runtime, else this)"
@@ -105,6 +117,8 @@ def _target(ctx: Context, cache: Path, *, fetch: bool) -> Any:
             return ModelTarget(extracted, archive_stem(path), "archive", archive=path)
         if path.exists() or os.sep in value or value.endswith((".tar.gz", ".tgz")):
             raise CliError.local(f"{value} is neither a model directory nor a .tar.gz/.tgz archive")
+        if ctx.args.epoch is not None:
+            return _checkpoint_target(ctx, value, ctx.args.epoch, cache, fetch=fetch, force=force)
         return _model_target(ctx, value, cache, fetch=fetch, force=force)
     except (UnsafeArchiveError, FileNotFoundError) as error:
         raise CliError.local(str(error)) from None
@@ -128,10 +142,32 @@ def _model_target(ctx: Context, value: str, cache: Path, *, fetch: bool, force: 
     root = cache / model_id
     cached = find_model_dir(root / "model")
     if fetch and (cached is None or force):
-        fetch_artifact(ctx, model_id, root / "model.tar.gz")
+        fetch_artifact(ctx, model_download(ctx, model_id)["url"], root / "model.tar.gz")
         cached = extracted_model(root / "model.tar.gz", root / "model", force=True)
         (root / MODEL_RECORD).write_text(json.dumps(model, indent=2) + "\n")
     return ModelTarget(cached or root / "model", str(model.get("name") or model_id), "model", model_id)
+
+
+def _checkpoint_target(ctx: Context, value: str, epoch: int, cache: Path, *, fetch: bool, force: bool) -> Any:
+    """A run's kept epoch checkpoint (§9.10): `<cache>/<run id>/epoch-<n>/model`, downloaded once."""
+    from tt_core.models.common import normalize_id
+    from tt_serve.targets import ModelTarget, extracted_model, find_model_dir
+
+    full = normalize_id(value)
+    if full is not None and not force:
+        cached = find_model_dir(cache / full / f"epoch-{epoch}" / "model")
+        if cached is not None:
+            return ModelTarget(cached, f"run-{full[:8]}-epoch-{epoch}", "checkpoint")
+    if not fetch:  # --print-command: say where it would be, download nothing
+        run_id = full or value
+        return ModelTarget(
+            cache / run_id / f"epoch-{epoch}" / "model", f"run-{run_id[:8]}-epoch-{epoch}", "checkpoint"
+        )
+    run_id, download = checkpoint_download(ctx, value, epoch)
+    root = cache / run_id / f"epoch-{epoch}"
+    fetch_artifact(ctx, download["url"], root / str(download["filename"]))
+    model_dir = extracted_model(root / str(download["filename"]), root / "model", force=True)
+    return ModelTarget(model_dir, f"run-{run_id[:8]}-epoch-{epoch}", "checkpoint")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

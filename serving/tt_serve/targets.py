@@ -93,7 +93,7 @@ def archive_stem(path: Path) -> str:
 class ModelTarget:
     model_dir: Path
     name: str
-    kind: str  # directory | archive | model
+    kind: str  # directory | archive | model | checkpoint
     model_id: str | None = None
     archive: Path | None = None
 

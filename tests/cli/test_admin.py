@@ -13,7 +13,15 @@ import pytest
 from tt_cli.commands.admin import find_storage
 from tt_cli.errors import CliError
 from tt_core.models.common import PageQuery
-from tt_core.schema import GSI1_NAME, GSI1_PARTITION_KEY, GSI1_SORT_KEY, PARTITION_KEY, SORT_KEY
+from tt_core.schema import (
+    GSI1_NAME,
+    GSI1_PARTITION_KEY,
+    GSI1_SORT_KEY,
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_TABLE_NAME,
+    PARTITION_KEY,
+    SORT_KEY,
+)
 
 REGION = "eu-west-1"
 
@@ -49,7 +57,12 @@ TEMPLATE = {
             "Properties": {"BucketName": "tt-test-logs"},
         },
         "DataStoreDatasets0A1B2C": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "tt-test-data"}},
-    }
+    },
+    # What the CDK stack outputs for `tt admin` (infra/service_stack.py).
+    "Outputs": {
+        OUTPUT_TABLE_NAME: {"Value": {"Ref": "DataStoreTableA1B2C3"}},
+        OUTPUT_BUCKET_NAME: {"Value": {"Ref": "DataStoreDatasets0A1B2C"}},
+    },
 }
 
 
@@ -105,54 +118,46 @@ def test_create_account_with_a_missing_stack(run: Any, stack: None) -> None:
 
 
 class _FakeSession:
-    """describe_stack_resources and get_function_configuration answers, for the ambiguous cases."""
+    """DescribeStacks answers only: the command must not need DescribeStackResources (≤ 100 resources)."""
 
-    def __init__(
-        self, resources: list[tuple[str, str, str]], environments: dict[str, dict[str, str]]
-    ) -> None:
-        self.resources = [
-            {"LogicalResourceId": logical, "ResourceType": kind, "PhysicalResourceId": physical}
-            for logical, kind, physical in resources
-        ]
-        self.environments = environments
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()]
 
     def client(self, service: str) -> Any:
-        session = self
+        assert service == "cloudformation"
+        outputs = self.outputs
 
         class Client:
-            def describe_stack_resources(self, StackName: str) -> dict[str, Any]:
-                return {"StackResources": session.resources}
-
-            def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
-                return {"Environment": {"Variables": session.environments.get(FunctionName, {})}}
+            def describe_stacks(self, StackName: str) -> dict[str, Any]:
+                return {"Stacks": [{"StackName": StackName, "Outputs": outputs}]}
 
         return Client()
 
 
-TABLE, BUCKET, FUNCTION = "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Lambda::Function"
+def test_find_storage_reads_the_stacks_outputs() -> None:
+    outputs = {"ApiUrl": "https://x", OUTPUT_TABLE_NAME: "t-main", OUTPUT_BUCKET_NAME: "b-data"}
+    assert find_storage(_FakeSession(outputs), "S") == {"table": "t-main", "bucket": "b-data"}
 
 
-def test_find_storage_prefers_table_and_data_bucket_logical_ids() -> None:
-    session = _FakeSession(
-        [
-            ("DataStoreTable1", TABLE, "t-main"),
-            ("LocksStore2", TABLE, "t-locks"),
-            ("DataStoreAccessLogs3", BUCKET, "b-logs"),
-            ("DataStoreDatasets4", BUCKET, "b-data"),
-        ],
-        {},
-    )
-    assert find_storage(session, "S") == {"table": "t-main", "bucket": "b-data"}
+def test_find_storage_names_a_missing_output() -> None:
+    with pytest.raises(CliError, match="Stack S has no BucketName output"):
+        find_storage(_FakeSession({OUTPUT_TABLE_NAME: "t-main"}), "S")
 
 
-def test_find_storage_asks_the_functions_when_still_ambiguous() -> None:
-    resources = [
-        ("FirstTable", TABLE, "t-1"),
-        ("SecondTable", TABLE, "t-2"),
-        ("Assets", BUCKET, "b-1"),
-        ("Api", FUNCTION, "fn-api"),
-    ]
-    env = {"fn-api": {"TT_TABLE_NAME": "t-2", "TT_BUCKET_NAME": "b-1"}}
-    assert find_storage(_FakeSession(resources, env), "S") == {"table": "t-2", "bucket": "b-1"}
-    with pytest.raises(CliError, match="Cannot tell the data table and bucket of stack S apart"):
-        find_storage(_FakeSession(resources, {}), "S")
+def test_a_stack_with_more_than_100_resources(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployed stack has about 120 resources: more than one DescribeStackResources answer holds."""
+    from moto import mock_aws
+
+    from tt_core import wiring
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    queues = {f"Queue{i}": {"Type": "AWS::SQS::Queue", "Properties": {}} for i in range(110)}
+    resources: dict[str, Any] = TEMPLATE["Resources"]  # type: ignore[assignment]
+    template = {**TEMPLATE, "Resources": {**resources, **queues}}
+    with mock_aws():
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName="TunedTensor", TemplateBody=json.dumps(template)
+        )
+        result = run("admin", "create-account", "--name", "Big", "--region", REGION, "--json")
+    wiring.reset()
+    assert result.code == 0, result.err

@@ -320,3 +320,49 @@ def test_the_models_group_lists_every_command(run: Any) -> None:
     for command in ("base", "list", "get", "delete", "download", "setup-runtime", "serve", "export"):
         assert command in result.out
     assert json.loads(json.dumps(MODELS))  # the shared canned objects stay JSON
+
+
+# -- a run's epoch checkpoints (§9.10) ----------------------------------------------------------------
+RUN_ID = "abcd1111-0000-4000-8000-000000000001"
+
+
+def _checkpoint_download(fake: FakeApi, storage: Storage, epoch: int) -> None:
+    download = {
+        "url": storage.url,
+        "filename": f"checkpoint-epoch-{epoch}.tar.gz",
+        "expires_at": "2026-03-06T09:17:10.000Z",
+    }
+    fake.on("GET", f"/runs/{RUN_ID}/checkpoints/{epoch}/download", {"data": download})
+
+
+def test_download_epoch_fetches_the_runs_checkpoint(
+    run: Any, fake: FakeApi, storage: Storage, tmp_path: Path
+) -> None:
+    _checkpoint_download(fake, storage, 3)
+    result = run("models", "download", RUN_ID, "--epoch", "3")
+    assert result.code == 0, result.err
+    assert (tmp_path / "checkpoint-epoch-3.tar.gz").read_bytes() == storage.body
+    assert f"run {RUN_ID}'s epoch 3 checkpoint" in result.out
+    missing = run("models", "download", RUN_ID, "--epoch", "1")  # not kept: the API's 404
+    assert missing.code != 0 and "not found" in missing.err.lower()
+
+
+def test_serve_epoch_downloads_the_checkpoint_once_and_names_it(
+    run: Any, fake: FakeApi, storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint_download(fake, storage, 4)
+    launched: list[list[str]] = []
+    monkeypatch.setattr(
+        "tt_serve.command._run_module", lambda python, module, args: launched.append(args) or 0
+    )
+    cache = tmp_path / "cache"
+    assert run("models", "serve", RUN_ID, "--epoch", "4", "--cache-dir", str(cache)).code == 0
+    model_dir = cache / RUN_ID / "epoch-4" / "model"
+    assert (model_dir / "adapter_config.json").is_file()
+    assert (
+        _flag(launched[0], "--model-dir") == str(model_dir)
+        and _flag(launched[0], "--name") == "run-abcd1111-epoch-4"
+    )
+    seen = len(fake.requests)
+    assert run("models", "serve", RUN_ID, "--epoch", "4", "--cache-dir", str(cache)).code == 0
+    assert storage.downloads == 1 and len(fake.requests) == seen  # cached: offline

@@ -1003,6 +1003,7 @@ def test_report_shows_each_blocks_verdict_and_intervals(run: Any, fake: FakeApi)
     for row in report["candidate"]["results"][:2]:
         row["scored_by"] = "similarity_fallback"
     fake.on("GET", f"/runs/{RUN_ID}/report", envelope(report))
+    fake.on("GET", f"/runs/{RUN_ID}/diagnostics", envelope(diagnostics()))
     result = run("runs", "report", RUN_ID, "--split", "all")
     assert result.code == 0, result.err
     assert "Scoring:    mixed (judge; 2 rows fell back to similarity)\n" in result.out
@@ -1014,3 +1015,57 @@ def test_report_shows_each_blocks_verdict_and_intervals(run: Any, fake: FakeApi)
     assert "Verdict: inconclusive (avg score delta +0.4000, 95% CI [-0.1000, +0.6000])" in test
     test_table = {line.split("  ")[0]: line.split() for line in test.splitlines()}
     assert test_table["Pass rate"][2:8] == ["0.0%", "[0.0%,", "49.0%]", "75.0%", "[30.1%,", "95.4%]"]
+
+
+def test_checkpoints_lists_the_kept_epochs(run: Any, fake: FakeApi) -> None:
+    listed = [
+        {"epoch": 5, "step": 10, "created_at": "2026-12-07T10:00:05.000Z", "is_registered_model": True,
+         "metrics": {"train_loss": 0.12, "valid_loss": 1.9, "valid_token_accuracy": 0.41}},
+        {"epoch": 4, "step": 8, "created_at": "2026-12-07T10:00:04.000Z", "is_registered_model": False,
+         "metrics": {"train_loss": 0.2, "valid_loss": None, "valid_token_accuracy": None}},
+    ]  # fmt: skip
+    fake.on("GET", f"/runs/{RUN_ID}/checkpoints", {"data": listed}, {"data": []})
+    result = run("runs", "checkpoints", RUN_ID)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == [
+        "EPOCH",
+        "STEP",
+        "TRAIN",
+        "LOSS",
+        "VALID",
+        "LOSS",
+        "VALID",
+        "ACC",
+        "MODEL",
+        "CREATED",
+    ]
+    assert lines[1].split()[:6] == ["5", "10", "0.1200", "1.9000", "41.0%", "yes"]
+    assert f"tt models serve {RUN_ID} --epoch N" in result.out
+    empty = run("runs", "checkpoints", RUN_ID)
+    assert empty.code == 0 and "No checkpoints yet" in empty.out + empty.err
+
+
+def test_diagnose_and_report_put_training_beside_validation_by_epoch(run: Any, fake: FakeApi) -> None:
+    body = diagnostics("completed", 3.0, 0.2)
+    body["training"]["curve"]["samples"] = [
+        {"timestamp": T0, "epoch": float(e), "loss": loss, "learning_rate": 0.0002, "token_accuracy": acc,
+         "valid_loss": valid, "valid_token_accuracy": valid_acc}
+        for e, loss, acc, valid, valid_acc in ((1, 1.5, 0.4, 1.7, 0.35), (2, 0.8, 0.7, 1.6, 0.4), (3, 0.2, 0.9, 1.9, 0.38))
+    ]  # fmt: skip
+    body["training"]["curve"]["latest_valid_loss"] = 1.9
+    body["insights"] = ["Validation loss rose after epoch 2: later epochs may be over-fitting; consider n_epochs=2 "
+                        "or early_stopping_patience."]  # fmt: skip
+    fake.on("GET", f"/runs/{RUN_ID}/diagnostics", envelope(body))
+    result = run("runs", "diagnose", RUN_ID)
+    assert result.code == 0, result.err
+    assert "validation loss 1.9000" in result.out
+    rows = [line.split() for line in result.out.splitlines()]
+    header = ["EPOCH", "TRAIN", "LOSS", "TRAIN", "ACC", "VALID", "LOSS", "VALID", "ACC"]
+    at = rows.index(header)
+    assert rows[at + 1 : at + 4] == [
+        ["1", "1.5000", "40.0%", "1.7000", "35.0%"],
+        ["2", "0.8000", "70.0%", "1.6000", "40.0%"],
+        ["3", "0.2000", "90.0%", "1.9000", "38.0%"],
+    ]
+    assert "  - Validation loss rose after epoch 2" in result.out

@@ -229,3 +229,30 @@ def test_the_page_shows_the_verdict_and_the_intervals() -> None:
     test = page.split("<h2>Rows (test split)</h2>")[0].rsplit("</table>", 1)[-1]
     assert "Test split: inconclusive (avg score delta +0.4000, 95% CI [-0.4000, +0.5000])" in test
     assert "pass rate 50.0% [9.4%, 90.5%] vs base 0.0% [0.0%, 65.8%]" in test  # 1 of 2: [0.0945, 0.9055]
+
+
+def test_the_curve_draws_validation_beside_training_with_the_runs_insights() -> None:
+    samples = [
+        {"epoch": 0.5, "loss": 2.0, "valid_loss": None},
+        {"epoch": 1.0, "loss": 1.5, "valid_loss": 1.8},
+        {"epoch": 2.0, "loss": 1.0, "valid_loss": 1.9},
+    ]
+    svg = loss_curve_svg(samples)
+    training = re.search(r'<polyline class="loss"[^>]* points="([^"]+)"', svg)
+    validation = re.search(r'<polyline class="valid-loss"[^>]* points="([^"]+)"', svg)
+    assert training is not None and len(training.group(1).split()) == 3
+    assert validation is not None and len(validation.group(1).split()) == 2
+    assert "validation loss 1.8000 → 1.9000" in svg and svg.count("<circle") == 2
+    report: dict[str, Any] = {
+        "run_id": "r", "status": "completed", "scoring_method": "similarity", "judge_model": None,
+        "eval_split": "x", "baseline": {"results": []}, "comparison": {},
+        "candidate": {"model": "m", "results": []}, "test": None, "previous_run": None,
+    }  # fmt: skip
+    sentence = "Validation loss rose after epoch 1: later epochs may be over-fitting; consider n_epochs=1 or …"
+    diagnostics = {
+        "insights": [sentence, "Outputs end early."],
+        "training": {"curve": {"samples": samples}},
+        "output_diagnostics": {"insights": ["Outputs end early."]},
+    }
+    page = render_report_html(report, diagnostics, {"_spec_name": "A", "run_number": 1})
+    assert page.count(sentence) == 1 and page.count("Outputs end early.") == 1  # each insight once

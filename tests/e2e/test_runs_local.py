@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -186,3 +190,63 @@ def test_holdouts_stay_put_and_duplicates_never_sit_on_both_sides(local_stack: R
     evaluated = {_normalised(row["prompt"]) for row in run["_evals"]}
     assert evaluated and trained and not evaluated & trained
     assert any("dropped before splitting" in event["message"] for event in run["_events"])
+
+
+def test_a_five_epoch_run_keeps_three_checkpoints_that_serve(
+    local_stack: RunningStack, tmp_path: Path
+) -> None:
+    """§9.10 over HTTP: epochs 5, 4, 3 kept with their validation loss, the curve's epoch ends, a download
+    that is a model artifact, and `tt models serve RUN --epoch 3` answering a chat request."""
+    run = start(local_stack, EXAMPLE, {"augment": False, "hyperparameters": {"n_epochs": 5}})
+    run = wait_run(local_stack, run["id"], lambda r: r["status"] in TERMINAL)
+    assert run["status"] == "completed", run["error"]
+    listed = api(local_stack, "GET", f"/runs/{run['id']}/checkpoints").json()["data"]
+    assert [c["epoch"] for c in listed] == [5, 4, 3]
+    assert all(c["metrics"]["valid_loss"] is not None for c in listed)
+    assert [c["is_registered_model"] for c in listed] == [True, False, False]
+    curve = api(local_stack, "GET", f"/runs/{run['id']}/diagnostics").json()["data"]["training"]["curve"]
+    ends = [s for s in curve["samples"] if s["valid_loss"] is not None]
+    assert [s["epoch"] for s in ends] == [1, 2, 3, 4, 5]
+    assert all(s["token_accuracy"] is not None for s in curve["samples"])
+    assert curve["latest_valid_loss"] == ends[-1]["valid_loss"] == listed[0]["metrics"]["valid_loss"]
+    assert api(local_stack, "GET", f"/runs/{run['id']}/checkpoints/2/download").status_code == 404
+
+    download = api(local_stack, "GET", f"/runs/{run['id']}/checkpoints/3/download").json()["data"]
+    assert download["filename"] == "checkpoint-epoch-3.tar.gz"
+    archive = tmp_path / download["filename"]
+    archive.write_bytes(requests.get(download["url"], timeout=30).content)
+    with tarfile.open(archive) as package:
+        names = set(package.getnames())
+    assert {"adapter_config.json", "adapter_model.safetensors", "training-metrics.json"} <= names
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TUNED_TENSOR_URL": local_stack.base_url,
+        "TUNED_TENSOR_API_KEY": local_stack.api_key,
+    }
+    command = [sys.executable, "-m", "tt_cli.main", "models", "serve", run["id"], "--epoch", "3"]
+    command += ["--port", str(port), "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        answer = None
+        deadline = time.monotonic() + 120
+        while answer is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                answer = requests.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={
+                        "messages": [{"role": "user", "content": "How do I reset my password?"}],
+                        "max_tokens": 8,
+                    },
+                    timeout=60,
+                )
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert answer is not None, server.stderr.read() if server.poll() is not None else "no answer in 120 s"
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == f"run-{run['id'][:8]}-epoch-3" and body["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -95,6 +95,14 @@ def our_functions_fixture() -> FunctionsOf:
 
 @pytest.fixture(scope="session")
 def dev() -> Iterator[Synth]:
+    # The service without its dashboard site (its bucket, distribution and CDK's BucketDeployment
+    # function): each area's tests see their own resources; `site` has the whole stack.
+    yield _synth(StageConfig(dashboard_site=False))
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Synth]:
+    """The dev stage exactly as deployed, dashboard site included (cdk-nag checked by the synth)."""
     yield _synth(StageConfig())
 
 
@@ -109,5 +117,8 @@ def prod() -> Iterator[Synth]:
             alarm_email="ops@example.com",
             validator_memory_mb=2048,
             validator_timeout_seconds=600,
+            # API Gateway logs through an API Gateway CloudWatch role the account already has.
+            api_gateway_logging="account_role",
+            dashboard_site=False,
         )
     )

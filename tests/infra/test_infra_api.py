@@ -48,8 +48,8 @@ def test_one_regional_rest_api(dev) -> None:
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
 
 
-def test_stage_is_api_with_throttling_logging_tracing_and_metrics(dev) -> None:
-    _, stage = dev.only("AWS::ApiGateway::Stage")
+def test_stage_is_api_with_throttling_logging_tracing_and_metrics(prod) -> None:
+    _, stage = prod.only("AWS::ApiGateway::Stage")
     props = stage["Properties"]
     assert props["StageName"] == API_STAGE_NAME == "api"
     assert props["TracingEnabled"] is True
@@ -66,12 +66,14 @@ def test_stage_is_api_with_throttling_logging_tracing_and_metrics(dev) -> None:
     ]
 
 
-def test_access_log_is_json_in_its_log_group(dev) -> None:
-    _, stage = dev.only("AWS::ApiGateway::Stage")
+def test_access_log_is_json_in_its_log_group(prod) -> None:
+    _, stage = prod.only("AWS::ApiGateway::Stage")
     setting = stage["Properties"]["AccessLogSetting"]
     fields = json.loads(setting["Format"])
     assert {"requestId", "apiId", "status", "httpMethod", "resourcePath", "errorType"} <= set(fields)
-    assert {"Ref": dev.logical_id(dev.stack.api.access_log_group)} in setting["DestinationArn"]["Fn::Join"][1]
+    assert {"Ref": prod.logical_id(prod.stack.api.access_log_group)} in setting["DestinationArn"]["Fn::Join"][
+        1
+    ]
 
 
 def test_routes_are_three_public_gets_and_an_authorized_proxy_under_v1(dev) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from infra.app import _parse_context, build_app, cdk_json_context, synth_template
 from infra.config import StageConfig
-from infra.constructs.run_workflow import TASK_HANDLERS
+from infra.constructs.run_workflow import EXECUTION_ENDED_HANDLER, TASK_HANDLERS
 from infra.paths import REPO_ROOT
 from infra.service_stack import STACK_ID
 from tt_core.schema import ENV_TABLE_NAME
@@ -27,6 +27,7 @@ def test_synth_template_gives_the_local_stack_its_resources(our_functions) -> No
         "functions.authorizer.handler.lambda_handler",
         "functions.dataset_validation.handler.lambda_handler",
         *TASK_HANDLERS.values(),
+        EXECUTION_ENDED_HANDLER,
     }
     for environment in handlers.values():
         assert environment[ENV_TABLE_NAME] == {"Ref": table_id}
@@ -81,3 +82,20 @@ def test_cdk_cli_is_pinned_to_major_version_2() -> None:
     assert package["devDependencies"]["aws-cdk"].startswith("^2.")
     lock = json.loads((REPO_ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/aws-cdk"]["version"].startswith("2.")
+
+
+def test_each_stage_has_its_own_stack(dev, prod) -> None:
+    """PRODUCT.md §14.6: `-c stage=prod` deploys TunedTensor-prod and never updates dev's TunedTensor."""
+    assert (dev.stack.stack_name, prod.stack.stack_name) == ("TunedTensor", "TunedTensor-prod")
+    assert StageConfig.from_context({"stage": "staging"}.get).stack_id == "TunedTensor-staging"
+
+
+def test_the_stack_names_that_operators_are_told_match_the_stacks(prod) -> None:
+    """The 409 base_model_unavailable message and the `tt admin` --stack default name the real stacks."""
+    from tt_cli.commands.admin import DEFAULT_STACK
+    from tt_core.adapters.staged_base_models import StagedBaseModelWeights
+
+    assert StageConfig().stack_id == DEFAULT_STACK
+    command = StagedBaseModelWeights(objects=None, stage="prod").stage_command("m")  # type: ignore[arg-type]
+    assert command.endswith(f"--stack {prod.stack.stack_name}")
+    assert StagedBaseModelWeights(objects=None).stage_command("m") == "tt admin stage-base-model m"  # type: ignore[arg-type]

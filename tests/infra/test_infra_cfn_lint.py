@@ -20,7 +20,7 @@ def _cfn_lint() -> str:
     return found
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("stage", ["dev", "prod", "site"])
 def test_cfn_lint_finds_nothing(stage: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     synth = request.getfixturevalue(stage)
     template = tmp_path / f"{stage}.template.json"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra import bytecode
 from infra.constructs.lambda_defaults import CopyIntoSubdirectory
-from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, TASK_HANDLERS
+from infra.constructs.run_workflow import ENV_TRAINING_VOLUME_GB, EXECUTION_ENDED_HANDLER, TASK_HANDLERS
 from infra.paths import DEPS_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
 from infra.service_stack import NOTIFICATIONS_HANDLER_ID
 from tt_core.schema import (
@@ -40,7 +43,7 @@ from tt_core.settings import Settings
 API_HANDLER = "functions.api.handler.lambda_handler"
 AUTHORIZER_HANDLER = "functions.authorizer.handler.lambda_handler"
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
-WORKFLOW_HANDLERS = tuple(TASK_HANDLERS.values())
+WORKFLOW_HANDLERS = (*TASK_HANDLERS.values(), EXECUTION_ENDED_HANDLER)
 HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, VALIDATOR_HANDLER, *WORKFLOW_HANDLERS)
 
 
@@ -55,6 +58,7 @@ def _our_function_constructs(synth) -> list[Any]:
         synth.stack.api.authorizer_function,
         synth.stack.ingest.validator,
         *synth.stack.workflow.functions.values(),
+        synth.stack.workflow.execution_ended,
     ]
 
 
@@ -68,7 +72,7 @@ def _policy_statements(synth, function) -> list[dict[str, Any]]:
     return policy["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
-def test_exactly_our_nine_functions(dev) -> None:
+def test_exactly_our_ten_functions(dev) -> None:
     functions = dev.functions()
     assert sorted(props["Handler"] for props in functions.values()) == sorted(HANDLERS)
     assert set(functions) == {dev.logical_id(function) for function in _our_function_constructs(dev)}
@@ -133,10 +137,10 @@ def test_log_groups_keep_logs_for_the_stage_retention(dev, prod) -> None:
         # notifications handler has none).
         function_groups = {props["LoggingConfig"]["LogGroup"]["Ref"] for props in synth.functions().values()}
         assert len(function_groups) == len(HANDLERS)
-        assert set(groups) == function_groups | {
-            synth.logical_id(synth.stack.api.access_log_group),
-            synth.logical_id(synth.stack.workflow.log_group),
-        }
+        access_log = synth.stack.api.access_log_group  # only where API Gateway logs are on (prod here)
+        assert set(groups) == function_groups | {synth.logical_id(synth.stack.workflow.log_group)} | (
+            {synth.logical_id(access_log)} if access_log is not None else set()
+        )
         for group in groups.values():
             assert group["Properties"]["RetentionInDays"] == days
             assert group["DeletionPolicy"] == policy
@@ -250,7 +254,8 @@ def test_authorizer_reaches_the_table_only(dev) -> None:
     assert not any(action.startswith("s3:") for action in actions)
 
 
-def test_functions_asset_holds_the_functions_package(tmp_path: Path) -> None:
+def test_functions_asset_holds_the_functions_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bytecode, "bundling_compiler", lambda version: None)  # no interpreter for the runtime
     assert CopyIntoSubdirectory(FUNCTIONS_DIR, "functions").try_bundle(str(tmp_path))
     assert (tmp_path / "functions" / "api" / "handler.py").is_file()
     assert (tmp_path / "functions" / "authorizer" / "handler.py").is_file()
@@ -261,7 +266,8 @@ def test_functions_asset_holds_the_functions_package(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("__pycache__")) and not list(tmp_path.rglob("*.pyc"))
 
 
-def test_local_bundling_leaves_bytecode_out(tmp_path: Path) -> None:
+def test_local_bundling_leaves_stale_bytecode_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bytecode, "bundling_compiler", lambda version: None)
     source = tmp_path / "src"
     (source / "pkg" / "__pycache__").mkdir(parents=True)
     (source / "pkg" / "mod.py").write_text("X = 1\n")
@@ -276,6 +282,18 @@ def test_local_bundling_leaves_bytecode_out(tmp_path: Path) -> None:
     ]
 
 
+def test_local_bundling_compiles_the_handlers_for_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an interpreter of the runtime's version, /var/task carries its bytecode (it is read-only too)."""
+    monkeypatch.setattr(bytecode, "bundling_compiler", lambda version: sys.executable)
+    output = tmp_path / "out"
+    assert CopyIntoSubdirectory(FUNCTIONS_DIR, "functions").try_bundle(str(output))
+    pyc = output / "functions" / "api" / "__pycache__" / f"handler.{sys.implementation.cache_tag}.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01  # unchecked-hash
+    assert b"/var/task/functions/api/handler.py" in pyc.read_bytes()
+
+
 def _pins(lines: list[str]) -> dict[str, str]:
     pins = {}
     for line in lines:
@@ -286,16 +304,22 @@ def _pins(lines: list[str]) -> dict[str, str]:
     return pins
 
 
-def test_dependency_layer_pins_match_pyproject_and_leave_boto3_to_the_runtime() -> None:
+def test_dependency_layer_pins_match_pyproject_including_the_sdk() -> None:
+    """The layer carries the boto3/botocore the tests run (not whatever the Lambda runtime ships)."""
     layer = _pins((DEPS_LAYER_DIR / "requirements.txt").read_text().splitlines())
     no_deps = _pins((DEPS_LAYER_DIR / "requirements-no-deps.txt").read_text().splitlines())
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     pinned = _pins([*project["dependencies"], *project["optional-dependencies"]["aws"]])
-    assert set(layer) == {"aws-lambda-powertools", "pydantic", "anthropic", "msgspec", "pysimdjson", "numpy"}
+    assert set(layer) == {
+        "aws-lambda-powertools", "pydantic", "anthropic", "boto3", "botocore",
+        "msgspec", "pysimdjson", "numpy",
+    }  # fmt: skip
     assert set(no_deps) == {"aws-xray-sdk", "wrapt"}
     assert all(version for version in [*layer.values(), *no_deps.values()])
     assert {name: pinned[name] for name in [*layer, *no_deps]} == {**layer, **no_deps}
-    assert not {"boto3", "botocore"} & {*layer, *no_deps}
+    # The versions this environment's tests import are the ones the layer ships.
+    assert layer["boto3"] == importlib.metadata.version("boto3")
+    assert layer["botocore"] == importlib.metadata.version("botocore")
 
 
 def test_the_dependency_layer_installs_the_no_deps_file_without_dependencies(
@@ -305,6 +329,7 @@ def test_the_dependency_layer_installs_the_no_deps_file_without_dependencies(
     from infra.constructs import shared_layers
 
     commands: list[list[str]] = []
+    monkeypatch.setattr(shared_layers.bytecode, "bundling_compiler", lambda version: None)
     monkeypatch.setattr(shared_layers.subprocess, "run", lambda command, check: commands.append(command))
     assert shared_layers.PipInstallForLambda(DEPS_LAYER_DIR).try_bundle(str(tmp_path))
     files = [command[command.index("--requirement") + 1] for command in commands]

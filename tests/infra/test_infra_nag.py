@@ -25,7 +25,7 @@ def _findings(app: App) -> list[tuple[str, str]]:
     )
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("stage", ["dev", "prod", "site"])
 def test_no_unacknowledged_findings(stage: str, request: pytest.FixtureRequest) -> None:
     synth = request.getfixturevalue(stage)
     assert _findings(synth.app) == []

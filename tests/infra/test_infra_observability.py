@@ -46,16 +46,16 @@ def test_api_5xx_alarm_watches_the_api_stage(dev) -> None:
     assert dimensions["Stage"] == {"Ref": dev.only("AWS::ApiGateway::Stage")[0]}
 
 
-def test_rate_limited_alarm_counts_429s_from_the_access_log(dev) -> None:
-    api_id, _ = dev.only("AWS::ApiGateway::RestApi")
-    props = _alarms(dev)[RATE_LIMITED_METRIC]
+def test_rate_limited_alarm_counts_429s_from_the_access_log(prod) -> None:
+    api_id, _ = prod.only("AWS::ApiGateway::RestApi")
+    props = _alarms(prod)[RATE_LIMITED_METRIC]
     assert props["Namespace"] == "TunedTensor"
     assert props["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": api_id}}]
-    assert props["Threshold"] == dev.stack.config.alarm_rate_limited_threshold
-    _, metric_filter = dev.only("AWS::Logs::MetricFilter")
+    assert props["Threshold"] == prod.stack.config.alarm_rate_limited_threshold
+    _, metric_filter = prod.only("AWS::Logs::MetricFilter")
     filter_props = metric_filter["Properties"]
     assert filter_props["FilterPattern"] == '{ $.status = "429" }'
-    assert filter_props["LogGroupName"] == {"Ref": dev.logical_id(dev.stack.api.access_log_group)}
+    assert filter_props["LogGroupName"] == {"Ref": prod.logical_id(prod.stack.api.access_log_group)}
     assert filter_props["MetricTransformations"] == [
         {
             "MetricNamespace": "TunedTensor",
@@ -76,6 +76,7 @@ def test_an_error_alarm_for_every_function_of_ours(dev) -> None:
         dev.stack.api.authorizer_function,
         dev.stack.ingest.validator,
         *dev.stack.workflow.functions.values(),
+        dev.stack.workflow.execution_ended,
     )
     assert errors == set(dev.functions()) == {dev.logical_id(function) for function in ours}
     for logical_id in errors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -203,6 +204,15 @@ def test_large_specs_are_stored_whole(client: Any, aws: dict[str, Any], spec_bod
 
 def test_request_body_over_6_mb_is_413(client: Any) -> None:
     response = client.post("/behavior-specs", raw=b'{"name": "' + b"x" * (6 * 1024 * 1024) + b'"}')
+    assert response.status == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_body_under_6_mb_whose_escaped_event_is_over_lambdas_limit_is_413(client: Any) -> None:
+    """Lambda counts the event, where the body is a JSON-escaped string: 4 MB of quotes is 8 MB there."""
+    body = json.dumps({"name": "n", "description": '"' * (2 * 1024 * 1024)}).encode()  # 4 MB: \" each
+    assert len(body) < 6 * 1024 * 1024 < len(json.dumps(body.decode()))
+    response = client.post("/behavior-specs", raw=body)
     assert response.status == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 

@@ -98,7 +98,9 @@ def test_estimate_creates_nothing_and_reports_local_cost(client: Any) -> None:
     assert client.get("/runs").json()["meta"]["total"] == 0
 
 
-def test_a_default_run_completes_with_dataset_model_and_evaluation(client: Any) -> None:
+def test_a_default_run_completes_with_dataset_model_and_evaluation(
+    client: Any, other_client: Any, aws: dict[str, Any]
+) -> None:
     spec_id = create_spec(client)
     started = client.post(f"/behavior-specs/{spec_id}/runs", {})
     assert started.status == 201, started.json()
@@ -163,6 +165,38 @@ def test_a_default_run_completes_with_dataset_model_and_evaluation(client: Any) 
         *("id", "behavior_spec_id", "run_number", "status", "progress_pct", "eval_summary"),
         *("model_id", "started_at", "completed_at", "_spec_name"),
     }
+
+    # §9.10: the last 3 of its 20 epochs are kept, the newest is the registered model; another account sees
+    # none of it; the signed URL is for that one object; deleting the spec deletes the packages.
+    checkpoints = client.get(f"/runs/{run['id']}/checkpoints").json()["data"]
+    assert [(c["epoch"], c["is_registered_model"]) for c in checkpoints] == [
+        (20, True),
+        (19, False),
+        (18, False),
+    ]
+    assert all(c["metrics"]["valid_loss"] is not None and c["step"] == 5 * c["epoch"] for c in checkpoints)
+    assert diagnostics["training"]["curve"]["latest_valid_loss"] == checkpoints[0]["metrics"]["valid_loss"]
+    download = client.get(f"/runs/{run['id']}/checkpoints/19/download").json()["data"]
+    assert download["filename"] == "checkpoint-epoch-19.tar.gz"
+    assert f"/runs/{run['id']}/checkpoints/epochs/checkpoint-epoch-19.tar.gz?" in download["url"]
+    for path in ("checkpoints", "checkpoints/19/download"):
+        refused = other_client.get(f"/runs/{run['id']}/{path}")
+        assert refused.status == 404 and refused.json()["error"]["code"] == "not_found"
+    for epoch in ("17", "21", "abc", "²"):
+        assert client.get(f"/runs/{run['id']}/checkpoints/{epoch}/download").status == 404
+
+    import boto3
+
+    def packages() -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=aws["bucket"], Prefix="accounts/")
+        return [o["Key"] for o in listing.get("Contents", []) if "/checkpoints/epochs/" in o["Key"]]
+
+    assert sorted(k.rsplit("/", 1)[1] for k in packages()) == [
+        f"checkpoint-epoch-{e}.tar.gz" for e in (18, 19, 20)
+    ]
+    assert client.delete(f"/behavior-specs/{spec_id}").status == 204
+    assert packages() == []
+    assert client.get(f"/runs/{run['id']}/checkpoints").status == 404
 
 
 def test_idempotent_start_creates_one_run_and_the_limit_is_enforced(

@@ -36,6 +36,7 @@ SUMMARY_FIELDS = [
     "improvements",
     "previous_run_id",
     "output_diagnostics",
+    "selected_epoch",
 ]
 
 
@@ -115,6 +116,7 @@ def test_summary_with_a_previous_run() -> None:
                 "Tuned vs base is inconclusive on 4 rows: no verdict under 10 rows.",
             ],
         },
+        "selected_epoch": None,
     }
     # row deltas 0.4, 0.1, 0.3, 0.66: every resampled mean lies between the smallest and the largest
     low, high = dumped["avg_score_delta_ci95"]
@@ -248,3 +250,27 @@ def test_summary_round_trips_through_json() -> None:
     )
     assert (summary.regressions, summary.improvements) == (0, 0)  # a previous run with no rows
     assert EvalSummary.model_validate_json(summary.model_dump_json()) == summary
+
+
+def test_an_early_stopping_epoch_is_named_with_its_optimism() -> None:
+    diagnostics = OutputDiagnostics(
+        baseline=diagnose([("a", "a", True)] * 4), candidate=diagnose([("b", "b", True)] * 4), insights=[]
+    )
+    summary = summarize(
+        candidate=CANDIDATE,
+        baseline=BASELINE,
+        eval_examples_total=4,
+        eval_truncated=False,
+        eval_split="validation",
+        eval_overlaps_training=False,
+        judge_model=None,
+        run_id="run-3",
+        previous=None,
+        previous_run_id=None,
+        output_diagnostics=diagnostics,
+        selected_epoch=4,
+    )
+    assert summary.selected_epoch == 4
+    assert summary.output_diagnostics.insights[-1] == (
+        "The model is epoch 4, chosen by early stopping on these evaluation rows: the verdict may be optimistic."
+    )

@@ -291,7 +291,7 @@ class TrainResult:
     resumed_from: int
     train_runtime_seconds: float
     train_loss: float
-    loss_history: list[dict[str, float]]
+    loss_history: list[dict[str, Any]]
     tokens: int
     positions: int
     tokens_per_second: float
@@ -532,7 +532,7 @@ def _progress_callback(
         checkpoint; each checkpoint is marked as this job's. Only the first process writes."""
 
         def __init__(self) -> None:
-            self.history: list[dict[str, float]] = list(earlier.get("loss_history", []))
+            self.history: list[dict[str, Any]] = list(earlier.get("loss_history", []))
             self.step_losses: list[float] = list(earlier.get("step_losses", []))
             self.epochs: list[dict[str, Any]] = list(earlier.get("epochs", []))
             self.elapsed_before = float(earlier.get("elapsed_seconds", 0.0))

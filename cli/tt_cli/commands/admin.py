@@ -11,12 +11,19 @@ from typing import Any
 
 from tt_cli.context import Context
 from tt_cli.errors import CliError
-from tt_core.schema import ENV_BUCKET_NAME, ENV_TABLE_NAME
+from tt_core.schema import (
+    DEFAULT_STAGE,
+    ENV_BUCKET_NAME,
+    ENV_TABLE_NAME,
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_TABLE_NAME,
+    stack_name,
+)
 
-DEFAULT_STACK = "TunedTensor"
-TABLE_TYPE = "AWS::DynamoDB::Table"
-BUCKET_TYPE = "AWS::S3::Bucket"
-FUNCTION_TYPE = "AWS::Lambda::Function"
+# The default stage's stack; another stage's is TunedTensor-<stage> (PRODUCT.md §14.6), as the 409
+# base_model_unavailable message says.
+DEFAULT_STACK = stack_name(DEFAULT_STAGE)
+STACK_HELP = f"CloudFormation stack (default: %(default)s; another stage's: {DEFAULT_STACK}-<stage>)"
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +31,7 @@ def register(subparsers: Any) -> None:
     commands = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
     create = commands.add_parser("create-account", help="create an account and its first API key")
     create.add_argument("--name", required=True, help="account name")
-    create.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack (default: %(default)s)")
+    create.add_argument("--stack", default=DEFAULT_STACK, help=STACK_HELP)
     create.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     create.set_defaults(func=create_account_command)
     stage = commands.add_parser(
@@ -42,7 +49,7 @@ def register(subparsers: Any) -> None:
         help="a local copy of the model (config.json, *.safetensors, tokenizer files); "
         "default: download it from the Hugging Face Hub with this machine's token",
     )
-    stage.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack (default: %(default)s)")
+    stage.add_argument("--stack", default=DEFAULT_STACK, help=STACK_HELP)
     stage.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     stage.add_argument(
         "--local",
@@ -53,55 +60,33 @@ def register(subparsers: Any) -> None:
     stage.set_defaults(func=stage_base_model_command)
 
 
-def _pick(resources: list[dict[str, Any]], kind: str, preferred: Any) -> list[dict[str, Any]]:
-    """The stack's resources of a type, narrowed by a logical-id preference when there are several."""
-    found = [r for r in resources if r.get("ResourceType") == kind and r.get("PhysicalResourceId")]
-    if len(found) > 1:
-        narrowed = [r for r in found if preferred(str(r.get("LogicalResourceId", "")).lower())]
-        found = narrowed or found
-    return found
-
-
-def _function_environment(session: Any, resources: list[dict[str, Any]]) -> dict[str, str]:
-    """TT_TABLE_NAME / TT_BUCKET_NAME as the stack's functions see them: the definitive answer."""
-    client = session.client("lambda")
-    for resource in resources:
-        if resource.get("ResourceType") != FUNCTION_TYPE or not resource.get("PhysicalResourceId"):
-            continue
-        try:
-            variables = client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
-        except Exception:  # no permission or a function being replaced: try the next one
-            continue
-        env = (variables.get("Environment") or {}).get("Variables") or {}
-        if env.get(ENV_TABLE_NAME) and env.get(ENV_BUCKET_NAME):
-            return {"table": env[ENV_TABLE_NAME], "bucket": env[ENV_BUCKET_NAME]}
-    return {}
-
-
 def find_storage(session: Any, stack: str) -> dict[str, str]:
-    """The data table and bucket of the deployment's stack."""
+    """The data table and bucket of the deployment's stack, from the outputs it declares for this.
+
+    DescribeStacks returns every output; DescribeStackResources stops at 100 resources, fewer than the
+    stack has.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        resources = session.client("cloudformation").describe_stack_resources(StackName=stack)[
-            "StackResources"
-        ]
+        stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
         raise CliError.local(
             f"Cannot read stack {stack}: {error.response['Error'].get('Message', error)}"
         ) from None
     except BotoCoreError as error:
         raise CliError.local(f"Cannot read stack {stack}: {error}") from None
-    tables = _pick(resources, TABLE_TYPE, lambda logical: "table" in logical)
-    # The datasets bucket, not the access-log bucket the stack also has.
-    buckets = _pick(resources, BUCKET_TYPE, lambda logical: "log" not in logical and "data" in logical)
-    if len(tables) == 1 and len(buckets) == 1:
-        return {"table": tables[0]["PhysicalResourceId"], "bucket": buckets[0]["PhysicalResourceId"]}
-    found = _function_environment(session, resources)
-    if found:
-        return found
-    names = ", ".join(r["PhysicalResourceId"] for r in [*tables, *buckets]) or "none"
-    raise CliError.local(f"Cannot tell the data table and bucket of stack {stack} apart (found: {names})")
+    outputs = {o.get("OutputKey"): o.get("OutputValue") for s in stacks for o in s.get("Outputs") or []}
+    table, bucket = outputs.get(OUTPUT_TABLE_NAME), outputs.get(OUTPUT_BUCKET_NAME)
+    if not table or not bucket:
+        missing = " and ".join(
+            n for n, v in ((OUTPUT_TABLE_NAME, table), (OUTPUT_BUCKET_NAME, bucket)) if not v
+        )
+        raise CliError.local(
+            f"Stack {stack} has no {missing} output: is it a Tuned Tensor stack, deployed by this version "
+            "(make deploy)?"
+        )
+    return {"table": table, "bucket": bucket}
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""`tt runs list|get|estimate|start|watch|cancel|diagnose|report` (PRODUCT.md §9, §10, §14.3, §14.4)."""
+"""`tt runs list|get|estimate|start|watch|cancel|checkpoints|diagnose|report` (PRODUCT.md §9, §10, §14.3,
+§14.4)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,10 @@ def register(subparsers: Any) -> None:
     cancel = commands.add_parser("cancel", help="cancel an active run")
     id_argument(cancel, NOUN)
     cancel.set_defaults(func=cancel_command)
+
+    checkpoints = commands.add_parser("checkpoints", help="a run's kept epoch checkpoints, newest first")
+    id_argument(checkpoints, NOUN)
+    checkpoints.set_defaults(func=checkpoints_command)
 
     diagnose = commands.add_parser("diagnose", help="training curve, insights and output diagnostics")
     id_argument(diagnose, NOUN)
@@ -585,6 +590,34 @@ def watch_command(ctx: Context) -> int:
     return watch(ctx, resolve(ctx, ctx.args.id), ctx.args.interval / 1000)
 
 
+# -- checkpoints -----------------------------------------------------------------------------------------
+
+
+def checkpoints_command(ctx: Context) -> int:
+    run_id = resolve(ctx, ctx.args.id)
+
+    def render(response: ApiResponse) -> None:
+        rows = [
+            [
+                c.get("epoch"),
+                c.get("step"),
+                _score((c.get("metrics") or {}).get("train_loss")),
+                _score((c.get("metrics") or {}).get("valid_loss")),
+                _rate((c.get("metrics") or {}).get("valid_token_accuracy")),
+                "yes" if c.get("is_registered_model") else "",
+                c.get("created_at"),
+            ]
+            for c in response.data
+        ]
+        if not rows:
+            ctx.out.dim("No checkpoints yet: one is kept at the end of each epoch (the last 3).")
+            return
+        ctx.out.table(rows, ["EPOCH", "STEP", "TRAIN LOSS", "VALID LOSS", "VALID ACC", "MODEL", "CREATED"])
+        ctx.out.dim(f"Serve one with: tt models serve {run_id} --epoch N")
+
+    return ctx.emit(ctx.client.get(f"{RUNS_PATH}/{run_id}/checkpoints"), render)
+
+
 # -- diagnose --------------------------------------------------------------------------------------------
 
 
@@ -597,11 +630,32 @@ def _curve_text(curve: Mapping[str, Any]) -> str | None:
         if isinstance(curve.get("previous_loss"), int | float):
             loss += f" (previous {curve['previous_loss']:.4f})"
         parts.append(loss)
+    if isinstance(curve.get("latest_valid_loss"), int | float):
+        parts.append(f"validation loss {curve['latest_valid_loss']:.4f}")
     if isinstance(curve.get("epoch_rate_per_minute"), int | float):
         parts.append(f"{curve['epoch_rate_per_minute']:.3g} epochs/min")
     if isinstance(curve.get("estimated_minutes_remaining"), int | float):
         parts.append(f"about {_number(curve['estimated_minutes_remaining'])} min remaining")
     return " · ".join(parts) or None
+
+
+def render_epochs(ctx: Context, samples: Sequence[Mapping[str, Any]]) -> None:
+    """Training and validation side by side at each epoch's end (PRODUCT.md §9.9): where they part, the
+    model starts learning its training rows rather than the task."""
+    ends = [s for s in samples if isinstance(s.get("valid_loss"), int | float)]
+    if not ends:
+        return
+    rows = [
+        [
+            _number(s.get("epoch")),
+            _score(s.get("loss")),
+            _rate(s.get("token_accuracy")),
+            _score(s.get("valid_loss")),
+            _rate(s.get("valid_token_accuracy")),
+        ]
+        for s in ends
+    ]
+    ctx.out.table(rows, ["EPOCH", "TRAIN LOSS", "TRAIN ACC", "VALID LOSS", "VALID ACC"])
 
 
 def render_diagnostics(ctx: Context, diagnostics: Mapping[str, Any]) -> None:
@@ -625,6 +679,7 @@ def render_diagnostics(ctx: Context, diagnostics: Mapping[str, Any]) -> None:
             ("Last log", curve.get("latest_log_at")),
         ]
     )
+    render_epochs(ctx, samples)
     insights = diagnostics.get("insights") or []
     if insights:
         ctx.out.line("Insights:")
@@ -746,6 +801,17 @@ def render_report_block(ctx: Context, name: str, block: Mapping[str, Any], mode:
     ctx.out.table(selected, ["INPUT", "EXPECTED", "BASE OUTPUT", "BASE", "TUNED OUTPUT", "TUNED", "DELTA"])
 
 
+def render_training(ctx: Context, diagnostics: Mapping[str, Any]) -> None:
+    """The report's training block: the epochs' losses and the insights about them."""
+    training = diagnostics.get("training") or {}
+    curve = training.get("curve") or {}
+    ctx.out.line()
+    ctx.out.line(f"Training: {_curve_text(curve) or training.get('state') or '-'}")
+    render_epochs(ctx, curve.get("samples") or [])
+    for insight in diagnostics.get("insights") or []:
+        ctx.out.line(f"  - {insight}")
+
+
 def render_report(ctx: Context, report: Mapping[str, Any], split: str, mode: str, limit: int) -> None:
     ctx.out.fields(
         [
@@ -786,9 +852,11 @@ def report_command(ctx: Context) -> int:
     run_id = resolve(ctx, ctx.args.id)
     response = ctx.client.get(f"{RUNS_PATH}/{run_id}/report")
     args = ctx.args
+    # The training curve and its insights: for the HTML page and under the text report.
+    wanted = args.html or not ctx.json_mode
+    diagnostics = ctx.client.get(f"{RUNS_PATH}/{run_id}/diagnostics").data if wanted else None
     if args.html:
         run = ctx.client.get(f"{RUNS_PATH}/{run_id}").data
-        diagnostics = ctx.client.get(f"{RUNS_PATH}/{run_id}/diagnostics").data
         path = Path(args.html)
         try:
             path.write_text(render_report_html(response.data, diagnostics, run), encoding="utf-8")
@@ -796,4 +864,10 @@ def report_command(ctx: Context) -> int:
             raise CliError.local(f"cannot write {path}: {error.strerror or error}") from None
         if not ctx.json_mode:
             ctx.out.success(f"Wrote {path}")
-    return ctx.emit(response, lambda r: render_report(ctx, r.data, args.split, args.mode, args.limit))
+
+    def render(data: Mapping[str, Any]) -> None:
+        render_report(ctx, data, args.split, args.mode, args.limit)
+        if diagnostics is not None and data.get("candidate") is not None:
+            render_training(ctx, diagnostics)
+
+    return ctx.emit(response, lambda r: render(r.data))

@@ -39,8 +39,11 @@ def register(subparsers: Any) -> Any:
 
     delete_parser(commands, NOUN, "and its artifact").set_defaults(func=delete_command)
 
-    download = commands.add_parser("download", help="download a model's artifact (model.tar.gz)")
+    download = commands.add_parser(
+        "download", help="download a model's artifact (model.tar.gz), or a run's epoch checkpoint"
+    )
     id_argument(download, NOUN)
+    epoch_option(download)
     download.add_argument("-o", "--output", type=Path, help="file or directory (default: ./<name>.tar.gz)")
     download.add_argument("-f", "--force", action="store_true", help="overwrite an existing file")
     download.set_defaults(func=download_command)
@@ -50,6 +53,23 @@ def register(subparsers: Any) -> Any:
 
 def resolve(ctx: Context, value: str) -> str:
     return ctx.client.resolve_id(MODELS_PATH, value, NOUN)
+
+
+def epoch_option(parser: Any) -> None:
+    parser.add_argument(
+        "--epoch",
+        type=int,
+        metavar="N",
+        help="the id names a run: its kept checkpoint of epoch N instead (tt runs checkpoints RUN)",
+    )
+
+
+def checkpoint_download(ctx: Context, run_value: str, epoch: int) -> tuple[str, dict[str, Any]]:
+    """The run's id and the signed download of its epoch's checkpoint (404 when the epoch is not kept)."""
+    from tt_cli.commands import runs
+
+    run_id = runs.resolve(ctx, run_value)
+    return run_id, ctx.client.get(f"{runs.RUNS_PATH}/{run_id}/checkpoints/{epoch}/download").data
 
 
 # -- catalogue, list, get, delete ---------------------------------------------------------------------
@@ -111,9 +131,13 @@ def delete_command(ctx: Context) -> int:
 
 
 # -- download -----------------------------------------------------------------------------------------
-def fetch_artifact(ctx: Context, model_id: str, dest: Path) -> int:
-    """Streams the model's artifact to `dest` (through `<dest>.part`); a byte bar on a terminal."""
-    url = ctx.client.get(f"{MODELS_PATH}/{model_id}/download").data["url"]
+def model_download(ctx: Context, model_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = ctx.client.get(f"{MODELS_PATH}/{model_id}/download").data
+    return data
+
+
+def fetch_artifact(ctx: Context, url: str, dest: Path) -> int:
+    """Streams a signed artifact URL to `dest` (through `<dest>.part`); a byte bar on a terminal."""
     show_bar = not ctx.json_mode and bool(getattr(sys.stderr, "isatty", lambda: False)())
     partial = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -147,16 +171,21 @@ def fetch_artifact(ctx: Context, model_id: str, dest: Path) -> int:
 
 
 def download_command(ctx: Context) -> int:
-    model_id = resolve(ctx, ctx.args.id)
-    model = ctx.client.get(f"{MODELS_PATH}/{model_id}").data
-    filename = f"{model.get('name') or model_id}.tar.gz"
+    if ctx.args.epoch is not None:
+        item_id, download = checkpoint_download(ctx, ctx.args.id, ctx.args.epoch)
+        filename, what = str(download["filename"]), f"run {item_id}'s epoch {ctx.args.epoch} checkpoint"
+    else:
+        item_id = resolve(ctx, ctx.args.id)
+        model = ctx.client.get(f"{MODELS_PATH}/{item_id}").data
+        filename, what = f"{model.get('name') or item_id}.tar.gz", f"model {item_id}"
+        download = model_download(ctx, item_id)
     output: Path | None = ctx.args.output
     dest = Path(filename) if output is None else output / filename if output.is_dir() else output
     if dest.exists() and not ctx.args.force:
         raise CliError.local(f"{dest} already exists", hint="Pass -f/--force to overwrite it.")
-    size = fetch_artifact(ctx, model_id, dest)
+    size = fetch_artifact(ctx, download["url"], dest)
     if ctx.json_mode:
-        ctx.out.json({"data": {"id": model_id, "path": str(dest.absolute()), "bytes": size}})
+        ctx.out.json({"data": {"id": item_id, "path": str(dest.absolute()), "bytes": size}})
     else:
-        ctx.out.success(f"Downloaded model {model_id} to {dest} ({human_bytes(size)})")
+        ctx.out.success(f"Downloaded {what} to {dest} ({human_bytes(size)})")
     return 0

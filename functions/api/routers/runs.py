@@ -1,4 +1,5 @@
-"""Routes of runs (PRODUCT.md §9, §10.5): start, estimate, lists, one run, cancel, diagnostics, report."""
+"""Routes of runs (PRODUCT.md §9, §10.5): start, estimate, lists, one run, cancel, checkpoints, diagnostics,
+report."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from tt_core.models.behavior_specs import RunSummary
 from tt_core.models.common import PageQuery
 from tt_core.models.estimates import RunEstimateResponse
 from tt_core.models.report import RunReport
-from tt_core.models.runs import RunDetail, RunDiagnostics, RunListItem, StartRunRequest
+from tt_core.models.runs import (
+    Checkpoint,
+    CheckpointDownload,
+    RunDetail,
+    RunDiagnostics,
+    RunListItem,
+    StartRunRequest,
+)
 
 router = APIGatewayRouter()
 View = Annotated[Literal["full", "summary"], Query(description="`full` rows (default) or `summary` rows.")]
@@ -91,6 +99,23 @@ def cancel_run(run_id: str) -> Response[Any]:
 @router.get("/runs/<run_id>/report", **documented(200, RunReport, "Get a run's report"))
 def run_report(run_id: str) -> Response[Any]:
     return ok(dump(wiring.run_service().report(principal(router).account_id, run_id)))
+
+
+@router.get(
+    "/runs/<run_id>/checkpoints",
+    **documented(200, list[Checkpoint], "List a run's kept epoch checkpoints, newest first"),
+)
+def list_checkpoints(run_id: str) -> Response[Any]:
+    checkpoints = wiring.checkpoint_service().list(principal(router).account_id, run_id)
+    return ok([dump(c) for c in checkpoints])
+
+
+@router.get(
+    "/runs/<run_id>/checkpoints/<epoch>/download",
+    **documented(200, CheckpointDownload, "Get a signed download URL of an epoch's checkpoint (15 minutes)"),
+)
+def download_checkpoint(run_id: str, epoch: str) -> Response[Any]:
+    return ok(dump(wiring.checkpoint_service().download(principal(router).account_id, run_id, epoch)))
 
 
 @router.get("/runs/<run_id>/diagnostics", **documented(200, RunDiagnostics, "Get a run's diagnostics"))

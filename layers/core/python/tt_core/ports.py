@@ -189,8 +189,10 @@ class TrainingJobStatus(BaseModel):
     failure_reason: str | None = None
     # The trainer's progress.json (training_image/README.md §5), when it could be read.
     progress: dict[str, Any] | None = None
-    # The trainer's train_step events so far (training_log.jsonl), oldest first.
+    # The trainer's train_step and validation events so far (training_log.jsonl), oldest first.
     log: list[dict[str, Any]] = []
+    # The trainer's epoch index (epochs/index.json under the checkpoint prefix), when it could be read.
+    epoch_index: dict[str, Any] | None = None
 
 
 class TrainingLauncher(Protocol):

@@ -36,6 +36,22 @@ PENDING_UPLOAD_TAG = ("tt-upload", "pending")
 AWS_DEFAULT_BASE_MODEL = "meta-llama/Llama-3.2-3B-Instruct"
 LOCAL_DEFAULT_BASE_MODEL = "tunedtensor/tiny-chat"
 
+# PRODUCT.md §14.6: the default stage's stack is TunedTensor, any other stage's TunedTensor-<stage>, so that
+# one stage's deploy never updates another's in the same account and region.
+STACK_NAME = "TunedTensor"
+DEFAULT_STAGE = "dev"
+
+
+def stack_name(stage: str) -> str:
+    """The CloudFormation stack (id and name) of a stage's deployment."""
+    return STACK_NAME if stage == DEFAULT_STAGE else f"{STACK_NAME}-{stage}"
+
+
+# Stack outputs `tt admin` reads (DescribeStacks) to find the deployment's table and bucket.
+OUTPUT_TABLE_NAME = "TableName"
+OUTPUT_BUCKET_NAME = "BucketName"
+
+
 API_STAGE_NAME = "api"
 API_VERSION_PATH = "v1"
 # Paths under /api/v1 that answer without an API key.
@@ -87,6 +103,8 @@ ENV_DEFAULT_BASE_MODEL = "TT_DEFAULT_BASE_MODEL"
 ENV_MAX_ACTIVE_RUNS = "TT_MAX_ACTIVE_RUNS"
 # Runs (PRODUCT.md §9, §16).
 ENV_STATE_MACHINE_ARN = "TT_STATE_MACHINE_ARN"
+# Browser origins the API answers CORS for (comma-separated): the deployed dashboard's.
+ENV_CORS_ALLOWED_ORIGINS = "TT_CORS_ALLOWED_ORIGINS"
 ENV_MAX_EVAL_EXAMPLES_CEILING = "TT_MAX_EVAL_EXAMPLES_CEILING"
 ENV_RUN_TIMEOUT_HOURS = "TT_RUN_TIMEOUT_HOURS"
 ENV_TRAINING_POLL_SECONDS = "TT_TRAINING_POLL_SECONDS"

@@ -17,6 +17,7 @@ from tt_core.schema import (
     ENV_AUGMENTATION_MODEL,
     ENV_BEDROCK_ENABLED,
     ENV_BUCKET_NAME,
+    ENV_CORS_ALLOWED_ORIGINS,
     ENV_DEFAULT_BASE_MODEL,
     ENV_EVALUATE_TIMEOUT_SECONDS,
     ENV_JUDGE_MODEL,
@@ -70,6 +71,8 @@ class Settings(BaseModel):
     judge_model: str | None = None
     prepare_timeout_seconds: int = Field(default=900, ge=1)
     evaluate_timeout_seconds: int = Field(default=900, ge=1)
+    # The deployed dashboard's origin (https://<distribution>.cloudfront.net): the only cross-origin caller.
+    cors_allowed_origins: tuple[str, ...] = ()
 
     @property
     def poll_seconds(self) -> int:
@@ -119,5 +122,8 @@ class Settings(BaseModel):
             "judge_model": env.get(ENV_JUDGE_MODEL),
             "prepare_timeout_seconds": env.get(ENV_PREPARE_TIMEOUT_SECONDS),
             "evaluate_timeout_seconds": env.get(ENV_EVALUATE_TIMEOUT_SECONDS),
+            "cors_allowed_origins": tuple(
+                o.strip() for o in env.get(ENV_CORS_ALLOWED_ORIGINS, "").split(",") if o.strip()
+            ),
         }
         return cls.model_validate({k: v for k, v in values.items() if v})

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     )
     from tt_core.services.api_keys import ApiKeyService
     from tt_core.services.behavior_specs import SpecService
+    from tt_core.services.checkpoints import CheckpointService
     from tt_core.services.datasets import DatasetService
+    from tt_core.services.execution_ended import ExecutionEndedService
     from tt_core.services.idempotency import IdempotencyService
     from tt_core.services.playground import PlaygroundService
     from tt_core.services.run_workflow import RunWorkflowService
@@ -221,6 +223,17 @@ def run_workflow_service() -> RunWorkflowService:
     )
 
 
+@cache
+def execution_ended_service() -> ExecutionEndedService:
+    from tt_core.adapters.dynamodb import DynamoRunRepository
+    from tt_core.adapters.system import SystemClock, UuidGenerator
+    from tt_core.services.execution_ended import ExecutionEndedService
+    from tt_core.services.run_state import RunUpdater
+
+    runs = DynamoRunRepository(_table(), _packer())
+    return ExecutionEndedService(RunUpdater(runs, SystemClock(), UuidGenerator()), _launcher())
+
+
 # Tests only (use_llm_transport): an httpx2 transport that answers instead of the language model.
 _llm_transport: Any = None
 
@@ -255,6 +268,21 @@ def _augmenter_and_judge() -> tuple[Augmenter | None, Judge | None]:
     budget = config.prepare_timeout_seconds * TIME_BUDGET_SHARE
     return LlmAugmenter(llm, model=augmentation_model, time_budget_seconds=budget), LlmJudge(
         llm, model=judge_model
+    )
+
+
+@cache
+def checkpoint_service() -> CheckpointService:
+    from tt_core.adapters.dynamodb import DynamoRunRepository
+    from tt_core.adapters.s3 import S3DownloadSigner
+    from tt_core.adapters.system import SystemClock
+    from tt_core.services.checkpoints import CheckpointService
+
+    return CheckpointService(
+        DynamoRunRepository(_table(), _packer()),
+        _objects(),
+        S3DownloadSigner(_presigning_s3(), settings().bucket_name),
+        SystemClock(),
     )
 
 
@@ -325,6 +353,7 @@ def reset() -> None:
         idempotency_service,
         run_service,
         run_workflow_service,
+        execution_ended_service,
         tuned_model_service,
         playground_service,
     )

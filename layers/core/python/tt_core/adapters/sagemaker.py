@@ -11,20 +11,26 @@ from botocore.exceptions import ClientError
 
 from tt_core.errors import RunStepError
 from tt_core.models.workflow import TrainingState
+from tt_core.observability import logger
 from tt_core.ports import ObjectStore, TrainingJobSpec, TrainingJobStatus
+from tt_core.runs.artifacts import EPOCH_INDEX_FILE, EPOCHS_FOLDER, parse_epoch_index
 
 # SageMaker MetricDefinitions: the same regexes as tt_trainer.progress.METRIC_DEFINITIONS (tt_core may
-# not import tt_trainer; a contract test keeps the two equal). Each matches only train_step lines.
+# not import tt_trainer; a contract test keeps the two equal). Each matches only its own event's lines.
 _NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(
     {"Name": f"train:{key}", "Regex": rf'"event": "train_step".*"{key}": {_NUMBER}'}
-    for key in ("loss", "learning_rate", "epoch", "step", "tokens_per_second")
+    for key in ("loss", "learning_rate", "epoch", "step", "tokens_per_second", "token_accuracy")
+) + tuple(
+    {"Name": f"validation:{key}", "Regex": rf'"event": "validation".*"valid_{key}": {_NUMBER}'}
+    for key in ("loss", "token_accuracy")
 )
 # Where the trainer writes checkpoints; SageMaker syncs the directory to CheckpointConfig.S3Uri.
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 # The trainer mirrors its live progress under <checkpoint dir>/progress/ (training_image/README.md §5).
 PROGRESS_OBJECT = "progress/progress.json"
 TRAINING_LOG_OBJECT = "progress/training_log.jsonl"
+EPOCH_INDEX_OBJECT = f"{EPOCHS_FOLDER}/{EPOCH_INDEX_FILE}"
 # InProgress secondary statuses before the trainer runs: the run waits for training capacity.
 QUEUED_SECONDARY_STATUSES = frozenset(
     {
@@ -216,6 +222,7 @@ class SageMakerLauncher:
             failure_reason=reason,
             progress=self._progress(job),
             log=self._log(job),
+            epoch_index=parse_epoch_index(self._read(_join(job.checkpoint_prefix, EPOCH_INDEX_OBJECT))),
         )
 
     def stop(self, job_name: str) -> None:
@@ -225,6 +232,15 @@ class SageMakerLauncher:
             # Never created (its create failed, or the run was cancelled before it was submitted): there is
             # nothing to stop, so RecordFailure and a cancel in that window succeed.
             if _is_missing_job(error):
+                return
+            # Still throttled after the client's retries: the run has already ended (cancelled or failed),
+            # and its execution's end makes the ExecutionEnded function stop the job again, later
+            # (services/execution_ended.py); the job's MaxRuntime bounds it in any case. Raising here would
+            # answer a cancel with 500 after the run was cancelled.
+            if _is_throttled(error):
+                logger.warning(
+                    "Training job stop throttled; left to the execution-ended stop", extra={"job": job_name}
+                )
                 return
             # SageMaker refuses to stop a job that has ended; any other refusal is a real error.
             if _error_code(error) != "ValidationException" or not self._has_ended(job_name):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from tt_core.ports import ObjectStore
-from tt_core.schema import BASE_MODEL_MANIFEST, BASE_MODELS_PREFIX, LOCAL_DEFAULT_BASE_MODEL
-
-# PRODUCT.md §14.6: the stack of the default stage is TunedTensor, any other stage's TunedTensor-<stage>.
-_STACK = "TunedTensor"
-_DEFAULT_STAGE = "dev"
+from tt_core.schema import (
+    BASE_MODEL_MANIFEST,
+    BASE_MODELS_PREFIX,
+    DEFAULT_STAGE,
+    LOCAL_DEFAULT_BASE_MODEL,
+    stack_name,
+)
 
 
 def staged_prefix(base_model: str) -> str:
@@ -16,7 +18,7 @@ def staged_prefix(base_model: str) -> str:
 
 
 class StagedBaseModelWeights:
-    def __init__(self, objects: ObjectStore, *, stage: str = _DEFAULT_STAGE) -> None:
+    def __init__(self, objects: ObjectStore, *, stage: str = DEFAULT_STAGE) -> None:
         self._objects = objects
         self._stage = stage
 
@@ -27,5 +29,6 @@ class StagedBaseModelWeights:
         return self._objects.size(staged_prefix(base_model) + BASE_MODEL_MANIFEST) is not None
 
     def stage_command(self, base_model: str) -> str:
-        stack = "" if self._stage == _DEFAULT_STAGE else f" --stack {_STACK}-{self._stage}"
+        # The CLI's --stack defaults to the default stage's stack: name any other.
+        stack = "" if self._stage == DEFAULT_STAGE else f" --stack {stack_name(self._stage)}"
         return f"tt admin stage-base-model {base_model}{stack}"

@@ -46,6 +46,7 @@ def summarize(
     previous: Sequence[EvalResult] | None,
     previous_run_id: str | None,
     output_diagnostics: OutputDiagnostics,
+    selected_epoch: int | None = None,
 ) -> EvalSummary:
     """Tuned-model rates, base-model rates on the same rows, how sure the difference is, and changes
     since the previous run.
@@ -64,6 +65,12 @@ def summarize(
         None if avg_score is None or baseline_avg_score is None else round(avg_score - baseline_avg_score, 4)
     )
     insights = [*output_diagnostics.insights, *sample_size_insights(len(candidate), pass_rate_ci95)]
+    if selected_epoch is not None:
+        insights.append(
+            f"The model is epoch {selected_epoch}, chosen by early stopping on these evaluation rows: the "
+            "verdict may be optimistic"
+            + (" (the test block is not affected)." if output_diagnostics.test is not None else ".")
+        )
     changes = row_changes(previous, candidate) if previous is not None else None
     return EvalSummary(
         total=len(candidate),
@@ -90,4 +97,5 @@ def summarize(
         improvements=len(changes.improved) if changes else 0,
         previous_run_id=previous_run_id,
         output_diagnostics=output_diagnostics.model_copy(update={"insights": insights}),
+        selected_epoch=selected_epoch,
     )

@@ -152,3 +152,4 @@ class EvalSummary(Model):
     improvements: int
     previous_run_id: str | None
     output_diagnostics: OutputDiagnostics
+    selected_epoch: int | None = None  # §9.10: early stopping's epoch, the registered model

@@ -50,6 +50,7 @@ class HyperparametersRequest(RequestModel):
     max_test_eval_examples: Annotated[int, Field(ge=1, le=10_000)] | None = None
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     eval_reserved_output_tokens: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    early_stopping_patience: Annotated[int, Field(ge=1, le=20)] | None = None
 
 
 class SplitRatios(RequestModel):
@@ -94,6 +95,7 @@ class Hyperparameters(Model):
     eval_reserved_output_tokens: int
     augment: bool
     use_llm_judge: bool
+    early_stopping_patience: int | None = None  # §9.10; None (off) for runs stored before it existed
 
 
 class RowCounts(Model):
@@ -151,6 +153,40 @@ class Run(Model):
     completed_at: Timestamp | None = None
 
 
+class CheckpointMetrics(Model):
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    valid_token_accuracy: float | None = None
+
+
+class EpochCheckpoint(Model):
+    """One kept epoch as the trainer's index lists it (training_image/README.md): `file` is its package."""
+
+    epoch: int
+    step: int
+    created_at: str
+    metrics: CheckpointMetrics
+    file: str
+
+
+class Checkpoint(Model):
+    """An item of `GET /runs/:id/checkpoints` (§9.10)."""
+
+    epoch: int
+    step: int
+    created_at: str
+    metrics: CheckpointMetrics
+    is_registered_model: bool
+
+
+class CheckpointDownload(Model):
+    """`GET /runs/:id/checkpoints/:epoch/download`: a signed GET URL of the package, valid 15 minutes."""
+
+    url: str
+    filename: str
+    expires_at: Timestamp
+
+
 class RunRecord(Run):
     """The stored run: the object plus what the workflow needs to remember."""
 
@@ -162,6 +198,10 @@ class RunRecord(Run):
     eval_plan: EvalPlan | None = None
     # Diagnostics' `training` object (§9.9), kept up to date by the poll loop.
     training: dict[str, Any] | None = None
+    # The trainer's kept epoch checkpoints (§9.10) as its index lists them, newest first, and early
+    # stopping's choice; kept up to date by the poll loop.
+    checkpoints: list[EpochCheckpoint] = []
+    selected_epoch: int | None = None
 
     @property
     def uploaded_dataset_id(self) -> str | None:

@@ -41,3 +41,22 @@ class RunTaskState(Model):
 
     def output(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+# The execution statuses EventBridge reports that end a run's workflow without its own Finish/RunFailed.
+EndedStatus = Literal["FAILED", "TIMED_OUT", "ABORTED"]
+
+
+class ExecutionEnded(Model):
+    """The `detail` of EventBridge's "Step Functions Execution Status Change" for a run's execution.
+
+    `input` is the execution's input document (a RunTaskState) as a JSON string.
+    """
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    status: EndedStatus
+    input: str
+
+    def run_state(self) -> RunTaskState:
+        return RunTaskState.model_validate_json(self.input)

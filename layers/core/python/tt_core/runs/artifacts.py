@@ -29,6 +29,26 @@ def checkpoint_prefix(account_id: str, run_id: str) -> str:
     return f"{run_prefix(account_id, run_id)}checkpoints"
 
 
+# The trainer's epoch packages and their index, in its checkpoint dir (synced under the checkpoint prefix).
+EPOCHS_FOLDER = "epochs"
+EPOCH_INDEX_FILE = "index.json"
+
+
+def epoch_checkpoint_key(account_id: str, run_id: str, filename: str) -> str:
+    return f"{checkpoint_prefix(account_id, run_id)}/{EPOCHS_FOLDER}/{filename}"
+
+
+def parse_epoch_index(body: bytes | None) -> dict[str, Any] | None:
+    """The trainer's epochs/index.json, or None when absent or caught mid-write."""
+    if body is None:
+        return None
+    try:
+        index = json.loads(body)
+    except ValueError:
+        return None
+    return index if isinstance(index, dict) else None
+
+
 def job_output_key(account_id: str, run_id: str, job_name: str, archive: str) -> str:
     """SageMaker's layout: <output path>/<job name>/output/{model,output}.tar.gz."""
     return f"{training_prefix(account_id, run_id)}/{job_name}/output/{archive}"

@@ -21,11 +21,16 @@ _PHASES = {
 
 
 def _thin(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most MAX_SAMPLES, evenly spread, always keeping the first and the latest."""
+    """At most MAX_SAMPLES, evenly spread, always keeping the first, the latest and every epoch's end with
+    its validation loss (at most 20: n_epochs ≤ 20)."""
     if len(samples) <= MAX_SAMPLES:
         return samples
-    step = (len(samples) - 1) / (MAX_SAMPLES - 1)
-    return [samples[round(i * step)] for i in range(MAX_SAMPLES)]
+    kept = {0, len(samples) - 1} | {i for i, s in enumerate(samples) if s.get("valid_loss") is not None}
+    others = [i for i in range(len(samples)) if i not in kept]
+    room = MAX_SAMPLES - len(kept)
+    step = (len(others) - 1) / max(room - 1, 1)
+    kept |= {others[round(i * step)] for i in range(room)}
+    return [samples[i] for i in sorted(kept)]
 
 
 def empty_curve(target_epochs: int | None) -> dict[str, Any]:
@@ -35,6 +40,8 @@ def empty_curve(target_epochs: int | None) -> dict[str, Any]:
         "latest_loss": None,
         "previous_loss": None,
         "latest_token_accuracy": None,
+        "latest_valid_loss": None,
+        "latest_valid_token_accuracy": None,
         "epoch_rate_per_minute": None,
         "estimated_minutes_remaining": None,
         "latest_log_at": None,
@@ -53,6 +60,59 @@ def pending_training(target_epochs: int | None) -> dict[str, Any]:
     }
 
 
+def curve_samples(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One sample per train_step line; a validation line (logged after its epoch's last step) gives the
+    sample of its step its valid_* values (a sample of its own when that step's line is missing)."""
+    samples: list[dict[str, Any]] = []
+    by_step: dict[Any, dict[str, Any]] = {}
+    for line in log:
+        if line.get("event") == "validation":
+            sample = by_step.get(line.get("step"))
+            if sample is None:
+                sample = _sample(line)
+                samples.append(sample)
+            sample.update(
+                valid_loss=line.get("valid_loss"), valid_token_accuracy=line.get("valid_token_accuracy")
+            )
+        else:
+            by_step[line.get("step")] = sample = _sample(line)
+            samples.append(sample)
+    return samples
+
+
+def _sample(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "timestamp": line.get("timestamp"),
+        "epoch": line.get("epoch"),
+        "loss": line.get("loss"),
+        "learning_rate": line.get("learning_rate"),
+        "token_accuracy": line.get("token_accuracy"),
+        "valid_loss": None,
+        "valid_token_accuracy": None,
+    }
+
+
+def _latest(samples: list[dict[str, Any]], key: str) -> Any:
+    return next((s[key] for s in reversed(samples) if s.get(key) is not None), None)
+
+
+def overfitting_insight(samples: list[dict[str, Any]]) -> str | None:
+    """The sentence of §9.10 when validation loss rose for 2 or more epochs in a row while the training loss
+    fell: from the epoch with the lowest validation loss before the rise."""
+    ends = [s for s in samples if s.get("valid_loss") is not None and s.get("loss") is not None]
+    for i in range(len(ends) - 2):
+        rising = ends[i]["valid_loss"] < ends[i + 1]["valid_loss"] < ends[i + 2]["valid_loss"]
+        falling = ends[i]["loss"] > ends[i + 1]["loss"] > ends[i + 2]["loss"]
+        if rising and falling:
+            epoch = ends[i]["epoch"]
+            best = f"{epoch:g}" if isinstance(epoch, (int, float)) else str(epoch)
+            return (
+                f"Validation loss rose after epoch {best}: later epochs may be over-fitting; consider "
+                f"n_epochs={best} or early_stopping_patience."
+            )
+    return None
+
+
 def training_view(
     status: TrainingJobStatus, *, n_epochs: int, previous: dict[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -60,16 +120,7 @@ def training_view(
     view = dict(previous or pending_training(n_epochs))
     state = {"queued": "pending"}.get(status.state, status.state)
     stamp = format_timestamp(now)
-    samples = [
-        {
-            "timestamp": line.get("timestamp"),
-            "epoch": line.get("epoch"),
-            "loss": line.get("loss"),
-            "learning_rate": line.get("learning_rate"),
-            "token_accuracy": line.get("token_accuracy"),
-        }
-        for line in status.log
-    ]
+    samples = curve_samples(status.log)
     if samples and not view.get("started_at"):
         view["started_at"] = stamp
     if state == "running" and not view.get("started_at"):
@@ -93,6 +144,8 @@ def training_view(
             latest_loss=latest["loss"],
             previous_loss=samples[-2]["loss"] if len(samples) > 1 else None,
             latest_token_accuracy=latest["token_accuracy"],
+            latest_valid_loss=_latest(samples, "valid_loss"),
+            latest_valid_token_accuracy=_latest(samples, "valid_token_accuracy"),
             epoch_rate_per_minute=round(rate, 4),
             estimated_minutes_remaining=round(max(remaining, 0), 1) if remaining is not None else None,
             samples=_thin(samples),
@@ -113,6 +166,9 @@ def _insights(run: RunRecord, training: dict[str, Any], now: datetime) -> list[s
         first, last = samples[0]["loss"], samples[-1]["loss"]
         verb = "fell" if last < first else "rose"
         insights.append(f"Loss {verb} from {first:.2f} to {last:.2f}.")
+    overfitting = overfitting_insight(curve["samples"])
+    if overfitting is not None:
+        insights.append(overfitting)
     if training["state"] == "running" and curve.get("latest_log_at"):
         idle = (now - parse_timestamp(curve["latest_log_at"])).total_seconds() / 60
         if idle >= STALE_LOG_MINUTES:

@@ -109,5 +109,6 @@ def evaluate_predictions(
         previous=[EvalResult.model_validate(r) for r in previous[1]] if previous else None,
         previous_run_id=previous[0] if previous else None,
         output_diagnostics=output,
+        selected_epoch=run.selected_epoch,
     )
     return results, summary

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tt_core.errors import NotFoundError, RunStepError
 from tt_core.language.text import normalise
 from tt_core.models.datasets import DatasetRecord
-from tt_core.models.runs import STAGES, EvalPlan, RowCounts, RunRecord
+from tt_core.models.runs import STAGES, EpochCheckpoint, EvalPlan, RowCounts, RunRecord
 from tt_core.models.tuned_models import TunedModelRecord, model_name
 from tt_core.models.workflow import RunTaskState
 from tt_core.observability import count, tracer
@@ -26,11 +26,13 @@ from tt_core.ports import (
     ObjectStore,
     RunRepository,
     TrainingJobSpec,
+    TrainingJobStatus,
     TrainingLauncher,
     TunedModelRepository,
 )
 from tt_core.runs.artifacts import (
     checkpoint_prefix,
+    epoch_checkpoint_key,
     evals_key,
     input_prefix,
     job_output_key,
@@ -60,6 +62,11 @@ TRAINER_HYPERPARAMETERS = (
 )
 _STAGE_ORDER = list(STAGES)
 _INTERNAL = "an unexpected error occurred. Start the run again; if it fails again, contact your operator."
+
+
+def early_stopping_usable(eval_overlaps_training: bool, eval_rows: int) -> bool:
+    """§9.10: a validation loss shows over-fitting only on evaluation rows the model does not train on."""
+    return eval_rows > 0 and not eval_overlaps_training
 
 
 class RunWorkflowService:
@@ -185,6 +192,14 @@ class RunWorkflowService:
             created = self._generated_dataset(run, training_rows, train_key, train_bytes, method)
             dataset_id = created.id
         eval_plan = EvalPlan.model_validate(plan, from_attributes=True)
+        usable = early_stopping_usable(plan.eval_overlaps_training, len(plan.eval))
+        if hp.early_stopping_patience is not None and not usable:
+            self._info(
+                run,
+                "early_stopping_patience is ignored: the run has no evaluation rows apart from its training "
+                "rows, so a validation loss would not show over-fitting. Every epoch is trained and the last "
+                "one is the model.",
+            )
         try:
             linked = self._updater.update(
                 run.account_id,
@@ -283,6 +298,14 @@ class RunWorkflowService:
         hp = run.hyperparameters
         hyperparameters = {name: str(getattr(hp, name)) for name in TRAINER_HYPERPARAMETERS}
         hyperparameters["base_model"] = run.base_model
+        evaluated, counts = run.eval_plan, run.row_counts
+        if (
+            hp.early_stopping_patience is not None
+            and evaluated is not None
+            and counts is not None
+            and early_stopping_usable(evaluated.eval_overlaps_training, counts.evaluation)
+        ):
+            hyperparameters["early_stopping_patience"] = str(hp.early_stopping_patience)
         profile = self._settings.training_profile(run.base_model)
         plan = plan_for_job(
             run.base_model,
@@ -367,7 +390,7 @@ class RunWorkflowService:
         stage, pct, message = self._progress_stage(run, status.state, progress)
         if _STAGE_ORDER.index(stage) < _STAGE_ORDER.index(run.current_stage):
             stage = run.current_stage  # what the trainer says can lag behind: a run never goes back a stage
-        self._stage(run, stage, message, training=training, progress=pct)
+        self._stage(run, stage, message, training=training, progress=pct, **self._epochs(run, status))
         # Longer waits as the run ages: the execution's history stays bounded however long it runs.
         polls = state.polls + 1
         wait = next_poll_seconds(
@@ -377,6 +400,24 @@ class RunWorkflowService:
             elapsed_seconds=elapsed,
         )
         return state.model_copy(update={"training_state": status.state, "polls": polls, "poll_seconds": wait})
+
+    def _epochs(self, run: RunRecord, status: TrainingJobStatus) -> dict[str, Any]:
+        """The kept epoch checkpoints the trainer's index lists (for the run record); stored packages it no
+        longer keeps are deleted (storage keeps what the trainer's sync once uploaded)."""
+        index = status.epoch_index
+        if index is None:
+            return {}
+        kept = [EpochCheckpoint.model_validate(entry) for entry in index.get("checkpoints", [])]
+        files = {c.file for c in kept}
+        newest = max((c.epoch for c in kept), default=0)
+        prefix = epoch_checkpoint_key(run.account_id, run.id, "checkpoint-epoch-")
+        for key in self._objects.list_keys(prefix):
+            epoch = key[len(prefix) :].removesuffix(".tar.gz")
+            # A package newer than the index read may not be listed yet: only older ones are gone for good.
+            if key.rpartition("/")[2] not in files and epoch.isdigit() and int(epoch) < newest:
+                self._objects.delete(key)
+        selected = index.get("selected_epoch")
+        return {"checkpoints": kept, "selected_epoch": selected if isinstance(selected, int) else None}
 
     def _note_skipped(self, run: RunRecord, skipped: int) -> None:
         if not skipped or any(e.status == "info" and "max_seq_length" in e.message for e in run.events):
