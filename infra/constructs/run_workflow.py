@@ -100,7 +100,7 @@ STOP_ACTIONS = (STOP_TRAINING_JOB, DESCRIBE_TRAINING_JOB)
 class TaskAccess:
     """What one task's function does beyond reading and updating its run's items in the table."""
 
-    objects: Literal["none", "read", "read_write"]
+    objects: Literal["none", "read", "read_delete", "read_write"]
     training_jobs: tuple[str, ...] = ()
 
     @property
@@ -116,9 +116,9 @@ TASK_ACCESS: Mapping[str, TaskAccess] = {
     PREPARE: TaskAccess("read_write"),
     # The job spec comes from the table; the job reads its inputs itself, with the training role.
     START_TRAINING: TaskAccess("none", (CREATE_TRAINING_JOB,)),
-    # Describes the job and reads the progress the trainer syncs under the run's checkpoint prefix; stops
-    # the job of a run past its time limit.
-    POLL_TRAINING: TaskAccess("read", STOP_ACTIONS),
+    # Describes the job and reads the progress the trainer syncs under the run's checkpoint prefix, deletes
+    # the epoch checkpoint packages the trainer no longer keeps; stops the job of a run past its time limit.
+    POLL_TRAINING: TaskAccess("read_delete", STOP_ACTIONS),
     # Reads the generations, writes the eval results and report.
     EVALUATE: TaskAccess("read_write"),
     # Copies the adapter artifact to the model's key, reads the train file for the throughput sample.
@@ -428,8 +428,10 @@ class RunWorkflow(Construct):
         table.grant_read_write_data(function)
         if access.objects == "read_write":
             bucket.grant_read_write(function, ACCOUNT_OBJECTS)
-        elif access.objects == "read":
+        elif access.objects in ("read", "read_delete"):
             bucket.grant_read(function, ACCOUNT_OBJECTS)
+            if access.objects == "read_delete":
+                bucket.grant_delete(function, ACCOUNT_OBJECTS)
         if access.training_jobs:
             grant_training_jobs(function, *access.training_jobs)
         if access.passes_training_role:
@@ -546,7 +548,10 @@ class RunWorkflow(Construct):
                 "The tasks read specs' datasets and parent models and write run inputs and reports, all "
                 "under accounts/<account_id>/; the wildcard is the server-chosen key under that prefix.",
             )
-            writes = ("s3:DeleteObject*", "s3:Abort*") if access.objects == "read_write" else ()
+            writes = {
+                "read_write": ("s3:DeleteObject*", "s3:Abort*"),
+                "read_delete": ("s3:DeleteObject*",),
+            }.get(access.objects, ())
             for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", *writes):
                 nag.acknowledge(
                     role,

@@ -123,11 +123,14 @@ class LocalProcessLauncher:
         for entry in (index or {}).get("checkpoints", []):
             name = str(entry.get("file", "")) if isinstance(entry, dict) else ""
             path = folder / name
-            if not _EPOCH_PACKAGE.fullmatch(name) or not path.is_file():
+            if not _EPOCH_PACKAGE.fullmatch(name):
                 continue
             key = f"{job.checkpoint_prefix}/{EPOCHS_FOLDER}/{name}"
-            if self._objects.size(key) != path.stat().st_size:
-                self._objects.put_bytes(key, path.read_bytes(), "application/gzip")
+            try:
+                if self._objects.size(key) != path.stat().st_size:
+                    self._objects.put_bytes(key, path.read_bytes(), "application/gzip")
+            except FileNotFoundError:
+                continue  # the trainer dropped it since the index was read: a newer epoch replaced it
         return index
 
     def stop(self, job_name: str) -> None:

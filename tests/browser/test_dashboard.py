@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.browser.conftest import RequestGuard, screenshot
 from tests.e2e.conftest import RunningStack
@@ -153,7 +154,7 @@ def test_create_and_revoke_a_key_and_the_last_one_is_refused(page: Any) -> None:
     screenshot(page, "05-api-keys")
 
 
-def test_the_run_completes_with_its_verdict_and_eval_table(page: Any) -> None:
+def test_the_run_completes_with_its_verdict_and_eval_table(page: Any, stack: RunningStack) -> None:
     page.goto(shared["run_url"])
     expect(page.get_by_role("heading", name=re.compile("^Verdict:"))).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_label("Run progress")).to_have_attribute("value", "100")
@@ -166,6 +167,15 @@ def test_the_run_completes_with_its_verdict_and_eval_table(page: Any) -> None:
     page.get_by_label("Regressions").check()
     page.get_by_label("All rows").check()
     expect(page.get_by_role("link", name="details, download and playground")).to_be_visible()
+    # Checkpoints (§9.10) show where the API lists them, and the section is hidden where it has no route.
+    checkpoints = page.get_by_role("heading", name="Checkpoints")
+    run_id = shared["run_url"].rsplit("/", 1)[1]
+    listed = requests.get(
+        f"{stack.base_url}/api/v1/runs/{run_id}/checkpoints",
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        timeout=10,
+    )
+    expect(checkpoints).to_have_count(1 if listed.status_code == 200 else 0)
     page.get_by_role("heading", name=re.compile("^Verdict:")).scroll_into_view_if_needed()
     path = screenshot(page, "06-run-completed")
     LEAD_SHOTS.mkdir(parents=True, exist_ok=True)

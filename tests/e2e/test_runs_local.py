@@ -197,7 +197,9 @@ def test_a_five_epoch_run_keeps_three_checkpoints_that_serve(
 ) -> None:
     """§9.10 over HTTP: epochs 5, 4, 3 kept with their validation loss, the curve's epoch ends, a download
     that is a model artifact, and `tt models serve RUN --epoch 3` answering a chat request."""
-    run = start(local_stack, EXAMPLE, {"augment": False, "hyperparameters": {"n_epochs": 5}})
+    fast = {"n_epochs": 5, "max_eval_examples": 2, "max_output_tokens": 8, "eval_reserved_output_tokens": 4}
+    small = {**EXAMPLE, "examples": EXAMPLE["examples"][:12]}  # 10 training rows: 5 steps an epoch
+    run = start(local_stack, small, {"augment": False, "hyperparameters": fast})
     run = wait_run(local_stack, run["id"], lambda r: r["status"] in TERMINAL)
     assert run["status"] == "completed", run["error"]
     listed = api(local_stack, "GET", f"/runs/{run['id']}/checkpoints").json()["data"]

@@ -297,7 +297,8 @@ def test_training_role_wildcards_are_acknowledged_with_reasons(dev: Synth) -> No
 EXPECTED_TASK_ACCESS = {
     "Prepare": ([], "read_write"),
     "StartTraining": (["sagemaker:CreateTrainingJob"], None),
-    "PollTraining": (["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], "read"),
+    # It deletes the epoch checkpoint packages the trainer no longer keeps, and writes nothing.
+    "PollTraining": (["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], "read_delete"),
     "Evaluate": ([], "read_write"),
     "Finish": ([], "read_write"),
     "RecordFailure": (["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], None),
@@ -330,7 +331,7 @@ def test_each_task_role_has_exactly_what_its_task_does(dev: Synth, state: str) -
         reads = _with_action(statements, "s3:GetObject*")
         assert _object_arn(dev, "accounts/*") in _listed(reads["Resource"])
         assert ("s3:PutObject" in s3) == (objects == "read_write")
-        assert ("s3:DeleteObject*" in s3) == (objects == "read_write")
+        assert ("s3:DeleteObject*" in s3) == (objects in ("read_write", "read_delete"))
     assert not any(a.startswith("states:") for a in actions)
 
 
@@ -341,7 +342,7 @@ def test_training_job_acknowledgments_only_where_training_jobs_are_granted(dev: 
         text = json.dumps(metadata)
         jobs, objects = EXPECTED_TASK_ACCESS[state]
         assert ("training-job/tt-*" in text) == bool(jobs), state
-        assert ("s3:DeleteObject*" in text) == (objects == "read_write"), state
+        assert ("s3:DeleteObject*" in text) == (objects in ("read_write", "read_delete")), state
 
 
 def test_api_starts_and_cancels_runs(dev: Synth) -> None:

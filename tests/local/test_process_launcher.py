@@ -310,3 +310,33 @@ def test_a_trainer_killed_by_the_system_is_explained_with_settings_the_run_has(t
     reason = _failure_reason(tmp_path, -signal.SIGKILL)
     assert reason is not None and "SIGKILL" in reason and "max_seq_length" in reason
     assert "micro_batch_size" not in reason  # a trainer setting a run cannot set
+
+
+def test_epoch_packages_reach_storage_and_one_dropped_meanwhile_is_skipped(
+    launcher: LocalProcessLauncher, store: S3ObjectStore, jobs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What SageMaker's checkpoint sync does, on the local stack: each package the trainer's index lists is
+    put under the checkpoint prefix once. The trainer may delete one between the index read and the upload
+    (a newer epoch replaced it): that poll goes on without it."""
+    job = _job(store, "sync")
+    folder = jobs_dir / "sync" / "checkpoints" / "epochs"
+    folder.mkdir(parents=True)
+    for epoch in (2, 3):
+        (folder / f"checkpoint-epoch-{epoch}.tar.gz").write_bytes(b"package %d" % epoch)
+    entries = [{"epoch": e, "file": f"checkpoint-epoch-{e}.tar.gz"} for e in (3, 2, 1)]  # 1: already gone
+    entries.append({"epoch": 9, "file": "../../escape.tar.gz"})  # never read: not a package name
+    (folder / "index.json").write_text(json.dumps({"checkpoints": entries}))
+    real_read = Path.read_bytes
+
+    def vanishing(path: Path) -> bytes:
+        if path.name == "checkpoint-epoch-2.tar.gz":
+            raise FileNotFoundError(path)
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", vanishing)
+    index = launcher._sync_epochs(job, jobs_dir / "sync")
+    assert index is not None and [e["epoch"] for e in index["checkpoints"]] == [3, 2, 1, 9]
+    assert store.list_keys("checkpoints/sync/epochs/") == [
+        "checkpoints/sync/epochs/checkpoint-epoch-3.tar.gz"
+    ]
+    assert store.get_bytes("checkpoints/sync/epochs/checkpoint-epoch-3.tar.gz") == b"package 3"

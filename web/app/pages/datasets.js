@@ -31,12 +31,12 @@ export function DatasetsPage() {
             <caption class="visually-hidden">Datasets</caption>
             <thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Rows</th><th scope="col">Tokens</th><th scope="col">Source</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
             <tbody>${rows.map((d) => html`<tr>
-              <td>${d.name}</td><td><${StatusBadge} status=${d.status} />${d.validation_error_count ? ` ${d.validation_error_count} errors` : ""}</td>
+              <td>${d.name}</td><td><${StatusBadge} status=${d.status} />${d.validation_error_count ? ` ${d.validation_error_count} error${d.validation_error_count === 1 ? "" : "s"}` : ""}</td>
               <td>${int(d.row_count)}</td><td>${int(d.estimated_tokens)}</td><td>${d.source}</td><td>${when(d.created_at)}</td>
-              <td class="actions">
+              <td><div class="actions">
                 ${d.source === "upload" && d.status === "validated" && html`<a class="button secondary" href=${`#/runs/new?dataset=${d.id}`}>Train on it</a>`}
                 <${ConfirmButton} label="Delete" question=${`Delete dataset “${d.name}”?`} onConfirm=${() => remove(d.id)} />
-              </td>
+              </div></td>
             </tr>`)}</tbody>
           </table></div>`}<//>
   </section>`;

@@ -22,8 +22,8 @@ export function LintReport({ lint }) {
   const broken = lint.constraints.filter((c) => !c.passed);
   const uncovered = lint.coverage.filter((c) => c.examples === 0);
   return html`<section class="lint" aria-labelledby="lint-title">
-    <h3 id="lint-title">Spec lint</h3>
-    <p class=${broken.length ? "bad" : "good"}>
+    <h2 id="lint-title">Spec lint</h2>
+    <p class=${broken.length ? "bad" : uncovered.length ? "warn" : "good"}>
       ${broken.length ? `${broken.length} constraint${broken.length > 1 ? "s" : ""} broken by the examples.` : "No constraint is broken by the examples."}
       ${" "}${uncovered.length ? `${uncovered.length} rule${uncovered.length > 1 ? "s" : ""} no example exercises.` : "Every rule is exercised by an example."}
     </p>
