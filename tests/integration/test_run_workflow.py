@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.fake_training import InstantTrainer
-from tests.integration.test_runs_api import FAST, TINY_SPEC, _account, create_spec, wait_for
+from tests.integration.test_runs_api import EXAMPLES, FAST, TINY_SPEC, _account, create_spec, wait_for
 from tests.storage import template
 
 
@@ -278,3 +278,28 @@ def test_prepare_evaluates_the_same_distinct_rows_every_run_and_flags_what_a_par
         wiring.run_workflow_service().prepare(
             RunTaskState(account_id=account, run_id=started.json()["data"]["id"])
         )
+
+
+@pytest.mark.parametrize(("examples", "ignored"), [(4, True), (12, False)])
+def test_early_stopping_is_ignored_with_an_info_event_when_the_eval_rows_are_the_training_rows(
+    client: Any, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, examples: int, ignored: bool
+) -> None:
+    """§9.10: under 5 examples every one is trained and evaluated, so a validation loss cannot show
+    over-fitting: the run says so and the job gets no patience."""
+    from tt_core import wiring
+    from tt_core.adapters.stepfunctions import StepFunctionsStarter
+    from tt_core.models.workflow import RunTaskState
+
+    monkeypatch.setattr(StepFunctionsStarter, "start", lambda self, run_id, state: f"arn:execution:{run_id}")
+    spec_id = create_spec(client, {**TINY_SPEC, "examples": EXAMPLES[:examples]})
+    body = {"augment": False, "hyperparameters": {"early_stopping_patience": 2}}
+    run = client.post(f"/behavior-specs/{spec_id}/runs", body).json()["data"]
+    assert run["hyperparameters"]["early_stopping_patience"] == 2
+    service = wiring.run_workflow_service()
+    service.prepare(RunTaskState(account_id=_account(client), run_id=run["id"]))
+    prepared = client.get(f"/runs/{run['id']}").json()["data"]
+    notes = [e["message"] for e in prepared["_events"] if e["status"] == "info"]
+    assert any(n.startswith("early_stopping_patience is ignored") for n in notes) is ignored
+    record = wiring.run_service()._run(_account(client), run["id"])
+    job = service.job_spec(record.model_copy(update={"fine_tune_job_id": "job"}))
+    assert job.hyperparameters.get("early_stopping_patience") == (None if ignored else "2")
