@@ -1051,11 +1051,15 @@ def test_diagnose_and_report_put_training_beside_validation_by_epoch(run: Any, f
     body["training"]["curve"]["samples"] = [
         {"timestamp": T0, "epoch": float(e), "loss": loss, "learning_rate": 0.0002, "token_accuracy": acc,
          "valid_loss": valid, "valid_token_accuracy": valid_acc}
-        for e, loss, acc, valid, valid_acc in ((1, 1.5, 0.4, 1.7, 0.35), (2, 0.8, 0.7, 1.6, 0.4), (3, 0.2, 0.9, 1.9, 0.38))
+        for e, loss, acc, valid, valid_acc in (
+            (1, 1.5, 0.4, 1.7, 0.35), (2, 0.8, 0.7, 1.6, 0.4), (3, 0.2, 0.9, 1.9, 0.38)
+        )
     ]  # fmt: skip
     body["training"]["curve"]["latest_valid_loss"] = 1.9
-    body["insights"] = ["Validation loss rose after epoch 2: later epochs may be over-fitting; consider n_epochs=2 "
-                        "or early_stopping_patience."]  # fmt: skip
+    body["insights"] = [
+        "Validation loss rose after epoch 2: later epochs may be over-fitting; consider n_epochs=2 or "
+        "early_stopping_patience."
+    ]
     fake.on("GET", f"/runs/{RUN_ID}/diagnostics", envelope(body))
     result = run("runs", "diagnose", RUN_ID)
     assert result.code == 0, result.err

@@ -248,7 +248,7 @@ def test_the_curve_draws_validation_beside_training_with_the_runs_insights() -> 
         "eval_split": "x", "baseline": {"results": []}, "comparison": {},
         "candidate": {"model": "m", "results": []}, "test": None, "previous_run": None,
     }  # fmt: skip
-    sentence = "Validation loss rose after epoch 1: later epochs may be over-fitting; consider n_epochs=1 or …"
+    sentence = "Validation loss rose after epoch 1: later epochs may be over-fitting; consider n_epochs=1."
     diagnostics = {
         "insights": [sentence, "Outputs end early."],
         "training": {"curve": {"samples": samples}},

@@ -272,5 +272,6 @@ def test_an_early_stopping_epoch_is_named_with_its_optimism() -> None:
     )
     assert summary.selected_epoch == 4
     assert summary.output_diagnostics.insights[-1] == (
-        "The model is epoch 4, chosen by early stopping on these evaluation rows: the verdict may be optimistic."
+        "The model is epoch 4, chosen by early stopping on these evaluation rows: the verdict may be "
+        "optimistic."
     )

@@ -87,7 +87,8 @@ def test_the_list_marks_the_registered_epoch() -> None:
     run = _poll(_run("tunedtensor/tiny-chat"), _Objects([]), {"checkpoints": [_entry(e) for e in (5, 4, 3)]})
     none: Any = None
     service = CheckpointService(_Runs(run), none, none, FixedClock(NOW))  # type: ignore[arg-type]
-    assert [c.is_registered_model for c in service.list("a1", RUN_ID)] == [False, False, False]  # no model yet
+    # No model yet: no epoch is the registered one.
+    assert [c.is_registered_model for c in service.list("a1", RUN_ID)] == [False, False, False]
     registered = run.model_copy(update={"model_id": "m1"})
     service = CheckpointService(_Runs(registered), none, none, FixedClock(NOW))  # type: ignore[arg-type]
     assert [c.is_registered_model for c in service.list("a1", RUN_ID)] == [True, False, False]
