@@ -465,6 +465,20 @@ def test_describe_reads_live_progress_from_the_checkpoint_sync(
     assert described.state == "running"
     assert described.progress == progress
     assert described.log == steps
+    assert described.epoch_index is None  # no epoch has ended yet
+
+
+def test_describe_reads_the_epoch_index_the_checkpoint_sync_uploaded(
+    launcher: SageMakerLauncher, stubber: Stubber, objects: S3ObjectStore
+) -> None:
+    """§9.10 on AWS: the trainer's epochs/ folder is in the checkpoint dir, which SageMaker syncs."""
+    index = {"selected_epoch": None, "checkpoints": [{"epoch": 2, "file": "checkpoint-epoch-2.tar.gz"}]}
+    objects.put_bytes(f"{CHECKPOINTS}/epochs/index.json", json.dumps(index).encode())
+    stubber.add_response("describe_training_job", _described("InProgress", "Training"))
+    assert launcher.describe(_job(checkpoint_prefix=f"{CHECKPOINTS}/")).epoch_index == index
+    objects.put_bytes(f"{CHECKPOINTS}/epochs/index.json", b'{"checkpoints": [')  # caught mid-sync
+    stubber.add_response("describe_training_job", _described("InProgress", "Training"))
+    assert launcher.describe(_job(checkpoint_prefix=f"{CHECKPOINTS}/")).epoch_index is None
 
 
 def test_a_progress_file_caught_mid_write_is_no_progress(
