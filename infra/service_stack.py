@@ -136,6 +136,11 @@ class ServiceStack(Stack):
             "Dashboard",
             content_dir=content_dir,
             api_origin=self.api.url,
+            # A presigned URL names the bucket's global or regional host, as the SDK's region decides.
+            storage_origins=[
+                f"https://{self.data.bucket.bucket_domain_name}",
+                f"https://{self.data.bucket.bucket_regional_domain_name}",
+            ],
             api_base=f"{self.api.url}/{API_STAGE_NAME}/{API_VERSION_PATH}",
             access_logs_bucket=self.data.access_logs_bucket,
             removal_policy=config.removal_policy,

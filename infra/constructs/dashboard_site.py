@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -22,11 +23,13 @@ EXCLUDED = ("tests", "tests/*", "node_modules", "node_modules/*", ".*", "*.md")
 HSTS_MAX_AGE = Duration.days(365)
 
 
-def content_security_policy(api_origin: str) -> str:
-    """No inline script or style, nothing from other hosts but the API; never framed."""
+def content_security_policy(api_origin: str, storage_origins: Sequence[str] = ()) -> str:
+    """No inline script or style, nothing from other hosts but the API and the data bucket (dataset uploads
+    go straight to its presigned URLs); never framed."""
+    connect = " ".join(["'self'", api_origin, *storage_origins])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' {api_origin}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+        f"connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
     )
 
 
@@ -40,6 +43,7 @@ class DashboardSite(Construct):
         *,
         content_dir: Path,
         api_origin: str,
+        storage_origins: Sequence[str],
         api_base: str,
         access_logs_bucket: s3.IBucket,
         removal_policy: RemovalPolicy,
@@ -63,7 +67,8 @@ class DashboardSite(Construct):
             comment="Tuned Tensor dashboard: CSP without inline script, HSTS, no framing, no sniffing",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=content_security_policy(api_origin), override=True
+                    content_security_policy=content_security_policy(api_origin, storage_origins),
+                    override=True,
                 ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
                     access_control_max_age=HSTS_MAX_AGE, include_subdomains=True, override=True

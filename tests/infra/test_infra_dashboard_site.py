@@ -87,14 +87,18 @@ def test_security_headers(site: Synth) -> None:
     _, config = _distribution(site)
     assert config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] == {"Ref": policy_id}
     headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
-    csp = site.stack.resolve(content_security_policy(site.stack.api.url))
+    bucket = site.stack.data.bucket
+    storage = [f"https://{bucket.bucket_domain_name}", f"https://{bucket.bucket_regional_domain_name}"]
+    csp = site.stack.resolve(content_security_policy(site.stack.api.url, storage))
     assert headers["ContentSecurityPolicy"] == {"ContentSecurityPolicy": csp, "Override": True}
-    parts = "".join(p if isinstance(p, str) else "<api>" for p in csp["Fn::Join"][1])
+    parts = "".join(p if isinstance(p, str) else "<ref>" for p in csp["Fn::Join"][1])
     assert parts == (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self' https://<api>.execute-api.<api>.<api>; frame-ancestors 'none'; base-uri 'self'; "
-        "object-src 'none'"
+        "connect-src 'self' https://<ref>.execute-api.<ref>.<ref> https://<ref> https://<ref>; "
+        "frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
     )
+    data_bucket = site.stack.resolve(bucket.bucket_domain_name)
+    assert data_bucket in csp["Fn::Join"][1]  # dataset uploads PUT to the data bucket's presigned URLs
     assert "unsafe-inline" not in parts
     rest_api, _ = site.only("AWS::ApiGateway::RestApi")
     assert {"Ref": rest_api} in csp["Fn::Join"][1]
@@ -171,6 +175,7 @@ def test_the_construct_synthesizes_from_any_folder(tmp_path: Path) -> None:
         "Site",
         content_dir=tmp_path,
         api_origin="https://api.example.com",
+        storage_origins=["https://data.s3.amazonaws.com"],
         api_base="https://api.example.com/api/v1",
         access_logs_bucket=s3.Bucket(stack, "Logs"),
         removal_policy=RemovalPolicy.DESTROY,

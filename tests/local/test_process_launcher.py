@@ -167,8 +167,15 @@ def test_a_job_runs_to_completion_and_its_artifacts_land_where_sagemaker_puts_th
     status, seen = _wait(launcher, job, lambda s: s.state == "completed")
     assert set(seen) <= {"queued", "running", "completed"} and seen[0] == "queued"
     assert status.progress is not None and status.progress["status"] == "completed"
-    assert [(e["event"], e["step"]) for e in status.log] == [("train_step", step) for step in (1, 2, 3, 4)]
-    assert all(isinstance(e["loss"], float) for e in status.log)
+    # 6 rows, 2 a step: epoch 1 ends at step 3 with its validation line and its package.
+    assert [(e["event"], e["step"]) for e in status.log] == [
+        ("train_step", 1), ("train_step", 2), ("train_step", 3), ("validation", 3), ("train_step", 4),
+    ]  # fmt: skip
+    assert all(isinstance(e["loss"], float) for e in status.log if e["event"] == "train_step")
+    assert status.epoch_index is not None and [c["epoch"] for c in status.epoch_index["checkpoints"]] == [1]
+    assert store.list_keys("checkpoints/tt-complete/epochs/") == [
+        "checkpoints/tt-complete/epochs/checkpoint-epoch-1.tar.gz"
+    ]
 
     base = f"{OUTPUT_PREFIX}/tt-complete/output"
     assert store.list_keys(f"{OUTPUT_PREFIX}/") == [f"{base}/model.tar.gz", f"{base}/output.tar.gz"]
