@@ -22,8 +22,10 @@ EXAMPLES = [
     {"input": f"What is the status of order {n}?", "output": f"Order {n} ships in {n % 5 + 1} days."}
     for n in range(101, 113)
 ]
-# A short run: the tiny model, few epochs, short eval answers (64 = the tokens an eval row keeps free).
-EPOCHS, EVAL_TOKENS, CHAT_TOKENS = "3", "64", "24"
+# A short run: the tiny model, short eval answers (64 = the tokens an eval row keeps free). 12 epochs of 5
+# steps last several of the stack's 1 s workflow polls even on a quiet machine (3 epochs could finish
+# between two of them, so the page saw the curve only once, complete).
+EPOCHS, EVAL_TOKENS, CHAT_TOKENS = "12", "64", "24"
 RUN_TIMEOUT_MS = 150_000
 shared: dict[str, str] = {}
 

@@ -66,7 +66,12 @@ def start(stack: RunningStack, spec: dict[str, Any], body: dict[str, Any]) -> di
 
 
 def test_the_example_spec_trains_evaluates_and_registers(local_stack: RunningStack) -> None:
-    run = start(local_stack, EXAMPLE, {})
+    # The example's own settings, but short eval answers: the base model's babble would fill 256 tokens.
+    run = start(
+        local_stack,
+        EXAMPLE,
+        {"hyperparameters": {"max_output_tokens": 48, "eval_reserved_output_tokens": 16}},
+    )
     run = wait_run(local_stack, run["id"], lambda r: r["status"] in TERMINAL)
     assert run["status"] == "completed", run["error"]
     summary = run["eval_summary"]

@@ -31,7 +31,7 @@ def _start(job: Job) -> subprocess.Popen[str]:
 def test_sigterm_checkpoints_then_the_next_job_resumes(tmp_path: Path) -> None:
     hp = {
         "batch_size": 4,
-        "max_steps": 300,
+        "max_steps": 120,
         "logging_steps": 1,
         "checkpoint_steps": 1000,
         "learning_rate": 1e-3,
@@ -48,10 +48,10 @@ def test_sigterm_checkpoints_then_the_next_job_resumes(tmp_path: Path) -> None:
     rest = [json.loads(line) for line in first.stdout]
     assert first.wait(timeout=60) == 143
     stopped_at = next(e["step"] for e in rest if e["event"] == "checkpoint")
-    assert 3 <= stopped_at < 300
+    assert 3 <= stopped_at < 120
     assert rest[-1]["event"] == "stopped"
     assert job.failure_file.read_text().startswith(
-        f"Training was stopped (SIGTERM) after step {stopped_at} of 300."
+        f"Training was stopped (SIGTERM) after step {stopped_at} of 120."
     )
     assert sorted(p.name for p in job.checkpoint_dir.glob("checkpoint-*")) == [f"checkpoint-{stopped_at}"]
     assert json.loads((job.output_dir / "progress.json").read_text())["status"] == "stopped"
@@ -62,7 +62,7 @@ def test_sigterm_checkpoints_then_the_next_job_resumes(tmp_path: Path) -> None:
     assert second.returncode == 0
     assert events[[e["event"] for e in events].index("resumed")]["step"] == stopped_at
     steps = [e["step"] for e in events if e["event"] == "train_step"]
-    assert steps == list(range(stopped_at + 1, 301))
+    assert steps == list(range(stopped_at + 1, 121))
     metrics = json.loads((job.model_dir / "training-metrics.json").read_text())
-    assert metrics["steps"] == 300 and len(metrics["loss_history"]) == 300
+    assert metrics["steps"] == 120 and len(metrics["loss_history"]) == 120
     assert not job.failure_file.exists()
