@@ -12,10 +12,11 @@ import os
 import shutil
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from tt_trainer.progress import timestamp
 
 EPOCHS_DIR = "epochs"
 INDEX_FILE = "index.json"
@@ -24,11 +25,6 @@ KEEP = 3
 
 def checkpoint_file(epoch: int) -> str:
     return f"checkpoint-epoch-{epoch}.tar.gz"
-
-
-def _now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
@@ -85,7 +81,7 @@ class EpochCheckpoints:
                     if path.is_file():
                         archive.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
             os.replace(staging, self.root / checkpoint_file(epoch))
-        record = {**entry, "created_at": _now(), "file": checkpoint_file(epoch)}
+        record = {**entry, "created_at": timestamp(), "file": checkpoint_file(epoch)}
         kept = [k for k in self.kept if k["epoch"] != epoch] + [record]
         newest = sorted((k["epoch"] for k in kept), reverse=True)[:KEEP]
         self.kept = [k for k in kept if k["epoch"] in newest or k["epoch"] == protect]

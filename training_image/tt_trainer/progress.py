@@ -34,7 +34,7 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(
 )
 
 
-def _now() -> str:
+def timestamp() -> str:
     """ISO-8601 UTC with milliseconds, as the API writes timestamps."""
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
@@ -142,7 +142,7 @@ class ProgressReporter:
         self._print(json.dumps({"event": event, **fields}, default=str))
         # training_log.jsonl holds the stdout line (the "event" key included) plus when it was logged: the
         # workflow's training curve is drawn from it.
-        stamped = json.dumps({"event": event, **fields, "timestamp": _now()}, default=str)
+        stamped = json.dumps({"event": event, **fields, "timestamp": timestamp()}, default=str)
         if self.output_dir is not None:
             self._append_log(self.output_dir / TRAINING_LOG_FILE, stamped, step)
         self._to_mirror(lambda mirror: self._append_log(mirror / TRAINING_LOG_FILE, stamped, step))

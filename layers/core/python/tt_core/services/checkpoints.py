@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 from tt_core.errors import NotFoundError
-from tt_core.models.common import normalize_id
 from tt_core.models.runs import Checkpoint, CheckpointDownload, EpochCheckpoint, RunRecord
 from tt_core.observability import tracer
 from tt_core.ports import Clock, DownloadSigner, ObjectStore, RunRepository
 from tt_core.runs.artifacts import epoch_checkpoint_key
-from tt_core.services.run_state import RUN_NOT_FOUND
+from tt_core.services.run_state import find_run
 from tt_core.services.tuned_models import DOWNLOAD_URL_TTL
 
 CHECKPOINT_NOT_FOUND = "Checkpoint not found: the run keeps the last 3 epochs' checkpoints"
@@ -35,15 +34,8 @@ class CheckpointService:
         self._signer = signer
         self._clock = clock
 
-    def _run(self, account_id: str, run_id: str) -> RunRecord:
-        normalized = normalize_id(run_id)
-        run = self._runs.get(account_id, normalized) if normalized else None
-        if run is None:
-            raise NotFoundError(RUN_NOT_FOUND)
-        return run
-
     def list(self, account_id: str, run_id: str) -> list[Checkpoint]:
-        run = self._run(account_id, run_id)
+        run = find_run(self._runs, account_id, run_id)
         registered = registered_epoch(run)
         return [
             Checkpoint(
@@ -68,7 +60,7 @@ class CheckpointService:
 
     @tracer.capture_method
     def download(self, account_id: str, run_id: str, epoch: str) -> CheckpointDownload:
-        run = self._run(account_id, run_id)
+        run = find_run(self._runs, account_id, run_id)
         kept = self._kept(run, epoch)
         filename = f"checkpoint-epoch-{kept.epoch}.tar.gz"
         url = self._signer.presign_get(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tt_core.errors import NotFoundError
+from tt_core.models.common import normalize_id
 from tt_core.models.runs import STAGES, RunEvent, RunRecord
 from tt_core.observability import count
 from tt_core.ports import Clock, IdGenerator, RunRepository
@@ -21,6 +22,15 @@ _SAVE_ATTEMPTS = 8
 
 def stage_label(stage: str) -> str:
     return STAGES[stage][1]
+
+
+def find_run(runs: RunRepository, account_id: str, run_id: str) -> RunRecord:
+    """The account's run; a malformed, missing or other account's id is the same 404."""
+    normalized = normalize_id(run_id)
+    run = runs.get(account_id, normalized) if normalized else None
+    if run is None:
+        raise NotFoundError(RUN_NOT_FOUND)
+    return run
 
 
 class RunUpdater:

@@ -46,7 +46,7 @@ from tt_core.ports import (
 )
 from tt_core.runs.artifacts import evals_key, read_dataset_examples
 from tt_core.runs.diagnostics import diagnostics
-from tt_core.services.run_state import RUN_NOT_FOUND, RunUpdater
+from tt_core.services.run_state import RunUpdater, find_run
 from tt_core.settings import Settings
 
 _SPEC_NOT_FOUND = "Behaviour spec not found"
@@ -294,11 +294,7 @@ class RunService:
 
     # --- reads ----------------------------------------------------------------------------------
     def _run(self, account_id: str, run_id: str) -> RunRecord:
-        normalized = normalize_id(run_id)
-        run = self._runs.get(account_id, normalized) if normalized else None
-        if run is None:
-            raise NotFoundError(RUN_NOT_FOUND)
-        return run
+        return find_run(self._runs, account_id, run_id)
 
     def _evals(self, run: RunRecord) -> list[dict[str, Any]]:
         if run.eval_summary is None:
