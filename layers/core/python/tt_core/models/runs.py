@@ -159,23 +159,22 @@ class CheckpointMetrics(Model):
     valid_token_accuracy: float | None = None
 
 
-class EpochCheckpoint(Model):
-    """One kept epoch as the trainer's index lists it (training_image/README.md): `file` is its package."""
-
+class _EpochFields(Model):
     epoch: int
     step: int
     created_at: str
     metrics: CheckpointMetrics
+
+
+class EpochCheckpoint(_EpochFields):
+    """One kept epoch as the trainer's index lists it (training_image/README.md): `file` is its package."""
+
     file: str
 
 
-class Checkpoint(Model):
+class Checkpoint(_EpochFields):
     """An item of `GET /runs/:id/checkpoints` (§9.10)."""
 
-    epoch: int
-    step: int
-    created_at: str
-    metrics: CheckpointMetrics
     is_registered_model: bool
 
 

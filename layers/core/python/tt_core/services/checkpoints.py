@@ -38,13 +38,7 @@ class CheckpointService:
         run = find_run(self._runs, account_id, run_id)
         registered = registered_epoch(run)
         return [
-            Checkpoint(
-                epoch=c.epoch,
-                step=c.step,
-                created_at=c.created_at,
-                metrics=c.metrics,
-                is_registered_model=c.epoch == registered,
-            )
+            Checkpoint(**c.model_dump(exclude={"file"}), is_registered_model=c.epoch == registered)
             for c in sorted(run.checkpoints, key=lambda c: c.epoch, reverse=True)
         ]
 
