@@ -267,3 +267,15 @@ def _page() -> Any:
     from tt_core.models.common import PageQuery
 
     return PageQuery(page=1, per_page=100)
+
+
+@pytest.mark.parametrize("patience", [0, 21, "2", 1.5, True])
+def test_early_stopping_patience_outside_1_to_20_is_a_validation_error(client: Any, patience: Any) -> None:
+    spec_id = create_spec(client)
+    for path in (f"/behavior-specs/{spec_id}/runs/estimate", f"/behavior-specs/{spec_id}/runs"):
+        refused = client.post(path, {"hyperparameters": {"early_stopping_patience": patience}})
+        assert refused.status == 400, refused.json()
+        error = refused.json()["error"]
+        assert error["code"] == "validation_error"
+        assert [d["field"] for d in error["details"]] == ["hyperparameters.early_stopping_patience"]
+    assert client.get("/runs").json()["meta"]["total"] == 0  # nothing was started
