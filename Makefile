@@ -31,7 +31,7 @@ run: setup
 	$(PY) scripts/demo.py
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: setup
 	$(PY) -m ruff check .

@@ -133,3 +133,22 @@ def spec_body() -> dict[str, Any]:
     import copy
 
     return copy.deepcopy(SEED_SPEC)
+
+
+# `make test` runs the suite on two xdist workers. A file's tests stay on one worker, so its module fixtures
+# (a running local stack, a trained model) are built once; the directories whose session fixtures are
+# costly (a trained parent artifact, the synthesized stack, the browser's stack and page) stay whole on one
+# worker. (xdist's own `loadgroup` marks do not reach the scheduler under pytest 9: it renames `_nodeid`.)
+_WHOLE_DIRECTORIES = frozenset({"trainer", "infra", "browser"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileOrDirectory(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            parts = path.split("/")
+            return parts[1] if len(parts) > 2 and parts[1] in _WHOLE_DIRECTORIES else path
+
+    return ByFileOrDirectory(config, log)

@@ -35,6 +35,7 @@ from tt_core.schema import (
     ENV_TRAINING_POLL_SECONDS,
     ENV_TRAINING_PROFILES,
     ENV_TRAINING_USE_SPOT,
+    FUNCTION_RUNTIME_ENVIRONMENT,
 )
 
 # Python 3.13 everywhere: the dependency layer is built from cp313 wheels for this runtime.
@@ -127,6 +128,7 @@ def service_environment(*, config: StageConfig, table_name: str, bucket_name: st
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "LOG_LEVEL": config.log_level,
+        **FUNCTION_RUNTIME_ENVIRONMENT,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,21 @@ def _fingerprint() -> str:
 def load_template() -> dict[str, Any]:
     """The ServiceStack template, synthesized once per change of the infra code (bundling skipped)."""
     cached = CACHE_DIR / f"TunedTensor-{_fingerprint()}.template.json"
-    if cached.exists():
+    try:
         data: dict[str, Any] = json.loads(cached.read_text())
         return data
+    except FileNotFoundError:
+        pass
     from infra.app import synth_template
 
     template = synth_template()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for stale in CACHE_DIR.glob("TunedTensor-*.template.json"):
-        stale.unlink()
-    cached.write_text(json.dumps(template))
+        if stale != cached:
+            stale.unlink(missing_ok=True)
+    # Written aside and renamed: another process synthesizing at the same time (two stacks starting, the
+    # test workers) never reads a half-written file.
+    staging = cached.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(template))
+    os.replace(staging, cached)
     return template

@@ -164,6 +164,7 @@ def test_every_function_gets_the_service_environment(dev) -> None:
         "POWERTOOLS_SERVICE_NAME": "tuned-tensor",
         "POWERTOOLS_METRICS_NAMESPACE": "TunedTensor",
         "LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",  # no plugin search at the first model's build
     }
     # Only the API names the state machine; only the tasks (which start jobs) the image and the role.
     # The tasks also get the timeouts that augmentation and the judge plan their calls by.

@@ -122,6 +122,9 @@ ENV_ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"
 ENV_BEDROCK_ENABLED = "TT_BEDROCK_ENABLED"
 ENV_AUGMENTATION_MODEL = "TT_AUGMENTATION_MODEL"
 ENV_JUDGE_MODEL = "TT_JUDGE_MODEL"
+# Set on every Lambda function. The stack uses no pydantic plugin, and looking for one reads the metadata of
+# every installed distribution when the first model is built: a cold start's cost (bench/api_cold_import.py).
+FUNCTION_RUNTIME_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # The Prepare and Evaluate tasks' timeouts: augmentation and the judge plan their calls to fit them.
 ENV_PREPARE_TIMEOUT_SECONDS = "TT_PREPARE_TIMEOUT_SECONDS"
 ENV_EVALUATE_TIMEOUT_SECONDS = "TT_EVALUATE_TIMEOUT_SECONDS"
