@@ -103,7 +103,10 @@ class ServiceStack(Stack):
                 **{f"Run{state}": function for state, function in self.workflow.functions.items()},
                 "RunExecutionEnded": self.workflow.execution_ended,
             },
-            dead_letter_queues={"DatasetValidator": self.ingest.dead_letter_queue},
+            dead_letter_queues={
+                "DatasetValidator": self.ingest.dead_letter_queue,
+                "RunExecutionEnded": self.workflow.execution_ended_dead_letters,
+            },
             state_machines={"RunWorkflow": self.workflow.state_machine},
         )
 

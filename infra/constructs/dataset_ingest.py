@@ -5,15 +5,13 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import nag
 from infra.config import StageConfig
-from infra.constructs.lambda_defaults import FunctionDefaults, make_function
+from infra.constructs.lambda_defaults import FunctionDefaults, dead_lettered, make_function
 from tt_core.schema import ACCOUNTS_PREFIX, DATASET_OBJECT_SUFFIX, PENDING_UPLOAD_TAG
 
 VALIDATOR_HANDLER = "functions.dataset_validation.handler.lambda_handler"
@@ -38,13 +36,6 @@ class DatasetIngest(Construct):
         bucket: s3.Bucket,
     ) -> None:
         super().__init__(scope, id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
         self.validator = make_function(
             self,
             "Validator",
@@ -54,16 +45,7 @@ class DatasetIngest(Construct):
             timeout=Duration.seconds(config.validator_timeout_seconds),
             description="Tuned Tensor dataset validator (S3 ObjectCreated of uploads)",
         )
-        # Lambda's own retries for asynchronous invocations, then the dead-letter queue.
-        self.validator.configure_async_invoke(retry_attempts=2, max_event_age=Duration.hours(6))
-        cfn_function = self.validator.node.default_child
-        assert isinstance(cfn_function, lambda_.CfnFunction)
-        # Naming the queue here is also what satisfies cdk-nag's SQS3 (a queue that is some
-        # function's dead-letter queue needs no dead-letter queue of its own).
-        cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
-            target_arn=self.dead_letter_queue.queue_arn
-        )
-        self.dead_letter_queue.grant_send_messages(self.validator)
+        self.dead_letter_queue = dead_lettered(self.validator, "DeadLetters", retry_attempts=2)
 
         table.grant_read_write_data(self.validator)
         # It reads uploads and clears their pending tag; it never writes or deletes objects.

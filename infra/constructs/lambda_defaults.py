@@ -14,6 +14,7 @@ from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import bytecode, nag
@@ -201,3 +202,25 @@ def make_function(
         "handlers are tested on it; the runtime moves together with the layer build, not on its own.",
     )
     return function
+
+
+def dead_lettered(function: lambda_.Function, id: str, *, retry_attempts: int) -> sqs.Queue:
+    """Asynchronous invocations of `function`: Lambda's own retries for up to 6 hours, then a dead-letter
+    queue that keeps the event 14 days (Observability raises an alarm on its first message)."""
+    scope = function.node.scope
+    assert isinstance(scope, Construct)
+    queue = sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,  # Lambda sends without a KMS key grant
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    function.configure_async_invoke(retry_attempts=retry_attempts, max_event_age=Duration.hours(6))
+    cfn_function = function.node.default_child
+    assert isinstance(cfn_function, lambda_.CfnFunction)
+    # Naming the queue here is also what satisfies cdk-nag's SQS3 (a queue that is some function's
+    # dead-letter queue needs no dead-letter queue of its own).
+    cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(target_arn=queue.queue_arn)
+    queue.grant_send_messages(function)
+    return queue

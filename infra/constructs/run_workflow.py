@@ -24,7 +24,7 @@ from constructs import Construct, IConstruct
 
 from infra import nag
 from infra.config import StageConfig
-from infra.constructs.lambda_defaults import FunctionDefaults, make_function
+from infra.constructs.lambda_defaults import FunctionDefaults, dead_lettered, make_function
 from tt_core.schema import (
     ACCOUNTS_PREFIX,
     BASE_MODELS_PREFIX,
@@ -274,7 +274,18 @@ class RunWorkflow(Construct):
                 },
             ),
         )
-        rule.add_target(targets.LambdaFunction(function, retry_attempts=4, max_event_age=Duration.hours(6)))
+        # An event that could not be delivered (EventBridge's retries) or whose invocations all failed
+        # (Lambda's) lands in one queue, with an alarm: that run stays active until an operator acts.
+        self.execution_ended_dead_letters = dead_lettered(
+            function, "ExecutionEndedDeadLetters", retry_attempts=2
+        )
+        target = targets.LambdaFunction(
+            function,
+            retry_attempts=4,
+            max_event_age=Duration.hours(6),
+            dead_letter_queue=self.execution_ended_dead_letters,
+        )
+        rule.add_target(target)
         return function
 
     def grant_run_control(self, function: lambda_.Function) -> None:

@@ -157,7 +157,11 @@ def test_no_validator_timeout_outlives_the_validation_lease() -> None:
 def test_failed_invocations_are_retried_twice_then_dead_lettered(dev) -> None:
     validator_id, props = _validator(dev)
     assert props["DeadLetterConfig"] == {"TargetArn": _get_att(_queue_id(dev))}
-    _, invoke_config = dev.only("AWS::Lambda::EventInvokeConfig")
+    [invoke_config] = [
+        c
+        for c in dev.resources("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": validator_id}
+    ]
     assert invoke_config["Properties"] == {
         "FunctionName": {"Ref": validator_id},
         "Qualifier": "$LATEST",
@@ -199,8 +203,7 @@ def test_validator_errors_raise_an_alarm_on_the_topic(dev) -> None:
 
 
 def test_dead_letter_queue_is_encrypted_and_keeps_events_two_weeks(dev) -> None:
-    (queue,) = dev.resources("AWS::SQS::Queue").values()
-    props = queue["Properties"]
+    props = dev.resources("AWS::SQS::Queue")[_queue_id(dev)]["Properties"]
     # SSE-SQS: Lambda can send to it without a KMS key grant.
     assert props["SqsManagedSseEnabled"] is True
     assert "KmsMasterKeyId" not in props
@@ -210,8 +213,11 @@ def test_dead_letter_queue_is_encrypted_and_keeps_events_two_weeks(dev) -> None:
 
 def test_dead_letter_queue_refuses_plain_http(dev) -> None:
     queue_id = _queue_id(dev)
-    _, policy = dev.only("AWS::SQS::QueuePolicy")
-    assert policy["Properties"]["Queues"] == [{"Ref": queue_id}]
+    [policy] = [
+        p
+        for p in dev.resources("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
+    ]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement == {
         "Action": "sqs:*",

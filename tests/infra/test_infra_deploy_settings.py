@@ -126,3 +126,38 @@ def test_a_run_whose_execution_ends_outside_its_states_is_failed(dev: Synth) -> 
         if p["Properties"]["Principal"] == "events.amazonaws.com"
     ]
     assert json.dumps(permissions).count(dev.logical_id(function)) >= 1
+
+
+def test_an_execution_end_that_could_not_be_recorded_is_dead_lettered(dev: Synth) -> None:
+    """Undelivered (EventBridge's 4 retries) or failed (Lambda's 2 retries): one queue, kept 14 days."""
+    _, rule = dev.only("AWS::Events::Rule")
+    [target] = rule["Properties"]["Targets"]
+    function = dev.stack.workflow.execution_ended
+    queue_id = dev.logical_id(dev.stack.workflow.execution_ended_dead_letters)
+    queue_arn = {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": queue_arn}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 6 * 3600}
+    assert dev.functions()[dev.logical_id(function)]["DeadLetterConfig"] == {"TargetArn": queue_arn}
+    [invoke_config] = [
+        c["Properties"]
+        for c in dev.resources("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": dev.logical_id(function)}
+    ]
+    assert (invoke_config["MaximumRetryAttempts"], invoke_config["MaximumEventAgeInSeconds"]) == (2, 6 * 3600)
+    queue = dev.resources("AWS::SQS::Queue")[queue_id]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # EventBridge may send this rule's events to it; the function may send; plain HTTP is refused.
+    [policy] = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in dev.resources("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
+    ]
+    events = [s for s in policy if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in events] == [
+        {"Fn::GetAtt": [dev.only("AWS::Events::Rule")[0], "Arn"]}
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy
+    )
+    sends = {a for s in _statements(dev, function) for a in _actions(s) if a.startswith("sqs:")}
+    assert "sqs:SendMessage" in sends

@@ -15,6 +15,8 @@ def _alarms(synth) -> dict[str, dict[str, Any]]:
         key = props["MetricName"]
         if key == "Errors":
             key = f"Errors:{props['Dimensions'][0]['Value']['Ref']}"
+        if key == "ApproximateNumberOfMessagesVisible":
+            key = f"DeadLetters:{props['Dimensions'][0]['Value']['Fn::GetAtt'][0]}"
         alarms[key] = props
     return alarms
 
@@ -23,19 +25,27 @@ def test_fourteen_alarms_all_notify_the_topic(dev) -> None:
     # API 5xx, 429s, 9 function error alarms, dead letters, failed and timed-out runs.
     topic_id, _ = dev.only("AWS::SNS::Topic")
     alarms = _alarms(dev)
-    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 14
+    assert len(dev.resources("AWS::CloudWatch::Alarm")) == len(alarms) == 15
     for name, props in alarms.items():
         assert props["AlarmActions"] == [{"Ref": topic_id}]
         assert props["TreatMissingData"] == "notBreaching"
-        assert props["Statistic"] == ("Maximum" if name == "ApproximateNumberOfMessagesVisible" else "Sum")
+        assert props["Statistic"] == ("Maximum" if name.startswith("DeadLetters:") else "Sum")
         assert props["Period"] == 300
 
 
 def test_any_dead_letter_raises_an_alarm(dev) -> None:
-    queue_id, _ = dev.only("AWS::SQS::Queue")
-    props = _alarms(dev)["ApproximateNumberOfMessagesVisible"]
-    assert props["Namespace"] == "AWS/SQS" and props["Threshold"] == 1
-    assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    queues = dev.resources("AWS::SQS::Queue")
+    # The dataset validator's and the ExecutionEnded function's: every queue is some function's dead letters.
+    assert set(queues) == {
+        dev.logical_id(dev.stack.ingest.dead_letter_queue),
+        dev.logical_id(dev.stack.workflow.execution_ended_dead_letters),
+    }
+    for queue_id in queues:
+        props = _alarms(dev)[f"DeadLetters:{queue_id}"]
+        assert props["Namespace"] == "AWS/SQS" and props["Threshold"] == 1
+        assert props["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+        ]
 
 
 def test_api_5xx_alarm_watches_the_api_stage(dev) -> None:
