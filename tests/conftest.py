@@ -140,16 +140,6 @@ def spec_body() -> dict[str, Any]:
 # costly (a trained parent artifact, the synthesized stack, the browser's stack and page) stay whole on one
 # worker. (xdist's own `loadgroup` marks do not reach the scheduler under pytest 9: it renames `_nodeid`.)
 _WHOLE_DIRECTORIES = frozenset({"trainer", "infra", "browser"})
-# Files are handed out in this order, the slowest first (a file of end-to-end runs takes minutes): otherwise
-# xdist hands out the files with most tests first, and the suite ends with one worker running a long file
-# while the other idles.
-_DIRECTORY_ORDER = ("e2e", "integration", "browser", "trainer", "cli", "local", "serving", "infra", "unit")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    root = Path(__file__).parent
-    rank = {name: position for position, name in enumerate(_DIRECTORY_ORDER)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(root).parts[0], len(rank)))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -161,5 +151,4 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             parts = path.split("/")
             return parts[1] if len(parts) > 2 and parts[1] in _WHOLE_DIRECTORIES else path
 
-    config.option.loadscopereorder = False  # in the order above
     return ByFileOrDirectory(config, log)
