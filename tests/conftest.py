@@ -25,6 +25,11 @@ os.environ.update(
     # stdout. The metrics tests switch them on.
     POWERTOOLS_METRICS_DISABLED="true",
 )
+# `make test` runs two workers on a machine of two cores: one compute thread each for torch, here and in every
+# stack and trainer a worker starts. Otherwise two trainers' threads outnumber the cores and a tiny run that
+# takes 35 s alone took over 4 minutes beside another (seen in CI).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @contextmanager
