@@ -27,7 +27,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from tt_core.schema import FUNCTION_RUNTIME_ENVIRONMENT as FUNCTION_ENVIRONMENT
+from tt_core.schema import FUNCTION_RUNTIME_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 10
@@ -134,7 +134,7 @@ def cold_import_ms(code: str, layer: Path) -> float:
     start-up is not theirs, and an execution environment is never torn down during a request)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
-        **FUNCTION_ENVIRONMENT,
+        **FUNCTION_RUNTIME_ENVIRONMENT,
         "PYTHONPATH": str(layer),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
@@ -167,18 +167,22 @@ def main() -> None:
                 samples[key].append(cold_import_ms(code, layer))
     median = {key: statistics.median(values) for key, values in samples.items()}
     spread = {key: max(values) - min(values) for key, values in samples.items()}
-    ratio = {mode: median[(mode, HANDLER)] / median[(mode, BASELINE)] for mode in MODES}
+
+    def ratios(numerator: str, denominator: str) -> dict[str, float]:
+        return {mode: median[(mode, numerator)] / median[(mode, denominator)] for mode in MODES}
+
+    ratio, floor = ratios(HANDLER, BASELINE), ratios(REFERENCE, BASELINE)
+    to_reference = ratios(HANDLER, REFERENCE)
     print(f"{'mode':<12} {'module':<34} {'median import (ms)':>20} {'spread (ms)':>12}")
     for (mode, name), value in median.items():
         print(f"{mode:<12} {name:<34} {value:>20.1f} {spread[(mode, name)]:>12.1f}")
-    for mode in MODES:
-        print(f"{mode:<12} {f'handler / baseline (target ≤ {TARGET_RATIO})':<34} {ratio[mode]:>20.2f}")
-    for mode in MODES:
-        floor = median[(mode, REFERENCE)] / median[(mode, BASELINE)]
-        print(f"{mode:<12} {'reference / baseline (the floor)':<34} {floor:>20.2f}")
-    for mode in MODES:
-        reference = median[(mode, HANDLER)] / median[(mode, REFERENCE)]
-        print(f"{mode:<12} {'handler / validation reference':<34} {reference:>20.2f}")
+    for label, values in (
+        (f"handler / baseline (target ≤ {TARGET_RATIO})", ratio),
+        ("reference / baseline (the floor)", floor),
+        ("handler / validation reference", to_reference),
+    ):
+        for mode in MODES:
+            print(f"{mode:<12} {label:<34} {values[mode]:>20.2f}")
     gain = median[("no bytecode", HANDLER)] / median[("bytecode", HANDLER)]
     print(f"{'':<12} {'handler: no bytecode / bytecode':<34} {gain:>20.2f}")
     if args.against:
@@ -192,12 +196,8 @@ def main() -> None:
         "median_ms": {mode: {n: v for (m, n), v in median.items() if m == mode} for mode in MODES},
         "spread_ms": {mode: {n: v for (m, n), v in spread.items() if m == mode} for mode in MODES},
         "ratio_to_baseline": ratio,
-        "reference_to_baseline": {
-            mode: median[(mode, REFERENCE)] / median[(mode, BASELINE)] for mode in MODES
-        },
-        "ratio_to_validation_reference": {
-            mode: median[(mode, HANDLER)] / median[(mode, REFERENCE)] for mode in MODES
-        },
+        "reference_to_baseline": floor,
+        "ratio_to_validation_reference": to_reference,
         "target_ratio": TARGET_RATIO,
         "handler_no_bytecode_over_bytecode": gain,
     }
